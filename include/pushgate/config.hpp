@@ -1,0 +1,148 @@
+#pragma once
+/// The configuration: JSON files (with includes) validated against
+/// schemas/config.schema.json, then checked for meaning. Errors carry the
+/// JSON pointer (and line/column for syntax errors) of what is wrong.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pushgate/status.hpp>
+
+namespace pushgate::config {
+
+struct Tree {
+  std::string name;
+  std::string upstream;        ///< URL, or absolute path
+  std::string mirror;          ///< absolute path of the bare mirror
+  std::string push_url;        ///< where tested refs are pushed
+  std::string frozen_pattern;  ///< e.g. "osstest/frozen/{branch}"
+  std::string gate;            ///< branch whose tested ref others use; may be empty
+
+  /// Frozen ref name for one consumer branch.
+  std::string frozen_ref(const std::string& branch) const;
+};
+
+/// Where a branch takes a tree that is not under test.
+struct Source {
+  enum class Kind { tested_of, ref };
+  Kind kind = Kind::ref;
+  std::string value;  ///< a branch name or a ref name
+};
+
+struct Branch {
+  std::string name;
+  std::string tree;  ///< the tree under test
+  std::string input;
+  std::string tested;
+  bool push = true;
+  std::string push_url;  ///< default: the tree's push_url
+  bool always_run = false;
+  int priority = 0;
+  std::vector<std::string> trees;  ///< other trees it needs (resolved: never empty of defaults)
+  std::map<std::string, Source> sources;
+  std::vector<std::string> jobs;  ///< resolved: all jobs when not configured
+  std::vector<std::string> allow;
+  std::string cron;
+  int poll_seconds = 0;
+};
+
+struct Step {
+  std::string testid;
+  std::string run;  ///< command, or empty for a built-in op
+  std::string op;   ///< "libvirt:start", ... or empty
+  std::string role = "host";
+  int timeout = 3600;
+  std::string on_failure = "fail";  ///< fail or broken
+  bool always = false;
+};
+
+struct Recipe {
+  std::string name;
+  std::vector<Step> steps;
+};
+
+struct Job {
+  std::string name;
+  std::string kind = "test";  ///< build or test; default build when the name starts with "build-"
+  std::string recipe;
+  std::vector<std::string> depends;
+  std::map<std::string, std::vector<std::string>> hosts;  ///< role -> flags
+  std::map<std::string, std::string> runvars;
+};
+
+struct Host {
+  std::string name;
+  std::string kind;  ///< local, baremetal, libvirt
+  std::vector<std::string> flags;
+  std::string uri;
+  std::string address;
+  std::string ssh_user = "root";
+  int ssh_port = 22;
+  std::string ssh_key, known_hosts;
+  std::string power_command, console_command, pxe_template, pxe_dir;
+  std::string password_file, password_env;
+};
+
+struct Daemon {
+  std::string database;   ///< absolute path
+  std::string state_dir;  ///< absolute path
+  std::string listen = "127.0.0.1:8480";
+  std::string log_level = "info";
+  std::string api_token_file, api_token_env;
+  bool read_requires_token = false;
+  std::string time_zone = "UTC";
+  int starve_after_seconds = 3600;
+  int quarantine_after = 3;
+  bool retest_regressions = true;
+  int max_parallel_jobs = 4;
+};
+
+struct Config {
+  std::string path;  ///< the main file
+  std::string dir;   ///< its directory; relative paths are resolved against it
+  Daemon daemon;
+  std::vector<Tree> trees;
+  std::vector<Branch> branches;
+  std::map<std::string, Recipe> recipes;
+  std::vector<Job> jobs;
+  std::vector<Host> hosts;
+  std::vector<std::string> allow;
+
+  const Tree* find_tree(const std::string& name) const;
+  const Branch* find_branch(const std::string& name) const;
+  const Job* find_job(const std::string& name) const;
+  const Host* find_host(const std::string& name) const;
+};
+
+/// One problem found in the configuration.
+struct Diagnostic {
+  std::string file;     ///< the file it is in (for syntax errors and include problems)
+  std::string pointer;  ///< JSON pointer in the merged document, "" for the whole document
+  int line = 0, column = 0;
+  std::string message;
+  bool warning = false;
+  /// "config: FILE:LINE:COL: /pointer: message"
+  std::string to_string() const;
+};
+
+struct LoadResult {
+  std::optional<Config> config;  ///< set only when there are no errors
+  std::vector<Diagnostic> errors;
+  std::vector<Diagnostic> warnings;
+};
+
+/// Read, merge includes, validate against the schema and check meaning.
+LoadResult load(const std::string& path);
+/// The same from text already in memory (`path` names it in messages and
+/// anchors relative paths; includes are read relative to it).
+LoadResult load_text(const std::string& text, const std::string& path);
+
+/// The JSON Schema the config is validated against (schemas/config.schema.json).
+const std::string& schema_text();
+
+/// A Status summarising a failed LoadResult (first errors, count).
+Status to_status(const LoadResult& result);
+
+}  // namespace pushgate::config

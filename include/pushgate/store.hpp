@@ -1,0 +1,145 @@
+#pragma once
+/// The embedded SQLite store: every flight, job, step, runvar, host use,
+/// frozen-ref change and push. All SQL lives behind this header.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pushgate/ids.hpp>
+#include <pushgate/status.hpp>
+
+namespace pushgate::store {
+
+struct StoreOptions {
+  std::string path;               ///< database file; its directory must exist
+  bool create_if_missing = true;  ///< false: not_found when the file is absent
+  int busy_timeout_ms = 10000;
+};
+
+/// Seconds since the epoch, UTC.
+std::int64_t now();
+
+struct Flight {
+  FlightId id;
+  std::string branch;
+  std::string blessing;  ///< real, real-retest, real-bisect, adhoc, play
+  std::string intended;
+  std::int64_t created = 0;
+  std::optional<std::int64_t> started, finished;
+  std::string outcome;  ///< empty until decided
+};
+
+struct Job {
+  FlightId flight;
+  std::string job;
+  std::string recipe;
+  std::string status = "queued";
+  std::string status_reason;
+};
+
+struct Step {
+  FlightId flight;
+  std::string job;
+  int stepno = 0;
+  std::string testid;
+  std::string status;
+  std::optional<std::int64_t> started, finished;
+  std::string log_path;
+};
+
+struct Runvar {
+  std::string job;
+  std::string name;
+  std::string value;
+  bool synth = false;
+};
+
+/// A new flight with its jobs and their input runvars, written in one transaction.
+struct NewFlight {
+  std::string branch;
+  std::string blessing = "real";
+  std::string intended = "real";
+  std::vector<Job> jobs;         ///< flight field ignored
+  std::vector<Runvar> runvars;   ///< job names must be among `jobs`
+};
+
+struct Host {
+  std::string host;
+  std::string kind;
+  std::string state = "enabled";
+  std::string state_reason;
+  int consecutive_broken = 0;
+  std::optional<FlightId> held_flight;
+  std::string held_job;
+  std::vector<std::string> flags;
+};
+
+struct FrozenChange {
+  std::int64_t id = 0;
+  std::string tree, branch, ref;
+  std::string action;  ///< add, move, force-move, remove
+  std::string old_rev, new_rev, describe;
+  std::string who, reason;
+  std::int64_t at = 0;
+};
+
+struct FlightFilter {
+  std::string branch;                 ///< empty: all
+  std::vector<std::string> blessings; ///< empty: all
+  std::string outcome;                ///< empty: all
+  int limit = 50;
+  std::optional<std::int64_t> before;  ///< flight number, for paging
+};
+
+class Store {
+ public:
+  /// Open (creating if allowed) and migrate to the latest schema in one
+  /// transaction. A database newer than this binary is refused.
+  static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
+  /// Schema version this binary writes.
+  static int latest_schema_version();
+
+  virtual ~Store() = default;
+  virtual int schema_version() const = 0;
+  virtual const std::string& path() const = 0;
+
+  // Flights, jobs, steps, runvars.
+  virtual Result<FlightId> create_flight(const NewFlight& flight) = 0;
+  virtual Result<Flight> get_flight(FlightId id) const = 0;
+  virtual Result<std::vector<Flight>> list_flights(const FlightFilter& filter) const = 0;
+  virtual Result<void> set_flight_times(FlightId id, std::optional<std::int64_t> started,
+                                        std::optional<std::int64_t> finished) = 0;
+  virtual Result<void> set_flight_outcome(FlightId id, const std::string& outcome) = 0;
+  virtual Result<std::vector<Job>> list_jobs(FlightId id) const = 0;
+  virtual Result<void> set_job_status(FlightId id, const std::string& job, const std::string& status,
+                                      const std::string& reason) = 0;
+  virtual Result<std::vector<Step>> list_steps(FlightId id) const = 0;
+  /// Insert or replace one step row.
+  virtual Result<void> put_step(const Step& step) = 0;
+  /// All runvars of a flight; `job` empty: every job.
+  virtual Result<std::vector<Runvar>> list_runvars(FlightId id, const std::string& job = {}) const = 0;
+  virtual Result<void> set_runvar(FlightId id, const Runvar& var) = 0;
+
+  // Hosts.
+  /// Make the hosts table match the configured hosts: insert new ones,
+  /// update kind and flags, keep state; hosts no longer configured are disabled.
+  virtual Result<void> sync_hosts(const std::vector<Host>& configured) = 0;
+  virtual Result<std::vector<Host>> list_hosts() const = 0;
+  virtual Result<void> set_host_state(const std::string& host, const std::string& state,
+                                      const std::string& reason) = 0;
+
+  // Frozen-ref audit.
+  virtual Result<void> record_frozen_change(const FrozenChange& change) = 0;
+  /// Newest first; empty tree/branch: all.
+  virtual Result<std::vector<FrozenChange>> frozen_history(const std::string& tree, const std::string& branch,
+                                                           int limit) const = 0;
+
+ protected:
+  Store() = default;
+};
+
+}  // namespace pushgate::store

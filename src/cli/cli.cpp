@@ -1,0 +1,97 @@
+// Entry point of the command line: global options, subcommands, exit codes.
+
+#include <pushgate/cli.hpp>
+
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+
+#include "context.hpp"
+
+namespace pushgate::cli {
+
+const config::Config& Context::config() {
+  if (config_) return *config_;
+  if (config_path.empty()) {
+    print_error(Status::invalid_argument("no configuration given",
+                                         "pass --config PATH or set PUSHGATE_CONFIG"));
+    throw ExitError{kUsage};
+  }
+  config::LoadResult r = config::load(config_path);
+  for (const auto& w : r.warnings) std::cerr << w.to_string() << "\n";
+  if (!r.config) {
+    for (const auto& e : r.errors) std::cerr << e.to_string() << "\n";
+    std::cerr << "pushgate: " << r.errors.size() << " configuration error" << (r.errors.size() == 1 ? "" : "s")
+              << "; nothing was changed\n";
+    throw ExitError{kUsage};
+  }
+  config_ = std::move(*r.config);
+  return *config_;
+}
+
+std::string Context::database_path() { return db_path.empty() ? config().daemon.database : db_path; }
+
+store::Store& Context::store() {
+  if (store_) return *store_;
+  std::string path = database_path();
+  store_ = must(store::Store::open({path}));
+  return *store_;
+}
+
+void print_error(const Status& s) {
+  std::cerr << "pushgate: error: " << s.message() << "\n";
+  if (!s.hint().empty()) std::cerr << "  hint: " << s.hint() << "\n";
+}
+
+void fail(const Status& s, int code) {
+  print_error(s);
+  throw ExitError{code};
+}
+
+void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
+
+std::string age(std::int64_t when) {
+  std::int64_t d = store::now() - when;
+  if (d < 0) d = 0;
+  if (d < 120) return std::to_string(d) + "s ago";
+  if (d < 7200) return std::to_string(d / 60) + "m ago";
+  if (d < 172800) return std::to_string(d / 3600) + "h ago";
+  return std::to_string(d / 86400) + "d ago";
+}
+
+int run(int argc, char** argv) {
+  Context ctx;
+  if (const char* env = std::getenv("PUSHGATE_CONFIG")) ctx.config_path = env;
+  if (const char* u = std::getenv("SUDO_USER")) ctx.who = u;
+  else if (const char* u2 = std::getenv("USER")) ctx.who = u2;
+  else ctx.who = "unknown";
+
+  CLI::App app{"pushgate: push-gate CI for projects made of several git trees.\n"
+               "Resolves revisions, runs flights of jobs on test hosts, records results,\n"
+               "and fast-forwards a branch's tested ref only when nothing regressed."};
+  app.set_version_flag("--version", std::string("pushgate ") + PUSHGATE_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.option_defaults()->always_capture_default();
+  app.add_option("-c,--config", ctx.config_path, "configuration file (default: $PUSHGATE_CONFIG)");
+  app.add_option("--db", ctx.db_path, "SQLite database (default: daemon.database of the config)");
+  app.add_option("--as", ctx.who, "name recorded in audit records (default: $SUDO_USER or $USER)");
+
+  add_config_commands(app, ctx);
+  add_revision_commands(app, ctx);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kOk : kUsage;
+  } catch (const ExitError& e) {
+    return e.code;
+  } catch (const std::exception& e) {
+    print_error(Status::internal(e.what()));
+    return kFailure;
+  }
+  return kOk;
+}
+
+}  // namespace pushgate::cli

@@ -1,0 +1,68 @@
+#pragma once
+// Private to src/cli: what every command needs — the global options, the
+// loaded config and the open store, each made once on first use — and the
+// one place where a Status becomes a message and an exit code.
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <pushgate/config.hpp>
+#include <pushgate/status.hpp>
+#include <pushgate/store.hpp>
+
+namespace pushgate::cli {
+
+enum Exit { kOk = 0, kFailure = 1, kUsage = 2, kNotTolerable = 3 };
+
+/// Thrown by commands to leave with an exit code after printing.
+struct ExitError {
+  int code;
+};
+
+class Context {
+ public:
+  std::string config_path;
+  std::string db_path;
+  std::string who;  ///< for audit records: --as, else $SUDO_USER/$USER
+
+  /// The validated config; on errors prints them all and throws ExitError{2}.
+  const config::Config& config();
+  /// The open store (migrated); on failure prints and throws ExitError{1}.
+  store::Store& store();
+  /// Database path: --db, else daemon.database of the config.
+  std::string database_path();
+
+ private:
+  std::optional<config::Config> config_;
+  std::unique_ptr<store::Store> store_;
+};
+
+/// Print "pushgate: error: ..." (and the hint) to stderr.
+void print_error(const Status& s);
+/// Exit code for a Status: invalid_argument/not_found of user input -> 2 is
+/// decided by the caller; this maps everything else to 1.
+[[noreturn]] void fail(const Status& s, int code = kFailure);
+/// Unwrap a Result or fail with its status.
+template <typename T>
+T must(Result<T> r, int code = kFailure) {
+  if (!r) fail(r.error(), code);
+  return std::move(r).value();
+}
+inline void must(Result<void> r, int code = kFailure) {
+  if (!r) fail(r.error(), code);
+}
+
+/// Print JSON (pretty) to stdout.
+void print_json(const nlohmann::json& j);
+
+/// "3h ago", "2d ago" from a unix time.
+std::string age(std::int64_t when);
+
+void add_config_commands(CLI::App& app, Context& ctx);
+void add_revision_commands(CLI::App& app, Context& ctx);
+
+}  // namespace pushgate::cli

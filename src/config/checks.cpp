@@ -1,0 +1,241 @@
+#include "checks.hpp"
+
+#include <pushgate/git.hpp>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <set>
+
+namespace pushgate::config {
+namespace {
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+template <typename T>
+std::vector<std::string> names_of(const std::vector<T>& v) {
+  std::vector<std::string> out;
+  for (const T& x : v) out.push_back(x.name);
+  return out;
+}
+
+std::string known_list(const std::vector<std::string>& known) {
+  if (known.empty()) return "none are configured";
+  std::string out = "known: ";
+  for (std::size_t i = 0; i < known.size(); ++i) out += (i ? ", " : "") + known[i];
+  return out;
+}
+
+struct Checker {
+  const Config& c;
+  std::vector<Diagnostic> out;
+
+  void error(const std::string& ptr, const std::string& msg) { out.push_back({"", ptr, 0, 0, msg, false}); }
+  void warning(const std::string& ptr, const std::string& msg) { out.push_back({"", ptr, 0, 0, msg, true}); }
+
+  void unknown(const std::string& ptr, const std::string& what, const std::string& name,
+               const std::vector<std::string>& known) {
+    std::string hint = did_you_mean(name, known);
+    error(ptr, "unknown " + what + " \"" + name + "\" (" + (hint.empty() ? known_list(known) : hint) + ")");
+  }
+
+  template <typename T>
+  void unique(const std::vector<T>& v, const std::string& key, const std::string& what) {
+    std::map<std::string, std::size_t> first;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      auto [it, fresh] = first.emplace(v[i].name, i);
+      if (!fresh) {
+        error("/" + key + "/" + std::to_string(i) + "/name",
+              "duplicate " + what + " name \"" + v[i].name + "\" (first at /" + key + "/" + std::to_string(it->second) + ")");
+      }
+    }
+  }
+
+  void ref_name(const std::string& ptr, const std::string& ref) {
+    if (!git::is_valid_ref_name(ref)) error(ptr, "invalid git ref name \"" + ref + "\"");
+  }
+
+  void run() {
+    unique(c.trees, "trees", "tree");
+    unique(c.branches, "branches", "branch");
+    unique(c.jobs, "jobs", "job");
+    unique(c.hosts, "hosts", "host");
+    auto trees = names_of(c.trees);
+    auto branches = names_of(c.branches);
+    auto jobs = names_of(c.jobs);
+
+    for (std::size_t i = 0; i < c.trees.size(); ++i) {
+      const Tree& t = c.trees[i];
+      std::string p = "/trees/" + std::to_string(i);
+      if (!git::is_valid_ref_name(t.frozen_ref("example-branch"))) {
+        error(p + "/frozen_pattern", "pattern \"" + t.frozen_pattern + "\" does not make a valid git ref name");
+      }
+      if (!t.gate.empty()) {
+        const Branch* g = c.find_branch(t.gate);
+        if (!g) unknown(p + "/gate", "branch", t.gate, branches);
+        else if (g->tree != t.name) error(p + "/gate", "branch \"" + t.gate + "\" tests tree \"" + g->tree + "\", not \"" + t.name + "\"");
+      }
+    }
+
+    for (std::size_t i = 0; i < c.branches.size(); ++i) {
+      const Branch& b = c.branches[i];
+      std::string p = "/branches/" + std::to_string(i);
+      if (!c.find_tree(b.tree)) unknown(p + "/tree", "tree", b.tree, trees);
+      ref_name(p + "/input", b.input);
+      ref_name(p + "/tested", b.tested);
+      if (git::qualify_ref(b.input) == git::qualify_ref(b.tested)) {
+        error(p + "/tested", "the tested ref must differ from the input ref \"" + b.input + "\"");
+      }
+      for (std::size_t k = 0; k < b.trees.size(); ++k) {
+        if (!c.find_tree(b.trees[k])) unknown(p + "/trees/" + std::to_string(k), "tree", b.trees[k], trees);
+      }
+      for (const auto& [tree, src] : b.sources) {
+        std::string sp = p + "/sources/" + tree;
+        if (!c.find_tree(tree)) {
+          unknown(sp, "tree", tree, trees);
+          continue;
+        }
+        if (src.kind == Source::Kind::tested_of) {
+          const Branch* other = c.find_branch(src.value);
+          if (!other) unknown(sp + "/tested-of", "branch", src.value, branches);
+          else if (other->tree != tree) {
+            error(sp + "/tested-of", "branch \"" + src.value + "\" tests tree \"" + other->tree + "\", not \"" + tree + "\"");
+          }
+        } else {
+          ref_name(sp + "/ref", src.value);
+        }
+      }
+      // Every tree the branch needs must have a revision source.
+      std::vector<std::string> needed = b.trees.empty() ? trees : b.trees;
+      for (const std::string& t : needed) {
+        if (!c.find_tree(b.tree)) break;  // already reported; every tree would look unsourced
+        if (t == b.tree || b.sources.count(t) || !c.find_tree(t)) continue;
+        if (!default_gate(t)) {
+          error(p, "no revision source for tree \"" + t + "\": add sources." + t +
+                       " ({\"tested-of\": BRANCH} or {\"ref\": NAME}), a branch named \"" + t + "\", or trees[].gate");
+        }
+      }
+      for (std::size_t k = 0; k < b.jobs.size(); ++k) {
+        if (!c.find_job(b.jobs[k])) unknown(p + "/jobs/" + std::to_string(k), "job", b.jobs[k], jobs);
+      }
+    }
+
+    std::vector<std::string> recipes;
+    for (const auto& [name, r] : c.recipes) recipes.push_back(name);
+    for (const auto& [name, r] : c.recipes) {
+      std::set<std::string> testids;
+      for (std::size_t k = 0; k < r.steps.size(); ++k) {
+        if (r.steps[k].run.empty() == r.steps[k].op.empty()) {
+          error("/recipes/" + name + "/steps/" + std::to_string(k),
+                "a step needs exactly one of \"run\" (a command) or \"op\" (a built-in host operation)");
+        }
+        if (!testids.insert(r.steps[k].testid).second) {
+          error("/recipes/" + name + "/steps/" + std::to_string(k) + "/testid",
+                "duplicate testid \"" + r.steps[k].testid + "\" in recipe \"" + name + "\"");
+        }
+      }
+    }
+    for (std::size_t i = 0; i < c.jobs.size(); ++i) {
+      const Job& j = c.jobs[i];
+      std::string p = "/jobs/" + std::to_string(i);
+      auto recipe = c.recipes.find(j.recipe);
+      if (recipe == c.recipes.end()) unknown(p + "/recipe", "recipe", j.recipe, recipes);
+      for (std::size_t k = 0; k < j.depends.size(); ++k) {
+        if (!c.find_job(j.depends[k])) unknown(p + "/depends/" + std::to_string(k), "job", j.depends[k], jobs);
+      }
+      for (const auto& [role, flags] : j.hosts) {
+        bool any = std::any_of(c.hosts.begin(), c.hosts.end(), [&](const Host& h) {
+          return std::all_of(flags.begin(), flags.end(), [&](const std::string& f) {
+            return std::find(h.flags.begin(), h.flags.end(), f) != h.flags.end();
+          });
+        });
+        if (!any) {
+          warning(p + "/hosts/" + role, "no configured host has all flags required for role \"" + role +
+                                            "\": the job will starve");
+        }
+      }
+      if (recipe != c.recipes.end()) {
+        for (const Step& s : recipe->second.steps) {
+          if (!s.op.empty() && !j.hosts.count(s.role)) {
+            error(p + "/hosts", "recipe \"" + j.recipe + "\" step \"" + s.testid + "\" needs host role \"" + s.role +
+                                    "\", which job \"" + j.name + "\" does not declare");
+          }
+        }
+      }
+    }
+    cycles();
+  }
+
+  const Branch* default_gate(const std::string& tree) const {
+    const Tree* t = c.find_tree(tree);
+    if (t && !t->gate.empty()) return c.find_branch(t->gate);
+    const Branch* b = c.find_branch(tree);
+    return b && b->tree == tree ? b : nullptr;
+  }
+
+  void cycles() {
+    enum Mark { white, grey, black };
+    std::map<std::string, Mark> mark;
+    std::vector<std::string> path;
+    std::set<std::string> reported;
+    std::function<void(const Job&)> visit = [&](const Job& j) {
+      mark[j.name] = grey;
+      path.push_back(j.name);
+      for (const std::string& d : j.depends) {
+        const Job* dj = c.find_job(d);
+        if (!dj) continue;
+        if (mark[d] == grey) {
+          auto from = std::find(path.begin(), path.end(), d);
+          std::string cyc;
+          for (auto it = from; it != path.end(); ++it) cyc += *it + " -> ";
+          cyc += d;
+          if (reported.insert(d).second) {
+            std::size_t idx = static_cast<std::size_t>(&j - c.jobs.data());
+            error("/jobs/" + std::to_string(idx) + "/depends", "dependency cycle: " + cyc);
+          }
+        } else if (mark[d] == white) {
+          visit(*dj);
+        }
+      }
+      path.pop_back();
+      mark[j.name] = black;
+    };
+    for (const Job& j : c.jobs) {
+      if (mark[j.name] == white) visit(j);
+    }
+  }
+};
+
+}  // namespace
+
+std::string did_you_mean(const std::string& name, const std::vector<std::string>& known) {
+  std::string best;
+  std::size_t best_d = 3;
+  for (const std::string& k : known) {
+    std::size_t d = edit_distance(name, k);
+    if (d < best_d && d <= std::max<std::size_t>(1, name.size() / 3)) {
+      best_d = d;
+      best = k;
+    }
+  }
+  return best.empty() ? "" : "did you mean \"" + best + "\"?";
+}
+
+std::vector<Diagnostic> check(const Config& config) {
+  Checker ch{config, {}};
+  ch.run();
+  return std::move(ch.out);
+}
+
+}  // namespace pushgate::config

@@ -1,0 +1,421 @@
+// libgit2 wrappers. Every libgit2 object is held by a unique_ptr with its
+// free function, every error becomes a Status with libgit2's own message.
+
+#include <pushgate/git.hpp>
+
+#include <git2.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+namespace pushgate::git {
+namespace {
+
+void ensure_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { git_libgit2_init(); });
+}
+
+template <typename T, void (*Free)(T*)>
+struct Deleter {
+  void operator()(T* p) const { Free(p); }
+};
+template <typename T, void (*Free)(T*)>
+using Ptr = std::unique_ptr<T, Deleter<T, Free>>;
+
+using RepoPtr = Ptr<git_repository, git_repository_free>;
+using ObjectPtr = Ptr<git_object, git_object_free>;
+using CommitPtr = Ptr<git_commit, git_commit_free>;
+using RefPtr = Ptr<git_reference, git_reference_free>;
+using RemotePtr = Ptr<git_remote, git_remote_free>;
+using WalkPtr = Ptr<git_revwalk, git_revwalk_free>;
+using DescribePtr = Ptr<git_describe_result, git_describe_result_free>;
+using RefIterPtr = Ptr<git_reference_iterator, git_reference_iterator_free>;
+
+std::string last_error() {
+  const git_error* e = git_error_last();
+  return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+Status error_status(int rc, const std::string& what) {
+  std::string msg = what + ": " + last_error();
+  switch (rc) {
+    case GIT_ENOTFOUND: return Status::not_found(msg);
+    case GIT_EINVALIDSPEC: return Status::invalid_argument(msg);
+    case GIT_EMODIFIED:
+    case GIT_EEXISTS:
+    case GIT_ENONFASTFORWARD:
+    case GIT_ELOCKED: return Status::conflict(msg);
+    default: return Status::unavailable(msg);
+  }
+}
+
+std::string oid_str(const git_oid* oid) {
+  char buf[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(buf, sizeof buf, oid);
+  return buf;
+}
+
+}  // namespace
+
+std::string qualify_ref(std::string_view name) {
+  if (name.starts_with("refs/") || name == "HEAD") return std::string(name);
+  return "refs/heads/" + std::string(name);
+}
+
+bool is_valid_ref_name(std::string_view name) {
+  ensure_init();
+  int valid = 0;
+  std::string full = qualify_ref(name);
+  if (git_reference_name_is_valid(&valid, full.c_str()) < 0) return false;
+  return valid != 0;
+}
+
+struct Repository::Impl {
+  RepoPtr repo;
+  std::string path;
+
+  Result<CommitPtr> lookup_commit(const std::string& rev) const {
+    git_object* obj = nullptr;
+    int rc = git_revparse_single(&obj, repo.get(), rev.c_str());
+    if (rc < 0) {
+      // A plain branch or tag name that is not unambiguous as a revision.
+      if (!rev.starts_with("refs/")) {
+        for (const char* prefix : {"refs/heads/", "refs/tags/"}) {
+          std::string full = prefix + rev;
+          if (git_revparse_single(&obj, repo.get(), full.c_str()) == 0) { rc = 0; break; }
+        }
+      }
+      if (rc < 0) {
+        return Status::not_found("revision \"" + rev + "\" not found in " + path,
+                                 "check the name, or fetch the mirror first");
+      }
+    }
+    ObjectPtr holder(obj);
+    git_object* peeled = nullptr;
+    if (int prc = git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT); prc < 0) {
+      return error_status(prc, "revision \"" + rev + "\" is not a commit");
+    }
+    return CommitPtr(reinterpret_cast<git_commit*>(peeled));
+  }
+};
+
+Repository::Repository(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Repository::~Repository() = default;
+
+const std::string& Repository::path() const { return impl_->path; }
+
+Result<std::unique_ptr<Repository>> Repository::open(const std::string& path) {
+  ensure_init();
+  git_repository* repo = nullptr;
+  if (int rc = git_repository_open_ext(&repo, path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr); rc < 0) {
+    return error_status(rc, "cannot open git repository " + path);
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->repo.reset(repo);
+  impl->path = path;
+  return std::unique_ptr<Repository>(new Repository(std::move(impl)));
+}
+
+Result<std::unique_ptr<Repository>> Repository::open_or_create_bare(const std::string& path) {
+  ensure_init();
+  git_repository* repo = nullptr;
+  if (git_repository_open_ext(&repo, path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) < 0) {
+    if (int rc = git_repository_init(&repo, path.c_str(), 1); rc < 0) {
+      return error_status(rc, "cannot create bare repository " + path);
+    }
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->repo.reset(repo);
+  impl->path = path;
+  return std::unique_ptr<Repository>(new Repository(std::move(impl)));
+}
+
+namespace {
+struct FetchState {
+  const Progress* progress = nullptr;
+  unsigned last_decile = 0;
+  std::size_t updated = 0;
+};
+
+int on_transfer(const git_indexer_progress* stats, void* payload) {
+  auto* st = static_cast<FetchState*>(payload);
+  if (!st->progress || !*st->progress || stats->total_objects == 0) return 0;
+  unsigned decile = 10 * stats->received_objects / stats->total_objects;
+  if (decile > st->last_decile) {
+    st->last_decile = decile;
+    (*st->progress)("received " + std::to_string(stats->received_objects) + "/" +
+                    std::to_string(stats->total_objects) + " objects");
+  }
+  return 0;
+}
+
+int on_update_tips(const char* refname, const git_oid* a, const git_oid* b, void* payload) {
+  auto* st = static_cast<FetchState*>(payload);
+  ++st->updated;
+  if (st->progress && *st->progress) {
+    std::string line = git_oid_is_zero(a) ? "new " : "updated ";
+    (*st->progress)(line + refname + " -> " + oid_str(b).substr(0, 12));
+  }
+  return 0;
+}
+}  // namespace
+
+Result<void> Repository::fetch(const std::string& url, const Progress& progress) {
+  git_remote* remote = nullptr;
+  if (int rc = git_remote_create_anonymous(&remote, impl_->repo.get(), url.c_str()); rc < 0) {
+    return error_status(rc, "invalid upstream " + url);
+  }
+  RemotePtr holder(remote);
+  FetchState st;
+  st.progress = &progress;
+  git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
+  opts.callbacks.transfer_progress = on_transfer;
+  opts.callbacks.update_tips = on_update_tips;
+  opts.callbacks.payload = &st;
+  opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+  const char* specs[] = {"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"};
+  git_strarray refspecs{const_cast<char**>(specs), 2};
+  if (progress) progress("fetching " + url + " into " + impl_->path);
+  if (int rc = git_remote_fetch(remote, &refspecs, &opts, "pushgate: fetch"); rc < 0) {
+    return error_status(rc, "fetch from " + url + " failed").with_context("git");
+  }
+  if (progress) progress("fetched " + url + ": " + std::to_string(st.updated) + " refs updated");
+  return {};
+}
+
+Result<std::string> Repository::resolve(const std::string& rev) const {
+  auto c = impl_->lookup_commit(rev);
+  if (!c) return c.error();
+  return oid_str(git_commit_id(c->get()));
+}
+
+Result<std::optional<std::string>> Repository::ref_target(const std::string& ref) const {
+  git_reference* r = nullptr;
+  std::string full = qualify_ref(ref);
+  int rc = git_reference_lookup(&r, impl_->repo.get(), full.c_str());
+  if (rc == GIT_ENOTFOUND) return std::optional<std::string>{};
+  if (rc < 0) return error_status(rc, "cannot read ref " + full);
+  RefPtr holder(r);
+  git_object* obj = nullptr;
+  if (int prc = git_reference_peel(&obj, r, GIT_OBJECT_COMMIT); prc < 0) {
+    return error_status(prc, "ref " + full + " does not point at a commit");
+  }
+  ObjectPtr oh(obj);
+  return std::optional<std::string>(oid_str(git_object_id(obj)));
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Repository::list_refs(const std::string& prefix) const {
+  git_reference_iterator* it = nullptr;
+  if (int rc = git_reference_iterator_new(&it, impl_->repo.get()); rc < 0) return error_status(rc, "list refs");
+  RefIterPtr holder(it);
+  std::vector<std::pair<std::string, std::string>> out;
+  git_reference* r = nullptr;
+  while (git_reference_next(&r, it) == 0) {
+    RefPtr rh(r);
+    std::string name = git_reference_name(r);
+    if (!name.starts_with(prefix)) continue;
+    git_object* obj = nullptr;
+    if (git_reference_peel(&obj, r, GIT_OBJECT_COMMIT) == 0) {
+      out.emplace_back(name, oid_str(git_object_id(obj)));
+      git_object_free(obj);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<bool> Repository::is_ancestor(const std::string& ancestor, const std::string& descendant) const {
+  auto a = impl_->lookup_commit(ancestor);
+  if (!a) return a.error();
+  auto d = impl_->lookup_commit(descendant);
+  if (!d) return d.error();
+  const git_oid* ao = git_commit_id(a->get());
+  const git_oid* dob = git_commit_id(d->get());
+  if (git_oid_equal(ao, dob)) return true;
+  int rc = git_graph_descendant_of(impl_->repo.get(), dob, ao);
+  if (rc < 0) return error_status(rc, "ancestry check");
+  return rc == 1;
+}
+
+Result<std::string> Repository::merge_base(const std::string& a, const std::string& b) const {
+  auto ca = impl_->lookup_commit(a);
+  if (!ca) return ca.error();
+  auto cb = impl_->lookup_commit(b);
+  if (!cb) return cb.error();
+  git_oid out;
+  if (int rc = git_merge_base(&out, impl_->repo.get(), git_commit_id(ca->get()), git_commit_id(cb->get())); rc < 0) {
+    return error_status(rc, "no merge base of " + a + " and " + b);
+  }
+  return oid_str(&out);
+}
+
+Result<std::string> Repository::describe(const std::string& rev, DescribeTags tags) const {
+  auto c = impl_->lookup_commit(rev);
+  if (!c) return c.error();
+  git_describe_options opts = GIT_DESCRIBE_OPTIONS_INIT;
+  opts.describe_strategy = tags == DescribeTags::all ? GIT_DESCRIBE_TAGS : GIT_DESCRIBE_DEFAULT;
+  git_describe_result* res = nullptr;
+  if (int rc = git_describe_commit(&res, reinterpret_cast<git_object*>(c->get()), &opts); rc < 0) {
+    return Status::not_found("no tag describes " + rev + ": " + last_error());
+  }
+  DescribePtr holder(res);
+  git_describe_format_options fopts = GIT_DESCRIBE_FORMAT_OPTIONS_INIT;
+  git_buf buf = GIT_BUF_INIT;
+  if (int rc = git_describe_format(&buf, res, &fopts); rc < 0) return error_status(rc, "describe " + rev);
+  std::string out(buf.ptr, buf.size);
+  git_buf_dispose(&buf);
+  return out;
+}
+
+std::string Repository::describe_or_short(const std::string& rev) const {
+  if (auto d = describe(rev, DescribeTags::all)) return *d;
+  if (auto id = resolve(rev)) return id->substr(0, 12);
+  return rev;
+}
+
+Result<std::vector<Commit>> Repository::log(const std::string& from, const std::string& to, std::size_t limit) const {
+  auto tc = impl_->lookup_commit(to);
+  if (!tc) return tc.error();
+  git_revwalk* w = nullptr;
+  if (int rc = git_revwalk_new(&w, impl_->repo.get()); rc < 0) return error_status(rc, "log");
+  WalkPtr holder(w);
+  git_revwalk_sorting(w, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
+  git_revwalk_push(w, git_commit_id(tc->get()));
+  if (!from.empty()) {
+    auto fc = impl_->lookup_commit(from);
+    if (!fc) return fc.error();
+    git_revwalk_hide(w, git_commit_id(fc->get()));
+  }
+  std::vector<Commit> out;
+  git_oid oid;
+  while (git_revwalk_next(&oid, w) == 0) {
+    git_commit* c = nullptr;
+    if (git_commit_lookup(&c, impl_->repo.get(), &oid) < 0) continue;
+    CommitPtr ch(c);
+    const git_signature* a = git_commit_author(c);
+    const char* summary = git_commit_summary(c);
+    out.push_back({oid_str(&oid), a->name ? a->name : "", a->email ? a->email : "", summary ? summary : "",
+                   static_cast<std::int64_t>(a->when.time)});
+    if (limit && out.size() >= limit) break;
+  }
+  return out;
+}
+
+Result<void> Repository::update_ref(const std::string& ref, const std::string& new_id,
+                                    const std::optional<std::string>& expected_old, const std::string& log_message) {
+  std::string full = qualify_ref(ref);
+  if (!is_valid_ref_name(full)) return Status::invalid_argument("invalid ref name \"" + ref + "\"");
+  auto target = impl_->lookup_commit(new_id);
+  if (!target) return target.error();
+  git_reference* out = nullptr;
+  int rc;
+  if (expected_old) {
+    git_oid old;
+    if (git_oid_fromstr(&old, expected_old->c_str()) < 0) {
+      return Status::invalid_argument("expected old value \"" + *expected_old + "\" is not a full commit id");
+    }
+    rc = git_reference_create_matching(&out, impl_->repo.get(), full.c_str(), git_commit_id(target->get()), 1, &old,
+                                       log_message.c_str());
+  } else {
+    rc = git_reference_create(&out, impl_->repo.get(), full.c_str(), git_commit_id(target->get()), 0,
+                              log_message.c_str());
+  }
+  if (rc < 0) {
+    auto now = ref_target(full);
+    std::string actual = now && now->has_value() ? now->value() : "nothing";
+    if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS || rc == GIT_ENOTFOUND) {
+      return Status::conflict("ref " + full + " moved: expected " + (expected_old ? *expected_old : "no ref") +
+                                  ", found " + actual,
+                              "re-read the ref and retry");
+    }
+    return error_status(rc, "cannot update " + full);
+  }
+  git_reference_free(out);
+  return {};
+}
+
+Result<void> Repository::delete_ref(const std::string& ref, const std::string& expected_old) {
+  std::string full = qualify_ref(ref);
+  git_reference* r = nullptr;
+  if (int rc = git_reference_lookup(&r, impl_->repo.get(), full.c_str()); rc < 0) {
+    return error_status(rc, "cannot delete " + full);
+  }
+  RefPtr holder(r);
+  const git_oid* cur = git_reference_target(r);
+  if (!cur || oid_str(cur) != expected_old) {
+    return Status::conflict("ref " + full + " moved: expected " + expected_old + ", found " + (cur ? oid_str(cur) : "symbolic"));
+  }
+  if (int rc = git_reference_delete(r); rc < 0) return error_status(rc, "cannot delete " + full);
+  return {};
+}
+
+namespace {
+struct PushState {
+  std::string rejected;
+};
+int on_push_update(const char* refname, const char* status, void* payload) {
+  if (status) static_cast<PushState*>(payload)->rejected = std::string(refname) + ": " + status;
+  return 0;
+}
+}  // namespace
+
+Result<void> Repository::push(const std::string& url, const std::string& ref, const std::string& expected_old,
+                              const std::string& new_id) {
+  std::string full = qualify_ref(ref);
+  auto fast_forward = is_ancestor(expected_old, new_id);
+  if (!fast_forward) return fast_forward.error().with_context("push " + full);
+  if (!*fast_forward) {
+    return Status::conflict("push " + full + ": " + new_id + " does not descend from " + expected_old,
+                            "only fast-forward pushes are allowed");
+  }
+  git_remote* remote = nullptr;
+  if (int rc = git_remote_create_anonymous(&remote, impl_->repo.get(), url.c_str()); rc < 0) {
+    return error_status(rc, "invalid push url " + url);
+  }
+  RemotePtr holder(remote);
+  PushState st;
+  git_remote_callbacks cbs = GIT_REMOTE_CALLBACKS_INIT;
+  cbs.push_update_reference = on_push_update;
+  cbs.payload = &st;
+  if (int rc = git_remote_connect(remote, GIT_DIRECTION_PUSH, &cbs, nullptr, nullptr); rc < 0) {
+    return error_status(rc, "cannot connect to " + url);
+  }
+  const git_remote_head** heads = nullptr;
+  size_t n = 0;
+  if (int rc = git_remote_ls(&heads, &n, remote); rc < 0) return error_status(rc, "cannot list refs of " + url);
+  std::string remote_value;
+  for (size_t i = 0; i < n; ++i) {
+    if (full == heads[i]->name) remote_value = oid_str(&heads[i]->oid);
+  }
+  if (remote_value != expected_old) {
+    return Status::conflict("push " + full + " to " + url + " refused: remote ref is " +
+                                (remote_value.empty() ? "absent" : remote_value) + ", expected " + expected_old,
+                            "someone else moved it; the next flight tests against the new value");
+  }
+  // libgit2 pushes from a local ref: use a private temporary one.
+  const std::string tmp = "refs/pushgate/push-source";
+  git_reference* tmpref = nullptr;
+  git_oid nid;
+  if (git_oid_fromstr(&nid, new_id.c_str()) < 0) return Status::invalid_argument("not a full commit id: " + new_id);
+  if (int rc = git_reference_create(&tmpref, impl_->repo.get(), tmp.c_str(), &nid, 1, "pushgate: push source"); rc < 0) {
+    return error_status(rc, "prepare push");
+  }
+  RefPtr tmpholder(tmpref);
+  std::string spec = tmp + ":" + full;
+  const char* specs[] = {spec.c_str()};
+  git_strarray refspecs{const_cast<char**>(specs), 1};
+  git_push_options opts = GIT_PUSH_OPTIONS_INIT;
+  opts.callbacks = cbs;
+  int rc = git_remote_upload(remote, &refspecs, &opts);
+  git_reference_delete(tmpref);
+  git_remote_disconnect(remote);
+  if (rc < 0) return error_status(rc, "push " + full + " to " + url + " failed");
+  if (!st.rejected.empty()) {
+    return Status::conflict("push to " + url + " rejected: " + st.rejected, "the remote ref moved or is protected");
+  }
+  return {};
+}
+
+}  // namespace pushgate::git

@@ -1,0 +1,103 @@
+#include "sqlite.hpp"
+
+namespace pushgate::store {
+
+Stmt::Stmt(Db& db, std::string_view sql) : db_(db) {
+  if (sqlite3_prepare_v3(db.handle(), sql.data(), static_cast<int>(sql.size()), 0, &s_, nullptr) != SQLITE_OK) {
+    status_ = db.error("prepare");
+    s_ = nullptr;
+  }
+}
+
+Stmt::~Stmt() { sqlite3_finalize(s_); }
+
+Stmt& Stmt::bind(int i, std::int64_t v) {
+  if (s_) sqlite3_bind_int64(s_, i, v);
+  return *this;
+}
+Stmt& Stmt::bind(int i, const std::string& v) {
+  if (s_) sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+Stmt& Stmt::bind(int i, std::optional<std::int64_t> v) { return v ? bind(i, *v) : bind_null(i); }
+Stmt& Stmt::bind_null(int i) {
+  if (s_) sqlite3_bind_null(s_, i);
+  return *this;
+}
+
+bool Stmt::step() {
+  if (!s_ || !status_.ok()) return false;
+  int rc = sqlite3_step(s_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc != SQLITE_DONE) status_ = db_.error("step");
+  return false;
+}
+
+Status Stmt::exec() {
+  while (step()) {
+  }
+  return status_;
+}
+
+std::string Stmt::col_text(int i) const {
+  const unsigned char* t = sqlite3_column_text(s_, i);
+  return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(s_, i)) : std::string();
+}
+
+std::optional<std::int64_t> Stmt::col_opt_int(int i) const {
+  if (sqlite3_column_type(s_, i) == SQLITE_NULL) return std::nullopt;
+  return col_int(i);
+}
+
+Db::~Db() { sqlite3_close_v2(db_); }
+
+Status Db::open(const std::string& path, bool create, int busy_timeout_ms) {
+  int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_FULLMUTEX;
+  if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    return Status::unavailable("cannot open database " + path + ": " + msg,
+                               "check that the directory exists and is writable, or pass --db");
+  }
+  sqlite3_extended_result_codes(db_, 1);
+  sqlite3_busy_timeout(db_, busy_timeout_ms);
+  return {};
+}
+
+Status Db::exec(const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    return Status::unavailable("database: " + msg);
+  }
+  return {};
+}
+
+Status Db::error(const std::string& what) {
+  int code = sqlite3_errcode(db_);
+  std::string msg = "database " + what + ": " + sqlite3_errmsg(db_);
+  if ((code & 0xff) == SQLITE_CONSTRAINT) return Status::conflict(msg);
+  if ((code & 0xff) == SQLITE_CORRUPT || (code & 0xff) == SQLITE_NOTADB) return Status::corruption(msg);
+  if ((code & 0xff) == SQLITE_READONLY) {
+    return Status::unavailable(msg, "the database file or its directory is read-only");
+  }
+  return Status::unavailable(msg);
+}
+
+Transaction::Transaction(Db& db) : db_(db) {
+  status_ = db_.exec("BEGIN IMMEDIATE");
+  open_ = status_.ok();
+}
+
+Transaction::~Transaction() {
+  if (open_) db_.exec("ROLLBACK");
+}
+
+Status Transaction::commit() {
+  if (!open_) return status_;
+  status_ = db_.exec("COMMIT");
+  open_ = !status_.ok();
+  return status_;
+}
+
+}  // namespace pushgate::store

@@ -1,0 +1,81 @@
+#pragma once
+// Private to src/store: RAII over sqlite3 handles and prepared statements.
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <pushgate/status.hpp>
+
+namespace pushgate::store {
+
+class Db;
+
+/// One prepared statement; bind by 1-based index, step, read columns.
+class Stmt {
+ public:
+  Stmt(Db& db, std::string_view sql);
+  ~Stmt();
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& bind(int i, std::int64_t v);
+  Stmt& bind(int i, int v) { return bind(i, static_cast<std::int64_t>(v)); }
+  Stmt& bind(int i, const std::string& v);
+  Stmt& bind(int i, const char* v) { return bind(i, std::string(v)); }
+  Stmt& bind(int i, std::optional<std::int64_t> v);
+  Stmt& bind_null(int i);
+
+  /// true: a row is available; false: done. Errors land in status().
+  bool step();
+  /// Run to completion; returns the error, if any.
+  Status exec();
+  const Status& status() const { return status_; }
+
+  std::int64_t col_int(int i) const { return sqlite3_column_int64(s_, i); }
+  std::string col_text(int i) const;
+  std::optional<std::int64_t> col_opt_int(int i) const;
+
+ private:
+  Db& db_;
+  sqlite3_stmt* s_ = nullptr;
+  Status status_;
+};
+
+class Db {
+ public:
+  Db() = default;
+  ~Db();
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  Status open(const std::string& path, bool create, int busy_timeout_ms);
+  /// Run one or more statements with no parameters.
+  Status exec(const std::string& sql);
+  sqlite3* handle() { return db_; }
+  Status error(const std::string& what);
+  std::int64_t last_insert_rowid() { return sqlite3_last_insert_rowid(db_); }
+  int changes() { return sqlite3_changes(db_); }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+/// BEGIN IMMEDIATE ... COMMIT, rolled back unless commit() succeeded.
+class Transaction {
+ public:
+  explicit Transaction(Db& db);
+  ~Transaction();
+  const Status& status() const { return status_; }
+  Status commit();
+
+ private:
+  Db& db_;
+  bool open_ = false;
+  Status status_;
+};
+
+}  // namespace pushgate::store

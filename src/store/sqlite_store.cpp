@@ -1,0 +1,342 @@
+// Store on SQLite: WAL, foreign keys, numbered migrations applied at open.
+
+#include <pushgate/store.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <set>
+#include <string_view>
+#include <vector>
+
+#include "sqlite.hpp"
+
+namespace pushgate::store {
+
+/// Generated from src/store/migrations/NNNN_*.sql, in order.
+extern const std::vector<std::string_view> kMigrations;
+
+std::int64_t now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+int Store::latest_schema_version() { return static_cast<int>(kMigrations.size()); }
+
+namespace {
+
+Status migrate(Db& db, const std::string& path, int& version) {
+  {
+    Stmt q(db, "PRAGMA user_version");
+    if (!q.step()) return q.status().ok() ? Status::corruption("cannot read schema version of " + path) : q.status();
+    version = static_cast<int>(q.col_int(0));
+  }
+  const int latest = Store::latest_schema_version();
+  if (version > latest) {
+    return Status::invalid_argument(
+        "database " + path + " has schema version " + std::to_string(version) + ", newer than this pushgate (" +
+            std::to_string(latest) + ")",
+        "upgrade pushgate, or use another --db");
+  }
+  if (version == latest) return {};
+  Transaction tx(db);
+  if (!tx.status().ok()) return tx.status();
+  for (int v = version; v < latest; ++v) {
+    if (Status s = db.exec(std::string(kMigrations[v])); !s.ok()) {
+      return s.with_context("migration " + std::to_string(v + 1));
+    }
+  }
+  if (Status s = db.exec("PRAGMA user_version = " + std::to_string(latest)); !s.ok()) return s;
+  if (Status s = tx.commit(); !s.ok()) return s;
+  version = latest;
+  return {};
+}
+
+class SqliteStore final : public Store {
+ public:
+  Status open(const StoreOptions& o) {
+    path_ = o.path;
+    namespace fs = std::filesystem;
+    fs::path p(o.path);
+    fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) {
+      return Status::not_found("database directory " + dir.string() + " does not exist",
+                               "create it, or choose another path with --db or daemon.database");
+    }
+    if (!o.create_if_missing && !fs::exists(p, ec)) {
+      return Status::not_found("database " + o.path + " does not exist");
+    }
+    if (Status s = db_.open(o.path, o.create_if_missing, o.busy_timeout_ms); !s.ok()) return s;
+    if (Status s = db_.exec("PRAGMA foreign_keys = ON"); !s.ok()) return s;
+    {
+      Stmt wal(db_, "PRAGMA journal_mode = WAL");
+      if (!wal.step()) {
+        return wal.status().ok() ? Status::unavailable("cannot enable WAL on " + o.path)
+                                 : wal.status().with_context(o.path);
+      }
+    }
+    if (Status s = db_.exec("PRAGMA synchronous = NORMAL"); !s.ok()) return s;
+    return migrate(db_, o.path, version_);
+  }
+
+  int schema_version() const override { return version_; }
+  const std::string& path() const override { return path_; }
+
+  Result<FlightId> create_flight(const NewFlight& f) override {
+    std::set<std::string> names;
+    for (const Job& j : f.jobs) {
+      if (!names.insert(j.job).second) return Status::invalid_argument("job " + j.job + " listed twice");
+    }
+    for (const Runvar& r : f.runvars) {
+      if (!names.count(r.job)) return Status::invalid_argument("runvar " + r.name + " for unknown job " + r.job);
+    }
+    Transaction tx(db_);
+    if (!tx.status().ok()) return tx.status();
+    Stmt fl(db_, "INSERT INTO flights (branch, blessing, intended, created) VALUES (?1, ?2, ?3, ?4)");
+    fl.bind(1, f.branch).bind(2, f.blessing).bind(3, f.intended).bind(4, now());
+    if (Status s = fl.exec(); !s.ok()) return s;
+    FlightId id{db_.last_insert_rowid()};
+    for (const Job& j : f.jobs) {
+      Stmt one(db_, "INSERT INTO jobs (flight, job, recipe, status, status_reason) VALUES (?1, ?2, ?3, ?4, ?5)");
+      one.bind(1, id.value).bind(2, j.job).bind(3, j.recipe).bind(4, j.status).bind(5, j.status_reason);
+      if (Status s = one.exec(); !s.ok()) return s.with_context("job " + j.job);
+    }
+    for (const Runvar& r : f.runvars) {
+      Stmt one(db_, "INSERT INTO runvars (flight, job, name, value, synth) VALUES (?1, ?2, ?3, ?4, ?5)");
+      one.bind(1, id.value).bind(2, r.job).bind(3, r.name).bind(4, r.value).bind(5, r.synth ? 1 : 0);
+      if (Status s = one.exec(); !s.ok()) return s.with_context("runvar " + r.job + " " + r.name);
+    }
+    if (Status s = tx.commit(); !s.ok()) return s;
+    return id;
+  }
+
+  static Flight read_flight(const Stmt& q) {
+    Flight f;
+    f.id = FlightId{q.col_int(0)};
+    f.branch = q.col_text(1);
+    f.blessing = q.col_text(2);
+    f.intended = q.col_text(3);
+    f.created = q.col_int(4);
+    f.started = q.col_opt_int(5);
+    f.finished = q.col_opt_int(6);
+    f.outcome = q.col_text(7);
+    return f;
+  }
+
+  static constexpr const char* kFlightCols =
+      "SELECT flight, branch, blessing, intended, created, started, finished, IFNULL(outcome, '') FROM flights ";
+
+  Result<Flight> get_flight(FlightId id) const override {
+    Stmt q(db_, std::string(kFlightCols) + "WHERE flight = ?1");
+    q.bind(1, id.value);
+    if (!q.step()) {
+      if (!q.status().ok()) return q.status();
+      return Status::not_found("flight " + id.str() + " does not exist", "see `pushgate flight list`");
+    }
+    return read_flight(q);
+  }
+
+  Result<std::vector<Flight>> list_flights(const FlightFilter& f) const override {
+    std::string sql = std::string(kFlightCols) + "WHERE (?1 = '' OR branch = ?1) AND (?2 = '' OR IFNULL(outcome,'') = ?2)"
+                      " AND (?3 IS NULL OR flight < ?3)";
+    for (std::size_t i = 0; i < f.blessings.size(); ++i) {
+      sql += (i == 0 ? " AND blessing IN (?" : ", ?") + std::to_string(10 + i);
+      if (i + 1 == f.blessings.size()) sql += ")";
+    }
+    sql += " ORDER BY flight DESC LIMIT ?4";
+    Stmt q(db_, sql);
+    q.bind(1, f.branch).bind(2, f.outcome).bind(3, f.before).bind(4, f.limit);
+    for (std::size_t i = 0; i < f.blessings.size(); ++i) q.bind(static_cast<int>(10 + i), f.blessings[i]);
+    std::vector<Flight> out;
+    while (q.step()) out.push_back(read_flight(q));
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
+  Result<void> set_flight_times(FlightId id, std::optional<std::int64_t> started,
+                                std::optional<std::int64_t> finished) override {
+    Stmt q(db_, "UPDATE flights SET started = IFNULL(?2, started), finished = IFNULL(?3, finished) WHERE flight = ?1");
+    q.bind(1, id.value).bind(2, started).bind(3, finished);
+    return changed_one(q, "flight " + id.str());
+  }
+
+  Result<void> set_flight_outcome(FlightId id, const std::string& outcome) override {
+    Stmt q(db_, "UPDATE flights SET outcome = ?2 WHERE flight = ?1");
+    q.bind(1, id.value).bind(2, outcome);
+    return changed_one(q, "flight " + id.str());
+  }
+
+  Result<std::vector<Job>> list_jobs(FlightId id) const override {
+    Stmt q(db_, "SELECT job, recipe, status, status_reason FROM jobs WHERE flight = ?1 ORDER BY job");
+    q.bind(1, id.value);
+    std::vector<Job> out;
+    while (q.step()) out.push_back({id, q.col_text(0), q.col_text(1), q.col_text(2), q.col_text(3)});
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
+  Result<void> set_job_status(FlightId id, const std::string& job, const std::string& status,
+                              const std::string& reason) override {
+    Stmt q(db_, "UPDATE jobs SET status = ?3, status_reason = ?4 WHERE flight = ?1 AND job = ?2");
+    q.bind(1, id.value).bind(2, job).bind(3, status).bind(4, reason);
+    return changed_one(q, "job " + id.str() + "." + job);
+  }
+
+  Result<std::vector<Step>> list_steps(FlightId id) const override {
+    Stmt q(db_, "SELECT job, stepno, testid, status, started, finished, log_path FROM steps WHERE flight = ?1"
+                " ORDER BY job, stepno");
+    q.bind(1, id.value);
+    std::vector<Step> out;
+    while (q.step()) {
+      out.push_back({id, q.col_text(0), static_cast<int>(q.col_int(1)), q.col_text(2), q.col_text(3),
+                     q.col_opt_int(4), q.col_opt_int(5), q.col_text(6)});
+    }
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
+  Result<void> put_step(const Step& s) override {
+    Stmt q(db_, "INSERT OR REPLACE INTO steps (flight, job, stepno, testid, status, started, finished, log_path)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    q.bind(1, s.flight.value).bind(2, s.job).bind(3, s.stepno).bind(4, s.testid).bind(5, s.status);
+    q.bind(6, s.started).bind(7, s.finished).bind(8, s.log_path);
+    if (Status st = q.exec(); !st.ok()) return st;
+    return {};
+  }
+
+  Result<std::vector<Runvar>> list_runvars(FlightId id, const std::string& job) const override {
+    Stmt q(db_, "SELECT job, name, value, synth FROM runvars WHERE flight = ?1 AND (?2 = '' OR job = ?2)"
+                " ORDER BY job, name");
+    q.bind(1, id.value).bind(2, job);
+    std::vector<Runvar> out;
+    while (q.step()) out.push_back({q.col_text(0), q.col_text(1), q.col_text(2), q.col_int(3) != 0});
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
+  Result<void> set_runvar(FlightId id, const Runvar& r) override {
+    Stmt q(db_, "INSERT INTO runvars (flight, job, name, value, synth) VALUES (?1, ?2, ?3, ?4, ?5)"
+                " ON CONFLICT (flight, job, name) DO UPDATE SET value = excluded.value, synth = excluded.synth");
+    q.bind(1, id.value).bind(2, r.job).bind(3, r.name).bind(4, r.value).bind(5, r.synth ? 1 : 0);
+    if (Status s = q.exec(); !s.ok()) return s;
+    return {};
+  }
+
+  Result<void> sync_hosts(const std::vector<Host>& configured) override {
+    Transaction tx(db_);
+    if (!tx.status().ok()) return tx.status();
+    std::set<std::string> names;
+    for (const Host& h : configured) {
+      names.insert(h.host);
+      Stmt up(db_, "INSERT INTO hosts (host, kind) VALUES (?1, ?2) ON CONFLICT (host) DO UPDATE SET kind = excluded.kind,"
+                   " state = CASE WHEN state_reason = 'no longer configured' THEN 'enabled' ELSE state END,"
+                   " state_reason = CASE WHEN state_reason = 'no longer configured' THEN '' ELSE state_reason END");
+      up.bind(1, h.host).bind(2, h.kind);
+      if (Status s = up.exec(); !s.ok()) return s;
+      Stmt del(db_, "DELETE FROM host_flags WHERE host = ?1");
+      del.bind(1, h.host);
+      if (Status s = del.exec(); !s.ok()) return s;
+      for (const std::string& flag : h.flags) {
+        Stmt ins(db_, "INSERT OR IGNORE INTO host_flags (host, flag) VALUES (?1, ?2)");
+        ins.bind(1, h.host).bind(2, flag);
+        if (Status s = ins.exec(); !s.ok()) return s;
+      }
+    }
+    Stmt all(db_, "SELECT host FROM hosts WHERE state = 'enabled'");
+    std::vector<std::string> gone;
+    while (all.step()) {
+      if (!names.count(all.col_text(0))) gone.push_back(all.col_text(0));
+    }
+    if (!all.status().ok()) return all.status();
+    for (const std::string& h : gone) {
+      Stmt d(db_, "UPDATE hosts SET state = 'disabled', state_reason = 'no longer configured' WHERE host = ?1");
+      d.bind(1, h);
+      if (Status s = d.exec(); !s.ok()) return s;
+    }
+    if (Status s = tx.commit(); !s.ok()) return s;
+    return {};
+  }
+
+  Result<std::vector<Host>> list_hosts() const override {
+    Stmt q(db_, "SELECT host, kind, state, state_reason, consecutive_broken, held_flight, IFNULL(held_job, '')"
+                " FROM hosts ORDER BY host");
+    std::vector<Host> out;
+    while (q.step()) {
+      Host h;
+      h.host = q.col_text(0);
+      h.kind = q.col_text(1);
+      h.state = q.col_text(2);
+      h.state_reason = q.col_text(3);
+      h.consecutive_broken = static_cast<int>(q.col_int(4));
+      if (auto f = q.col_opt_int(5)) h.held_flight = FlightId{*f};
+      h.held_job = q.col_text(6);
+      out.push_back(std::move(h));
+    }
+    if (!q.status().ok()) return q.status();
+    for (Host& h : out) {
+      Stmt f(db_, "SELECT flag FROM host_flags WHERE host = ?1 ORDER BY flag");
+      f.bind(1, h.host);
+      while (f.step()) h.flags.push_back(f.col_text(0));
+      if (!f.status().ok()) return f.status();
+    }
+    return out;
+  }
+
+  Result<void> set_host_state(const std::string& host, const std::string& state, const std::string& reason) override {
+    Transaction tx(db_);
+    if (!tx.status().ok()) return tx.status();
+    Stmt q(db_, "UPDATE hosts SET state = ?2, state_reason = ?3,"
+                " consecutive_broken = CASE WHEN ?2 = 'enabled' THEN 0 ELSE consecutive_broken END WHERE host = ?1");
+    q.bind(1, host).bind(2, state).bind(3, reason);
+    if (auto r = changed_one(q, "host " + host); !r) return r;
+    Stmt ev(db_, "INSERT INTO host_events (host, event, detail, at) VALUES (?1, ?2, ?3, ?4)");
+    ev.bind(1, host).bind(2, state == "enabled" ? "enable" : state == "disabled" ? "disable" : "quarantine");
+    ev.bind(3, reason).bind(4, now());
+    if (Status s = ev.exec(); !s.ok()) return s;
+    if (Status s = tx.commit(); !s.ok()) return s;
+    return {};
+  }
+
+  Result<void> record_frozen_change(const FrozenChange& c) override {
+    Stmt q(db_, "INSERT INTO frozen_audit (tree, branch, ref, action, old_rev, new_rev, describe, who, reason, at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    q.bind(1, c.tree).bind(2, c.branch).bind(3, c.ref).bind(4, c.action).bind(5, c.old_rev).bind(6, c.new_rev);
+    q.bind(7, c.describe).bind(8, c.who).bind(9, c.reason).bind(10, c.at ? c.at : now());
+    if (Status s = q.exec(); !s.ok()) return s;
+    return {};
+  }
+
+  Result<std::vector<FrozenChange>> frozen_history(const std::string& tree, const std::string& branch,
+                                                   int limit) const override {
+    Stmt q(db_, "SELECT id, tree, branch, ref, action, old_rev, new_rev, describe, who, reason, at FROM frozen_audit"
+                " WHERE (?1 = '' OR tree = ?1) AND (?2 = '' OR branch = ?2) ORDER BY id DESC LIMIT ?3");
+    q.bind(1, tree).bind(2, branch).bind(3, limit);
+    std::vector<FrozenChange> out;
+    while (q.step()) {
+      out.push_back({q.col_int(0), q.col_text(1), q.col_text(2), q.col_text(3), q.col_text(4), q.col_text(5),
+                     q.col_text(6), q.col_text(7), q.col_text(8), q.col_text(9), q.col_int(10)});
+    }
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
+ private:
+  Result<void> changed_one(Stmt& q, const std::string& what) {
+    if (Status s = q.exec(); !s.ok()) return s;
+    if (db_.changes() == 0) return Status::not_found(what + " does not exist");
+    return {};
+  }
+
+  mutable Db db_;
+  std::string path_;
+  int version_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
+  auto s = std::make_unique<SqliteStore>();
+  if (Status st = s->open(options); !st.ok()) return st;
+  return std::unique_ptr<Store>(std::move(s));
+}
+
+}  // namespace pushgate::store
