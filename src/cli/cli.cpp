@@ -33,6 +33,8 @@ std::string Context::database_path() { return db_path.empty() ? config().daemon.
 
 store::Store& Context::store() {
   if (store_) return *store_;
+  // A bad config must stop us before anything is created or written.
+  if (!config_path.empty()) config();
   std::string path = database_path();
   store_ = must(store::Store::open({path}));
   return *store_;

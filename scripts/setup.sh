@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install the Debian packages pushgate needs (only the missing ones), then
+# configure and build. Idempotent: a second run installs nothing and only
+# rebuilds what changed.
+#
+#   scripts/setup.sh              build into build/
+#   scripts/setup.sh --sanitize   build with ASan+UBSan into build-sanitize/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_dir=build
+cmake_args=()
+if [[ "${1:-}" == "--sanitize" ]]; then
+  build_dir=build-sanitize
+  cmake_args+=(-DPUSHGATE_SANITIZE=ON -DPUSHGATE_BENCH=OFF)
+fi
+
+packages=(
+  cmake g++ ninja-build pkg-config
+  libgit2-dev libsqlite3-dev libboost-dev libspdlog-dev nlohmann-json3-dev
+  libvirt-dev libcli11-dev libvalijson-dev libgtest-dev
+  # used by tests only: git as an independent oracle, sqlite3 to poke at databases,
+  # setpriv (util-linux) to drop privileges
+  git sqlite3 util-linux
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: all packages present"
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+((jobs > 2)) && jobs=2   # keep memory use of Boost/nlohmann compiles modest
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${cmake_args[@]}" >/dev/null
+cmake --build "$build_dir" -j "$jobs"

@@ -1,0 +1,222 @@
+#include "support.hpp"
+
+#include <fcntl.h>
+#include <git2.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace pushgate::test {
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  fs::path base = fs::temp_directory_path();
+  std::random_device rd;
+  for (int i = 0; i < 100; ++i) {
+    fs::path p = base / ("pushgate-test-" + std::to_string(rd()));
+    if (fs::create_directory(p)) {
+      path_ = p;
+      return;
+    }
+  }
+  throw std::runtime_error("cannot create temporary directory");
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+  if (p.has_parent_path()) fs::create_directories(p.parent_path());
+  std::ofstream out(p, std::ios::binary);
+  out << text;
+  if (!out) throw std::runtime_error("cannot write " + p.string());
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+RunResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+              const std::string& cwd) {
+  TempDir tmp;
+  std::string out_path = tmp.str("out"), err_path = tmp.str("err");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+  std::vector<std::string> envs;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    std::string key = kv.substr(0, kv.find('='));
+    if (!env.count(key)) envs.push_back(kv);
+  }
+  for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
+  std::vector<char*> cargv, cenv;
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  for (const auto& e : envs) cenv.push_back(const_cast<char*>(e.c_str()));
+  cenv.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, cargv[0], &fa, nullptr, cargv.data(), cenv.data());
+  posix_spawn_file_actions_destroy(&fa);
+  RunResult r;
+  if (rc != 0) {
+    r.err = "spawn failed: " + std::to_string(rc);
+    return r;
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_file(out_path);
+  r.err = read_file(err_path);
+  return r;
+}
+
+std::string pushgate_binary() { return PUSHGATE_BIN; }
+fs::path data_dir() { return fs::path(PUSHGATE_SOURCE_DIR) / "tests" / "data"; }
+fs::path source_dir() { return fs::path(PUSHGATE_SOURCE_DIR); }
+
+RunResult pushgate(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
+  std::vector<std::string> argv{pushgate_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, env);
+}
+
+namespace {
+void check(int rc, const std::string& what) {
+  if (rc < 0) {
+    const git_error* e = git_error_last();
+    throw std::runtime_error(what + ": " + (e ? e->message : "libgit2 error"));
+  }
+}
+git_repository* R(void* p) { return static_cast<git_repository*>(p); }
+
+void parse_sig(const std::string& s, std::string& name, std::string& email) {
+  auto lt = s.find('<');
+  name = s.substr(0, lt == std::string::npos ? s.size() : lt);
+  while (!name.empty() && name.back() == ' ') name.pop_back();
+  email = lt == std::string::npos ? "x@example.org" : s.substr(lt + 1, s.find('>') - lt - 1);
+}
+}  // namespace
+
+GitRepoBuilder::GitRepoBuilder(const std::string& path) : path_(path) {
+  git_libgit2_init();
+  git_repository* repo = nullptr;
+  if (git_repository_open_bare(&repo, path.c_str()) < 0) check(git_repository_init(&repo, path.c_str(), 1), "init " + path);
+  repo_ = repo;
+}
+
+GitRepoBuilder::~GitRepoBuilder() {
+  git_repository_free(R(repo_));
+  git_libgit2_shutdown();
+}
+
+std::string GitRepoBuilder::commit(const std::string& message, const std::vector<std::string>& parents,
+                                   const std::map<std::string, std::string>& files, const std::string& author) {
+  git_treebuilder* tb = nullptr;
+  git_tree* base = nullptr;
+  std::vector<git_commit*> pcs;
+  for (const auto& p : parents) {
+    git_oid oid;
+    check(git_oid_fromstr(&oid, p.c_str()), "parent id");
+    git_commit* c = nullptr;
+    check(git_commit_lookup(&c, R(repo_), &oid), "parent lookup");
+    pcs.push_back(c);
+  }
+  if (!pcs.empty()) check(git_commit_tree(&base, pcs[0]), "parent tree");
+  check(git_treebuilder_new(&tb, R(repo_), base), "treebuilder");
+  std::map<std::string, std::string> all = files;
+  if (all.empty()) all["log.txt"] = message + "\n";  // every commit changes something
+  for (const auto& [name, content] : all) {
+    git_oid blob;
+    check(git_blob_create_from_buffer(&blob, R(repo_), content.data(), content.size()), "blob");
+    check(git_treebuilder_insert(nullptr, tb, name.c_str(), &blob, GIT_FILEMODE_BLOB), "tree insert");
+  }
+  git_oid tree_oid;
+  check(git_treebuilder_write(&tree_oid, tb), "tree write");
+  git_tree* tree = nullptr;
+  check(git_tree_lookup(&tree, R(repo_), &tree_oid), "tree lookup");
+  std::string name, email;
+  parse_sig(author, name, email);
+  git_signature* sig = nullptr;
+  check(git_signature_new(&sig, name.c_str(), email.c_str(), ++time_, 0), "signature");
+  git_oid out;
+  std::vector<const git_commit*> cp(pcs.begin(), pcs.end());
+  check(git_commit_create(&out, R(repo_), nullptr, sig, sig, nullptr, message.c_str(), tree, cp.size(), cp.data()),
+        "commit");
+  git_signature_free(sig);
+  git_tree_free(tree);
+  git_tree_free(base);
+  git_treebuilder_free(tb);
+  for (auto* c : pcs) git_commit_free(c);
+  char buf[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(buf, sizeof buf, &out);
+  return buf;
+}
+
+std::string GitRepoBuilder::head_of(const std::string& branch) const {
+  git_oid oid;
+  std::string ref = branch.starts_with("refs/") ? branch : "refs/heads/" + branch;
+  if (git_reference_name_to_id(&oid, R(repo_), ref.c_str()) < 0) return "";
+  char buf[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(buf, sizeof buf, &oid);
+  return buf;
+}
+
+std::string GitRepoBuilder::commit_on(const std::string& branch, const std::string& message,
+                                      const std::map<std::string, std::string>& files, const std::string& author) {
+  std::string parent = head_of(branch);
+  std::vector<std::string> parents;
+  if (!parent.empty()) parents.push_back(parent);
+  std::map<std::string, std::string> f = files;
+  if (f.empty()) f[branch + ".log"] = message + "\n";
+  std::string id = commit(message, parents, f, author);
+  set_branch(branch, id);
+  return id;
+}
+
+void GitRepoBuilder::set_branch(const std::string& branch, const std::string& id) {
+  git_oid oid;
+  check(git_oid_fromstr(&oid, id.c_str()), "id");
+  git_reference* ref = nullptr;
+  std::string name = branch.starts_with("refs/") ? branch : "refs/heads/" + branch;
+  check(git_reference_create(&ref, R(repo_), name.c_str(), &oid, 1, "test"), "set branch " + branch);
+  git_reference_free(ref);
+}
+
+void GitRepoBuilder::lightweight_tag(const std::string& name, const std::string& id) {
+  git_oid oid;
+  check(git_oid_fromstr(&oid, id.c_str()), "id");
+  git_reference* ref = nullptr;
+  check(git_reference_create(&ref, R(repo_), ("refs/tags/" + name).c_str(), &oid, 1, "tag"), "tag " + name);
+  git_reference_free(ref);
+}
+
+void GitRepoBuilder::annotated_tag(const std::string& name, const std::string& id, const std::string& message) {
+  git_oid oid, out;
+  check(git_oid_fromstr(&oid, id.c_str()), "id");
+  git_object* target = nullptr;
+  check(git_object_lookup(&target, R(repo_), &oid, GIT_OBJECT_COMMIT), "tag target");
+  git_signature* sig = nullptr;
+  check(git_signature_new(&sig, "Release Manager", "rm@example.org", ++time_, 0), "signature");
+  check(git_tag_create(&out, R(repo_), name.c_str(), target, sig, message.c_str(), 1), "annotated tag " + name);
+  git_signature_free(sig);
+  git_object_free(target);
+}
+
+}  // namespace pushgate::test

@@ -1,0 +1,80 @@
+#pragma once
+// Test support: temporary directories, running real child processes, and
+// building real git repositories with libgit2.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace pushgate::test {
+
+/// A fresh directory under $TMPDIR, removed with everything in it.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string str(const std::string& rel = "") const { return rel.empty() ? path_.string() : (path_ / rel).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+void write_file(const std::filesystem::path& p, const std::string& text);
+std::string read_file(const std::filesystem::path& p);
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+/// Run argv as a child process (no shell) and wait; `env` entries are added.
+RunResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
+              const std::string& cwd = "");
+/// Run the pushgate binary under test with these arguments.
+RunResult pushgate(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
+/// Path of the built pushgate binary.
+std::string pushgate_binary();
+/// tests/data directory.
+std::filesystem::path data_dir();
+/// Repository top directory.
+std::filesystem::path source_dir();
+
+/// Builds commits, branches and tags in a real repository with libgit2.
+/// Commits are deterministic: author "Test <test@example.org>", times
+/// increasing from a fixed start.
+class GitRepoBuilder {
+ public:
+  /// Create (or open) a bare repository at `path`.
+  explicit GitRepoBuilder(const std::string& path);
+  ~GitRepoBuilder();
+  GitRepoBuilder(const GitRepoBuilder&) = delete;
+  GitRepoBuilder& operator=(const GitRepoBuilder&) = delete;
+
+  /// New commit with `files` (path -> content, merged over the parent's tree)
+  /// on top of `parents` (ids); returns its id. Does not move any ref.
+  std::string commit(const std::string& message, const std::vector<std::string>& parents,
+                     const std::map<std::string, std::string>& files = {},
+                     const std::string& author = "Test Author <author@example.org>");
+  /// Commit on top of branch `branch` (created if missing) and move it.
+  std::string commit_on(const std::string& branch, const std::string& message,
+                        const std::map<std::string, std::string>& files = {},
+                        const std::string& author = "Test Author <author@example.org>");
+  void set_branch(const std::string& branch, const std::string& id);
+  void lightweight_tag(const std::string& name, const std::string& id);
+  void annotated_tag(const std::string& name, const std::string& id, const std::string& message = "release");
+  std::string head_of(const std::string& branch) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  void* repo_ = nullptr;
+  std::int64_t time_ = 1700000000;
+};
+
+}  // namespace pushgate::test
