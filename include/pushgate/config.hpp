@@ -114,6 +114,9 @@ struct Config {
   const Branch* find_branch(const std::string& name) const;
   const Job* find_job(const std::string& name) const;
   const Host* find_host(const std::string& name) const;
+  /// The branch whose tested ref stands for `tree` when a branch names no
+  /// source for it: trees[].gate, else a branch named like the tree testing it.
+  const Branch* gate_of(const std::string& tree) const;
 };
 
 /// One problem found in the configuration.
@@ -138,6 +141,9 @@ LoadResult load(const std::string& path);
 /// The same from text already in memory (`path` names it in messages and
 /// anchors relative paths; includes are read relative to it).
 LoadResult load_text(const std::string& text, const std::string& path);
+
+/// "did you mean \"x\"?" when one of `known` is close to `name`, else "".
+std::string did_you_mean(const std::string& name, const std::vector<std::string>& known);
 
 /// The JSON Schema the config is validated against (schemas/config.schema.json).
 const std::string& schema_text();

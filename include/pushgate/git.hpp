@@ -86,6 +86,16 @@ class Repository {
   Result<void> push(const std::string& url, const std::string& ref, const std::string& expected_old,
                     const std::string& new_id);
 
+  /// General compare-and-swap update of a remote ref: `expected_old`
+  /// nullopt means the remote ref must not exist; `new_id` nullopt deletes
+  /// it; `fast_forward_only` refuses a new value that does not descend from
+  /// the old one.
+  Result<void> push_ref(const std::string& url, const std::string& ref, const std::optional<std::string>& expected_old,
+                        const std::optional<std::string>& new_id, bool fast_forward_only);
+
+  /// Value of `ref` on `url` (nullopt when absent), asked over the network.
+  Result<std::optional<std::string>> remote_ref(const std::string& url, const std::string& ref);
+
  private:
   struct Impl;
   explicit Repository(std::unique_ptr<Impl> impl);

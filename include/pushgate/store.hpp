@@ -124,6 +124,15 @@ class Store {
   virtual Result<std::vector<Runvar>> list_runvars(FlightId id, const std::string& job = {}) const = 0;
   virtual Result<void> set_runvar(FlightId id, const Runvar& var) = 0;
 
+  /// True when a flight of `branch` with a real blessing (real, real-retest,
+  /// real-bisect) tested `revision` of `tree` (runvar revision_<tree>).
+  virtual Result<bool> revision_tested(const std::string& branch, const std::string& tree,
+                                       const std::string& revision) const = 0;
+  /// The revision of `tree` used by the newest real flight of `branch`
+  /// whose outcome is perfect or tolerable; nullopt when there is none.
+  virtual Result<std::optional<std::pair<FlightId, std::string>>> last_tolerable_revision(
+      const std::string& branch, const std::string& tree) const = 0;
+
   // Hosts.
   /// Make the hosts table match the configured hosts: insert new ones,
   /// update kind and flags, keep state; hosts no longer configured are disabled.

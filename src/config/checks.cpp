@@ -121,7 +121,7 @@ struct Checker {
       for (const std::string& t : needed) {
         if (!c.find_tree(b.tree)) break;  // already reported; every tree would look unsourced
         if (t == b.tree || b.sources.count(t) || !c.find_tree(t)) continue;
-        if (!default_gate(t)) {
+        if (!c.gate_of(t)) {
           error(p, "no revision source for tree \"" + t + "\": add sources." + t +
                        " ({\"tested-of\": BRANCH} or {\"ref\": NAME}), a branch named \"" + t + "\", or trees[].gate");
         }
@@ -175,13 +175,6 @@ struct Checker {
       }
     }
     cycles();
-  }
-
-  const Branch* default_gate(const std::string& tree) const {
-    const Tree* t = c.find_tree(tree);
-    if (t && !t->gate.empty()) return c.find_branch(t->gate);
-    const Branch* b = c.find_branch(tree);
-    return b && b->tree == tree ? b : nullptr;
   }
 
   void cycles() {

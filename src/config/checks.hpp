@@ -12,7 +12,4 @@ namespace pushgate::config {
 /// merged document (/branches/3/tree).
 std::vector<Diagnostic> check(const Config& config);
 
-/// "did you mean "x"?" when one of `known` is close to `name`, else "".
-std::string did_you_mean(const std::string& name, const std::vector<std::string>& known);
-
 }  // namespace pushgate::config

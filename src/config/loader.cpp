@@ -71,6 +71,12 @@ const Tree* Config::find_tree(const std::string& n) const { return find_named(tr
 const Branch* Config::find_branch(const std::string& n) const { return find_named(branches, n); }
 const Job* Config::find_job(const std::string& n) const { return find_named(jobs, n); }
 const Host* Config::find_host(const std::string& n) const { return find_named(hosts, n); }
+const Branch* Config::gate_of(const std::string& tree) const {
+  const Tree* t = find_tree(tree);
+  if (t && !t->gate.empty()) return find_branch(t->gate);
+  const Branch* b = find_branch(tree);
+  return b && b->tree == tree ? b : nullptr;
+}
 
 namespace {
 

@@ -141,7 +141,8 @@ struct FetchState {
 
 int on_transfer(const git_indexer_progress* stats, void* payload) {
   auto* st = static_cast<FetchState*>(payload);
-  if (!st->progress || !*st->progress || stats->total_objects == 0) return 0;
+  // Small fetches need no running count: the summary line says enough.
+  if (!st->progress || !*st->progress || stats->total_objects < 2000) return 0;
   unsigned decile = 10 * stats->received_objects / stats->total_objects;
   if (decile > st->last_decile) {
     st->last_decile = decile;
@@ -363,12 +364,52 @@ int on_push_update(const char* refname, const char* status, void* payload) {
 
 Result<void> Repository::push(const std::string& url, const std::string& ref, const std::string& expected_old,
                               const std::string& new_id) {
+  return push_ref(url, ref, expected_old, new_id, true);
+}
+
+namespace {
+/// Connect to `url` for pushing and read the value of `full` there.
+Status connect_and_read(git_remote* remote, git_remote_callbacks* cbs, const std::string& url,
+                        const std::string& full, std::string& value) {
+  if (int rc = git_remote_connect(remote, GIT_DIRECTION_PUSH, cbs, nullptr, nullptr); rc < 0) {
+    return Status::unavailable("cannot connect to " + url + ": " + last_error(), "check the URL and that it is reachable");
+  }
+  const git_remote_head** heads = nullptr;
+  size_t n = 0;
+  if (git_remote_ls(&heads, &n, remote) < 0) return Status::unavailable("cannot list refs of " + url + ": " + last_error());
+  value.clear();
+  for (size_t i = 0; i < n; ++i) {
+    if (full == heads[i]->name) value = oid_str(&heads[i]->oid);
+  }
+  return {};
+}
+}  // namespace
+
+Result<std::optional<std::string>> Repository::remote_ref(const std::string& url, const std::string& ref) {
+  git_remote* remote = nullptr;
+  if (int rc = git_remote_create_anonymous(&remote, impl_->repo.get(), url.c_str()); rc < 0) {
+    return error_status(rc, "invalid url " + url);
+  }
+  RemotePtr holder(remote);
+  git_remote_callbacks cbs = GIT_REMOTE_CALLBACKS_INIT;
+  std::string value;
+  if (Status s = connect_and_read(remote, &cbs, url, qualify_ref(ref), value); !s.ok()) return s;
+  git_remote_disconnect(remote);
+  return value.empty() ? std::optional<std::string>{} : std::optional<std::string>(value);
+}
+
+Result<void> Repository::push_ref(const std::string& url, const std::string& ref,
+                                  const std::optional<std::string>& expected_old,
+                                  const std::optional<std::string>& new_id, bool fast_forward_only) {
   std::string full = qualify_ref(ref);
-  auto fast_forward = is_ancestor(expected_old, new_id);
-  if (!fast_forward) return fast_forward.error().with_context("push " + full);
-  if (!*fast_forward) {
-    return Status::conflict("push " + full + ": " + new_id + " does not descend from " + expected_old,
-                            "only fast-forward pushes are allowed");
+  if (!is_valid_ref_name(full)) return Status::invalid_argument("invalid ref name \"" + ref + "\"");
+  if (fast_forward_only && expected_old && new_id) {
+    auto ff = is_ancestor(*expected_old, *new_id);
+    if (!ff) return ff.error().with_context("push " + full);
+    if (!*ff) {
+      return Status::conflict("push " + full + ": " + *new_id + " does not descend from " + *expected_old,
+                              "only fast-forward updates are allowed here");
+    }
   }
   git_remote* remote = nullptr;
   if (int rc = git_remote_create_anonymous(&remote, impl_->repo.get(), url.c_str()); rc < 0) {
@@ -379,39 +420,43 @@ Result<void> Repository::push(const std::string& url, const std::string& ref, co
   git_remote_callbacks cbs = GIT_REMOTE_CALLBACKS_INIT;
   cbs.push_update_reference = on_push_update;
   cbs.payload = &st;
-  if (int rc = git_remote_connect(remote, GIT_DIRECTION_PUSH, &cbs, nullptr, nullptr); rc < 0) {
-    return error_status(rc, "cannot connect to " + url);
-  }
-  const git_remote_head** heads = nullptr;
-  size_t n = 0;
-  if (int rc = git_remote_ls(&heads, &n, remote); rc < 0) return error_status(rc, "cannot list refs of " + url);
   std::string remote_value;
-  for (size_t i = 0; i < n; ++i) {
-    if (full == heads[i]->name) remote_value = oid_str(&heads[i]->oid);
-  }
-  if (remote_value != expected_old) {
-    return Status::conflict("push " + full + " to " + url + " refused: remote ref is " +
-                                (remote_value.empty() ? "absent" : remote_value) + ", expected " + expected_old,
-                            "someone else moved it; the next flight tests against the new value");
+  if (Status s = connect_and_read(remote, &cbs, url, full, remote_value); !s.ok()) return s;
+  std::string want = expected_old.value_or("");
+  if (remote_value != want) {
+    git_remote_disconnect(remote);
+    return Status::conflict("update of " + full + " on " + url + " refused: it is " +
+                                (remote_value.empty() ? "absent" : remote_value) + ", expected " +
+                                (want.empty() ? "absent" : want),
+                            "someone else moved it meanwhile; nothing was changed");
   }
   // libgit2 pushes from a local ref: use a private temporary one.
   const std::string tmp = "refs/pushgate/push-source";
-  git_reference* tmpref = nullptr;
-  git_oid nid;
-  if (git_oid_fromstr(&nid, new_id.c_str()) < 0) return Status::invalid_argument("not a full commit id: " + new_id);
-  if (int rc = git_reference_create(&tmpref, impl_->repo.get(), tmp.c_str(), &nid, 1, "pushgate: push source"); rc < 0) {
-    return error_status(rc, "prepare push");
+  std::string spec;
+  RefPtr tmpholder;
+  if (new_id) {
+    git_oid nid;
+    if (git_oid_fromstr(&nid, new_id->c_str()) < 0) return Status::invalid_argument("not a full commit id: " + *new_id);
+    git_reference* tmpref = nullptr;
+    if (int rc = git_reference_create(&tmpref, impl_->repo.get(), tmp.c_str(), &nid, 1, "pushgate: push source");
+        rc < 0) {
+      return error_status(rc, "prepare push");
+    }
+    tmpholder.reset(tmpref);
+    spec = (fast_forward_only ? "" : "+") + tmp + ":" + full;
+  } else {
+    spec = ":" + full;
   }
-  RefPtr tmpholder(tmpref);
-  std::string spec = tmp + ":" + full;
   const char* specs[] = {spec.c_str()};
   git_strarray refspecs{const_cast<char**>(specs), 1};
   git_push_options opts = GIT_PUSH_OPTIONS_INIT;
   opts.callbacks = cbs;
   int rc = git_remote_upload(remote, &refspecs, &opts);
-  git_reference_delete(tmpref);
+  std::string upload_error = rc < 0 ? last_error() : "";
+  if (tmpholder) git_reference_delete(tmpholder.get());
   git_remote_disconnect(remote);
-  if (rc < 0) return error_status(rc, "push " + full + " to " + url + " failed");
+  if (rc < 0) return Status::unavailable("push " + full + " to " + url + " failed: " + upload_error);
+  // libgit2 returns success even when the server refused the ref.
   if (!st.rejected.empty()) {
     return Status::conflict("push to " + url + " rejected: " + st.rejected, "the remote ref moved or is protected");
   }

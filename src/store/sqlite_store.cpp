@@ -221,6 +221,30 @@ class SqliteStore final : public Store {
     return {};
   }
 
+  Result<bool> revision_tested(const std::string& branch, const std::string& tree,
+                               const std::string& revision) const override {
+    // runvars_name_value finds the candidate flights; flights' primary key filters them.
+    Stmt q(db_, "SELECT 1 FROM runvars r JOIN flights f ON f.flight = r.flight"
+                " WHERE r.name = ?1 AND r.value = ?2 AND f.branch = ?3"
+                " AND f.blessing IN ('real', 'real-retest', 'real-bisect') LIMIT 1");
+    q.bind(1, "revision_" + tree).bind(2, revision).bind(3, branch);
+    bool found = q.step();
+    if (!q.status().ok()) return q.status();
+    return found;
+  }
+
+  Result<std::optional<std::pair<FlightId, std::string>>> last_tolerable_revision(
+      const std::string& branch, const std::string& tree) const override {
+    Stmt q(db_, "SELECT f.flight, r.value FROM flights f JOIN runvars r ON r.flight = f.flight"
+                " WHERE f.branch = ?1 AND f.blessing = 'real' AND f.outcome IN ('perfect', 'tolerable')"
+                " AND r.name = ?2 ORDER BY f.flight DESC LIMIT 1");
+    q.bind(1, branch).bind(2, "revision_" + tree);
+    std::optional<std::pair<FlightId, std::string>> out;
+    if (q.step()) out = std::make_pair(FlightId{q.col_int(0)}, q.col_text(1));
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
   Result<void> sync_hosts(const std::vector<Host>& configured) override {
     Transaction tx(db_);
     if (!tx.status().ok()) return tx.status();

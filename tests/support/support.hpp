@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,39 @@ std::string pushgate_binary();
 std::filesystem::path data_dir();
 /// Repository top directory.
 std::filesystem::path source_dir();
+
+/// A background child process in its own process group; the whole group
+/// is killed (SIGKILL) and reaped on destruction.
+class Background {
+ public:
+  explicit Background(const std::vector<std::string>& argv, const std::string& log_path = "/dev/null");
+  ~Background();
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+  int pid() const { return pid_; }
+
+ private:
+  int pid_ = -1;
+};
+
+/// A free TCP port on 127.0.0.1 (bound once, then released).
+int free_port();
+/// Wait until something accepts connections on 127.0.0.1:port.
+bool wait_for_port(int port, int timeout_ms = 5000);
+
+/// `git daemon` serving every repository under `base` on 127.0.0.1, with
+/// push enabled. url("x.git") gives git://127.0.0.1:PORT/x.git.
+class GitDaemon {
+ public:
+  explicit GitDaemon(const std::string& base);
+  std::string url(const std::string& repo) const;
+  bool ok() const { return ok_; }
+
+ private:
+  int port_;
+  bool ok_ = false;
+  std::unique_ptr<Background> proc_;
+};
 
 /// Builds commits, branches and tags in a real repository with libgit2.
 /// Commits are deterministic: author "Test <test@example.org>", times

@@ -1,0 +1,244 @@
+// The libgit2 layer on real repositories made by the tests; the git command
+// line is used only as an independent oracle and as a git:// server.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include <pushgate/git.hpp>
+
+#include "support.hpp"
+
+namespace pushgate::git {
+namespace {
+
+using test::GitRepoBuilder;
+using test::TempDir;
+
+std::string git_cli(const std::string& repo, std::vector<std::string> args, int* rc = nullptr) {
+  std::vector<std::string> argv{"git", "-C", repo};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = test::run(argv);
+  if (rc) *rc = r.exit_code;
+  std::string out = r.out;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+std::unique_ptr<Repository> open(const std::string& path) {
+  auto r = Repository::open(path);
+  EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().to_string());
+  return std::move(r).value();
+}
+
+TEST(GitRefNames, Validity) {
+  EXPECT_TRUE(is_valid_ref_name("staging"));
+  EXPECT_TRUE(is_valid_ref_name("osstest/frozen/xen-4.7-testing"));
+  EXPECT_TRUE(is_valid_ref_name("refs/tags/RELEASE-4.7.0"));
+  EXPECT_FALSE(is_valid_ref_name("sta..ging"));
+  EXPECT_FALSE(is_valid_ref_name("a b"));
+  EXPECT_FALSE(is_valid_ref_name("master.lock"));
+  EXPECT_FALSE(is_valid_ref_name("x~1"));
+  EXPECT_EQ(qualify_ref("staging"), "refs/heads/staging");
+  EXPECT_EQ(qualify_ref("refs/tags/v1"), "refs/tags/v1");
+}
+
+// A history with annotated and lightweight tags, a merge, commits exactly on
+// tags and commits with no tag before them.
+struct DescribeRepo {
+  TempDir dir;
+  std::vector<std::string> commits;
+  std::string path;
+  DescribeRepo() : path(dir.str("d.git")) {
+    GitRepoBuilder b(path);
+    commits.push_back(b.commit_on("master", "c0 no tag before me"));
+    commits.push_back(b.commit_on("master", "c1 lightweight tag only"));
+    b.lightweight_tag("light-0.1", commits.back());
+    commits.push_back(b.commit_on("master", "c2"));
+    commits.push_back(b.commit_on("master", "c3 annotated"));
+    b.annotated_tag("RELEASE-4.6.0", commits.back());
+    for (int i = 4; i < 9; ++i) commits.push_back(b.commit_on("master", "c" + std::to_string(i)));
+    b.lightweight_tag("light-4.7-rc", commits.back());
+    std::string fork = commits.back();
+    commits.push_back(b.commit_on("master", "c9"));
+    b.annotated_tag("RELEASE-4.7.0", commits.back());
+    for (int i = 10; i < 14; ++i) commits.push_back(b.commit_on("master", "c" + std::to_string(i)));
+    // a side branch off the rc, with its own tag, merged back
+    b.set_branch("stable", fork);
+    for (int i = 0; i < 4; ++i) commits.push_back(b.commit_on("stable", "s" + std::to_string(i)));
+    b.annotated_tag("RELEASE-4.6.9", commits.back());
+    commits.push_back(b.commit_on("stable", "s4"));
+    std::string merge = b.commit("merge stable", {b.head_of("master"), b.head_of("stable")}, {{"m", "1"}});
+    b.set_branch("master", merge);
+    commits.push_back(merge);
+    for (int i = 0; i < 3; ++i) commits.push_back(b.commit_on("master", "after merge " + std::to_string(i)));
+    b.lightweight_tag("light-tip", commits.back());
+  }
+};
+
+TEST(GitDescribe, MatchesGitCommandLine) {
+  DescribeRepo d;
+  auto repo = open(d.path);
+  ASSERT_GE(d.commits.size(), 20u);
+  for (const std::string& c : d.commits) {
+    for (bool tags : {false, true}) {
+      int rc = 0;
+      std::vector<std::string> args{"describe"};
+      if (tags) args.push_back("--tags");
+      args.push_back(c);
+      std::string expected = git_cli(d.path, args, &rc);
+      auto ours = repo->describe(c, tags ? DescribeTags::all : DescribeTags::annotated);
+      if (rc != 0) {
+        EXPECT_FALSE(ours.has_value()) << c << " tags=" << tags << " got " << (ours ? *ours : "");
+      } else {
+        ASSERT_TRUE(ours.has_value()) << c << " tags=" << tags << ": " << ours.error().to_string();
+        EXPECT_EQ(*ours, expected) << c << " tags=" << tags;
+      }
+    }
+  }
+}
+
+TEST(GitHistory, ResolveAncestryMergeBaseAndLog) {
+  DescribeRepo d;
+  auto repo = open(d.path);
+  std::string master = git_cli(d.path, {"rev-parse", "master"});
+  EXPECT_EQ(repo->resolve("master").value(), master);
+  EXPECT_EQ(repo->resolve("RELEASE-4.7.0").value(), git_cli(d.path, {"rev-parse", "RELEASE-4.7.0^{commit}"}));
+  EXPECT_EQ(repo->resolve(master.substr(0, 10)).value(), master);
+  EXPECT_EQ(repo->resolve("master~2").value(), git_cli(d.path, {"rev-parse", "master~2"}));
+  EXPECT_EQ(repo->resolve("no-such-branch").error().code(), StatusCode::not_found);
+  EXPECT_TRUE(repo->is_ancestor(d.commits[0], master).value());
+  EXPECT_TRUE(repo->is_ancestor(master, master).value());
+  EXPECT_FALSE(repo->is_ancestor(master, d.commits[0]).value());
+  EXPECT_EQ(repo->merge_base("master~4", "stable").value(), git_cli(d.path, {"merge-base", "master~4", "stable"}));
+  auto log = repo->log("RELEASE-4.7.0", "master").value();
+  std::string expected = git_cli(d.path, {"rev-list", "RELEASE-4.7.0..master"});
+  std::istringstream in(expected);
+  std::string line;
+  std::size_t n = 0;
+  std::set<std::string> ours;
+  for (const auto& c : log) ours.insert(c.id);
+  while (std::getline(in, line)) {
+    ++n;
+    EXPECT_TRUE(ours.count(line)) << line;
+  }
+  EXPECT_EQ(log.size(), n);
+  EXPECT_EQ(log.front().subject, "after merge 2");
+  EXPECT_EQ(log.front().author_name, "Test Author");
+  EXPECT_EQ(repo->log("", "master", 3).value().size(), 3u);
+}
+
+TEST(GitRefs, CompareAndSwapUpdate) {
+  TempDir dir;
+  GitRepoBuilder b(dir.str("r.git"));
+  std::string a = b.commit_on("master", "a");
+  std::string c = b.commit_on("master", "b");
+  auto repo = open(dir.str("r.git"));
+  ASSERT_TRUE(repo->update_ref("frozen/x", a, std::nullopt, "create").has_value());
+  auto again = repo->update_ref("frozen/x", c, std::nullopt, "create twice");
+  EXPECT_EQ(again.error().code(), StatusCode::conflict);
+  auto wrong = repo->update_ref("frozen/x", c, c, "wrong old");
+  EXPECT_EQ(wrong.error().code(), StatusCode::conflict);
+  EXPECT_EQ(repo->ref_target("frozen/x").value().value(), a);
+  ASSERT_TRUE(repo->update_ref("frozen/x", c, a, "move").has_value());
+  EXPECT_EQ(repo->ref_target("frozen/x").value().value(), c);
+  EXPECT_EQ(repo->delete_ref("frozen/x", a).error().code(), StatusCode::conflict);
+  ASSERT_TRUE(repo->delete_ref("frozen/x", c).has_value());
+  EXPECT_FALSE(repo->ref_target("frozen/x").value().has_value());
+  EXPECT_EQ(repo->update_ref("bad..name", c, std::nullopt, "x").error().code(), StatusCode::invalid_argument);
+}
+
+TEST(GitFetch, FileUrlAndUnreachableUpstream) {
+  TempDir dir;
+  GitRepoBuilder up(dir.str("up.git"));
+  std::string a = up.commit_on("master", "a");
+  up.annotated_tag("v1", a);
+  auto mirror = Repository::open_or_create_bare(dir.str("mirror.git")).value();
+  std::vector<std::string> lines;
+  ASSERT_TRUE(mirror->fetch("file://" + dir.str("up.git"), [&](const std::string& l) { lines.push_back(l); }).has_value());
+  EXPECT_FALSE(lines.empty());
+  EXPECT_EQ(mirror->ref_target("master").value().value(), a);
+  EXPECT_EQ(mirror->describe("master").value(), "v1");
+  std::string b2 = up.commit_on("master", "b");
+  ASSERT_TRUE(mirror->fetch(dir.str("up.git")).has_value());  // plain path works too
+  EXPECT_EQ(mirror->ref_target("master").value().value(), b2);
+  auto bad = mirror->fetch("file://" + dir.str("nowhere.git"));
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message().find("fetch from"), std::string::npos);
+  EXPECT_EQ(mirror->ref_target("master").value().value(), b2);  // untouched
+}
+
+TEST(GitPush, FastForwardOnlyAndRefusedWhenRemoteMoved) {
+  TempDir dir;
+  GitRepoBuilder up(dir.str("up.git"));
+  std::string a = up.commit_on("master", "a");
+  up.set_branch("staging", a);
+  auto mirror = Repository::open_or_create_bare(dir.str("mirror.git")).value();
+  ASSERT_TRUE(mirror->fetch(dir.str("up.git")).has_value());
+  // A new commit arrives on staging upstream; the mirror sees it.
+  std::string b = up.commit_on("staging", "b");
+  ASSERT_TRUE(mirror->fetch(dir.str("up.git")).has_value());
+  std::string url = "file://" + dir.str("up.git");
+  ASSERT_TRUE(mirror->push(url, "master", a, b).has_value());
+  EXPECT_EQ(up.head_of("master"), b);
+  // Pushing again from the stale value is refused: the remote is at b now.
+  auto stale = mirror->push(url, "master", a, b);
+  ASSERT_FALSE(stale.has_value());
+  EXPECT_EQ(stale.error().code(), StatusCode::conflict);
+  // A non-descendant is refused before anything is sent.
+  std::string side = up.commit("side", {a});
+  up.set_branch("side", side);
+  ASSERT_TRUE(mirror->fetch(dir.str("up.git")).has_value());
+  auto nonff = mirror->push(url, "master", b, side);
+  ASSERT_FALSE(nonff.has_value());
+  EXPECT_NE(nonff.error().message().find("does not descend"), std::string::npos);
+  EXPECT_EQ(up.head_of("master"), b);
+}
+
+TEST(GitPush, CreateForceAndDeleteRemoteRefs) {
+  TempDir dir;
+  GitRepoBuilder up(dir.str("up.git"));
+  std::string a = up.commit_on("master", "a");
+  std::string b = up.commit_on("master", "b");
+  auto mirror = Repository::open_or_create_bare(dir.str("mirror.git")).value();
+  ASSERT_TRUE(mirror->fetch(dir.str("up.git")).has_value());
+  std::string url = dir.str("up.git");
+  ASSERT_TRUE(mirror->push_ref(url, "frozen/x", std::nullopt, b, false).has_value());
+  EXPECT_EQ(mirror->remote_ref(url, "frozen/x").value().value(), b);
+  EXPECT_EQ(mirror->push_ref(url, "frozen/x", std::nullopt, a, false).error().code(), StatusCode::conflict);
+  ASSERT_TRUE(mirror->push_ref(url, "frozen/x", b, a, false).has_value());  // backwards, forced
+  EXPECT_EQ(up.head_of("frozen/x"), a);
+  ASSERT_TRUE(mirror->push_ref(url, "frozen/x", a, std::nullopt, false).has_value());
+  EXPECT_EQ(up.head_of("frozen/x"), "");
+}
+
+TEST(GitDaemonTransport, FetchAndPushOverGitProtocol) {
+  TempDir dir;
+  GitRepoBuilder up(dir.str("srv/xen.git"));
+  std::string a = up.commit_on("master", "a");
+  up.set_branch("staging", a);
+  std::string b = up.commit_on("staging", "b");
+  test::run({"git", "-C", dir.str("srv/xen.git"), "config", "daemon.receivepack", "true"});
+  test::GitDaemon daemon(dir.str("srv"));
+  ASSERT_TRUE(daemon.ok()) << "git daemon did not start";
+  auto mirror = Repository::open_or_create_bare(dir.str("mirror.git")).value();
+  ASSERT_TRUE(mirror->fetch(daemon.url("xen.git")).has_value());
+  EXPECT_EQ(mirror->ref_target("staging").value().value(), b);
+  auto pushed = mirror->push(daemon.url("xen.git"), "master", a, b);
+  ASSERT_TRUE(pushed.has_value()) << pushed.error().to_string();
+  EXPECT_EQ(up.head_of("master"), b);
+  // Someone else moves master on the server: our stale push is refused.
+  std::string c = up.commit_on("master", "c by someone else");
+  auto refused = mirror->push(daemon.url("xen.git"), "master", a, b);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), StatusCode::conflict);
+  EXPECT_EQ(up.head_of("master"), c);
+  auto unreachable = mirror->fetch("git://127.0.0.1:" + std::to_string(test::free_port()) + "/xen.git");
+  EXPECT_FALSE(unreachable.has_value());
+  EXPECT_EQ(mirror->ref_target("staging").value().value(), b);
+}
+
+}  // namespace
+}  // namespace pushgate::git
