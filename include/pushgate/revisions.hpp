@@ -36,7 +36,7 @@ struct Resolved {
   std::string revision;  ///< full commit id
   std::string source;    ///< input, override, frozen, tested-of:<branch>, ref:<name>
   std::string ref;       ///< the ref it was read from (empty for override)
-  std::string describe;  ///< `git describe --tags`, or a short id
+  std::string describe;  ///< `git describe --tags`, or a short id; filled by describe()
 };
 
 struct Resolution {
@@ -54,6 +54,9 @@ struct Resolution {
 /// (then baseline_flight is false).
 Result<Resolution> resolve(const config::Config& config, Mirrors& mirrors, const store::Store* store,
                            const std::string& branch, const std::map<std::string, std::string>& overrides = {});
+
+/// Fill in Resolved::describe for display (nearest tag per revision).
+void describe(Resolution& resolution, Mirrors& mirrors);
 
 /// The runvars a flight records for a resolution: tree_<T>, revision_<T>, revsrc_<T>.
 std::vector<std::pair<std::string, std::string>> runvars(const Resolution& resolution);

@@ -62,6 +62,7 @@ void show_revisions(Context& ctx, const RevisionsArgs& a) {
   if (b && !a.no_fetch) fetch(ctx, mirrors, revisions::trees_of(cfg, *b));
   auto res = revisions::resolve(cfg, mirrors, &ctx.store(), a.branch, overrides);
   if (!res) fail(res.error(), code_of(res.error()));
+  revisions::describe(*res, mirrors);
   if (a.json) {
     nlohmann::json j{{"branch", res->branch},
                      {"tested_revision", res->tested_revision},

@@ -141,7 +141,6 @@ Result<Resolution> resolve(const config::Config& config, Mirrors& mirrors, const
         out.ref = git::qualify_ref(ref);
       }
     }
-    out.describe = r.describe_or_short(out.revision);
     res.trees.push_back(std::move(out));
   }
 
@@ -162,11 +161,17 @@ Result<Resolution> resolve(const config::Config& config, Mirrors& mirrors, const
       under_test.revision = res.tested_revision;
       under_test.source = "tested-of:" + branch_name;
       under_test.ref = git::qualify_ref(branch->tested);
-      under_test.describe = (*repo)->describe_or_short(res.tested_revision);
     }
   }
   res.up_to_date = !res.baseline_flight && !overridden && under_test.revision == res.tested_revision;
   return res;
+}
+
+void describe(Resolution& res, Mirrors& mirrors) {
+  for (Resolved& r : res.trees) {
+    auto repo = mirrors.repo(r.tree);
+    r.describe = repo ? (*repo)->describe_or_short(r.revision) : r.revision.substr(0, 12);
+  }
 }
 
 std::vector<std::pair<std::string, std::string>> runvars(const Resolution& res) {

@@ -96,6 +96,7 @@ class RevisionsTest : public ::testing::Test {
 TEST_F(RevisionsTest, FrozenRefPinsStableBranchOnly) {
   Mirrors m = fetched();
   auto stable = resolve(*cfg, m, nullptr, "xen-4.7-testing").value();
+  describe(stable, m);
   ASSERT_EQ(stable.trees.size(), 2u);
   EXPECT_EQ(stable.trees[0].tree, "xen");
   EXPECT_EQ(stable.trees[0].revision, xen_staging47);
