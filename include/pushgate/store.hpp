@@ -141,6 +141,31 @@ class Store {
   virtual Result<void> set_host_state(const std::string& host, const std::string& state,
                                       const std::string& reason) = 0;
 
+  /// Take `host` for one job if it is enabled and free. Atomic in the
+  /// database: of two processes racing, exactly one gets true.
+  virtual Result<bool> try_allocate_host(const std::string& host, FlightId flight, const std::string& job,
+                                         const std::string& role) = 0;
+  /// Give back every host held by this job.
+  virtual Result<void> release_hosts(FlightId flight, const std::string& job) = 0;
+  /// Record a job's end on a host: broken adds to the host's streak and
+  /// quarantines it at `quarantine_after`; pass/fail resets the streak.
+  /// Returns true when this call quarantined the host.
+  virtual Result<bool> record_host_result(const std::string& host, const std::string& job_status,
+                                          int quarantine_after) = 0;
+  /// The last `limit` events of one host (allocate, release, quarantine...), newest first.
+  struct HostEvent {
+    std::int64_t id = 0;
+    std::string host;
+    std::optional<FlightId> flight;
+    std::string job, role, event, detail;
+    std::int64_t at = 0;
+  };
+  virtual Result<std::vector<HostEvent>> host_history(const std::string& host, int limit) const = 0;
+  /// A passing job named `job` of an earlier flight whose runvar
+  /// `build_inputs` equals `inputs`, newest first, with its synth runvars.
+  virtual Result<std::vector<std::pair<FlightId, std::vector<Runvar>>>> find_builds(
+      const std::string& job, const std::string& inputs, FlightId before) const = 0;
+
   // Frozen-ref audit.
   virtual Result<void> record_frozen_change(const FrozenChange& change) = 0;
   /// Newest first; empty tree/branch: all.

@@ -320,6 +320,108 @@ class SqliteStore final : public Store {
     return {};
   }
 
+  Result<bool> try_allocate_host(const std::string& host, FlightId flight, const std::string& job,
+                                 const std::string& role) override {
+    Transaction tx(db_);
+    if (!tx.status().ok()) return tx.status();
+    Stmt q(db_, "UPDATE hosts SET held_flight = ?2, held_job = ?3"
+                " WHERE host = ?1 AND state = 'enabled' AND held_flight IS NULL");
+    q.bind(1, host).bind(2, flight.value).bind(3, job);
+    if (Status s = q.exec(); !s.ok()) return s;
+    if (db_.changes() == 0) return false;
+    Stmt ev(db_, "INSERT INTO host_events (host, flight, job, role, event, at) VALUES (?1, ?2, ?3, ?4, 'allocate', ?5)");
+    ev.bind(1, host).bind(2, flight.value).bind(3, job).bind(4, role).bind(5, now());
+    if (Status s = ev.exec(); !s.ok()) return s;
+    if (Status s = tx.commit(); !s.ok()) return s;
+    return true;
+  }
+
+  Result<void> release_hosts(FlightId flight, const std::string& job) override {
+    Transaction tx(db_);
+    if (!tx.status().ok()) return tx.status();
+    Stmt ev(db_, "INSERT INTO host_events (host, flight, job, event, at)"
+                 " SELECT host, held_flight, held_job, 'release', ?3 FROM hosts WHERE held_flight = ?1 AND held_job = ?2");
+    ev.bind(1, flight.value).bind(2, job).bind(3, now());
+    if (Status s = ev.exec(); !s.ok()) return s;
+    Stmt q(db_, "UPDATE hosts SET held_flight = NULL, held_job = NULL WHERE held_flight = ?1 AND held_job = ?2");
+    q.bind(1, flight.value).bind(2, job);
+    if (Status s = q.exec(); !s.ok()) return s;
+    if (Status s = tx.commit(); !s.ok()) return s;
+    return {};
+  }
+
+  Result<bool> record_host_result(const std::string& host, const std::string& job_status,
+                                  int quarantine_after) override {
+    Transaction tx(db_);
+    if (!tx.status().ok()) return tx.status();
+    bool quarantined = false;
+    if (job_status == "broken") {
+      Stmt q(db_, "UPDATE hosts SET consecutive_broken = consecutive_broken + 1 WHERE host = ?1");
+      q.bind(1, host);
+      if (Status s = q.exec(); !s.ok()) return s;
+      Stmt c(db_, "SELECT consecutive_broken, state FROM hosts WHERE host = ?1");
+      c.bind(1, host);
+      if (c.step() && c.col_int(0) >= quarantine_after && c.col_text(1) == "enabled") {
+        std::string reason = "broke " + std::to_string(c.col_int(0)) + " consecutive jobs";
+        Stmt u(db_, "UPDATE hosts SET state = 'quarantined', state_reason = ?2 WHERE host = ?1");
+        u.bind(1, host).bind(2, reason);
+        if (Status s = u.exec(); !s.ok()) return s;
+        Stmt ev(db_, "INSERT INTO host_events (host, event, detail, at) VALUES (?1, 'quarantine', ?2, ?3)");
+        ev.bind(1, host).bind(2, reason).bind(3, now());
+        if (Status s = ev.exec(); !s.ok()) return s;
+        quarantined = true;
+      }
+      if (!c.status().ok()) return c.status();
+    } else if (job_status == "pass" || job_status == "fail") {
+      Stmt q(db_, "UPDATE hosts SET consecutive_broken = 0 WHERE host = ?1");
+      q.bind(1, host);
+      if (Status s = q.exec(); !s.ok()) return s;
+    }
+    if (Status s = tx.commit(); !s.ok()) return s;
+    return quarantined;
+  }
+
+  Result<std::vector<HostEvent>> host_history(const std::string& host, int limit) const override {
+    Stmt q(db_, "SELECT id, host, flight, IFNULL(job, ''), role, event, detail, at FROM host_events"
+                " WHERE host = ?1 ORDER BY id DESC LIMIT ?2");
+    q.bind(1, host).bind(2, limit);
+    std::vector<HostEvent> out;
+    while (q.step()) {
+      HostEvent e;
+      e.id = q.col_int(0);
+      e.host = q.col_text(1);
+      if (auto f = q.col_opt_int(2)) e.flight = FlightId{*f};
+      e.job = q.col_text(3);
+      e.role = q.col_text(4);
+      e.event = q.col_text(5);
+      e.detail = q.col_text(6);
+      e.at = q.col_int(7);
+      out.push_back(std::move(e));
+    }
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
+  Result<std::vector<std::pair<FlightId, std::vector<Runvar>>>> find_builds(const std::string& job,
+                                                                            const std::string& inputs,
+                                                                            FlightId before) const override {
+    Stmt q(db_, "SELECT r.flight FROM runvars r JOIN jobs j ON j.flight = r.flight AND j.job = r.job"
+                " WHERE r.name = 'build_inputs' AND r.value = ?2 AND r.job = ?1 AND j.status = 'pass'"
+                " AND r.flight < ?3 ORDER BY r.flight DESC LIMIT 20");
+    q.bind(1, job).bind(2, inputs).bind(3, before.value);
+    std::vector<std::pair<FlightId, std::vector<Runvar>>> out;
+    while (q.step()) out.push_back({FlightId{q.col_int(0)}, {}});
+    if (!q.status().ok()) return q.status();
+    for (auto& [flight, vars] : out) {
+      auto all = list_runvars(flight, job);
+      if (!all) return all.error();
+      for (auto& v : *all) {
+        if (v.synth) vars.push_back(v);
+      }
+    }
+    return out;
+  }
+
   Result<void> record_frozen_change(const FrozenChange& c) override {
     Stmt q(db_, "INSERT INTO frozen_audit (tree, branch, ref, action, old_rev, new_rev, describe, who, reason, at)"
                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");

@@ -1,0 +1,51 @@
+#pragma once
+/// Flights: made from a branch's job matrix and a revision resolution, then
+/// run — jobs in dependency order on allocated hosts, steps with timeouts
+/// and logs, blocked jobs, build reuse, cancellation.
+
+#include <functional>
+#include <string>
+
+#include <pushgate/config.hpp>
+#include <pushgate/hosts.hpp>
+#include <pushgate/ids.hpp>
+#include <pushgate/revisions.hpp>
+#include <pushgate/status.hpp>
+#include <pushgate/store.hpp>
+
+namespace pushgate::flight {
+
+/// The version recorded in build inputs: a new harness rebuilds everything.
+const char* harness_version();
+
+struct CreateOptions {
+  std::string blessing = "real";  ///< real, real-retest, real-bisect, adhoc, play
+  std::string intended;           ///< default: same as blessing
+  std::vector<std::string> only_jobs;  ///< empty: the branch's whole matrix
+};
+
+/// A new flight of `resolution.branch`: every job of the branch's matrix,
+/// status queued, with input runvars (tree_*, revision_*, revsrc_*, the
+/// job's own runvars, all_hostflags, buildjob, build_inputs).
+Result<FlightId> create(const config::Config& config, store::Store& store, const revisions::Resolution& resolution,
+                        const CreateOptions& options = {});
+
+struct RunOptions {
+  std::function<void(const std::string&)> progress;  ///< one line per step start and end
+  hosts::Cancellation* cancel = nullptr;              ///< null: a private one
+  bool handle_signals = false;  ///< SIGINT/SIGTERM cancel the flight
+  int poll_ms = 100;            ///< how often waiting jobs retry allocation
+};
+
+/// Run every queued job of the flight to completion (or cancellation).
+/// Returns the flight's jobs as they ended.
+Result<std::vector<store::Job>> run(const config::Config& config, store::Store& store, hosts::Registry& hosts,
+                                    FlightId flight, const RunOptions& options = {});
+
+/// Where a step's log goes: STATE_DIR/logs/FLIGHT/JOB/STEPNO-TESTID.log.
+std::string log_path(const config::Config& config, FlightId flight, const std::string& job, int stepno,
+                     const std::string& testid);
+/// A job's work directory: STATE_DIR/work/FLIGHT/JOB.
+std::string work_dir(const config::Config& config, FlightId flight, const std::string& job);
+
+}  // namespace pushgate::flight

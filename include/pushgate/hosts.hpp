@@ -1,0 +1,140 @@
+#pragma once
+/// Test hosts: one interface, three backends (local child processes,
+/// bare metal over ssh with power/PXE commands, libvirt connections), and
+/// the registry made from the config. Steps are coroutines on the caller's
+/// io_context; blocking library calls go to a worker pool.
+
+#include <utility>  // before Asio: Boost 1.74 Asio needs std::exchange under GCC 12
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <pushgate/config.hpp>
+#include <pushgate/ids.hpp>
+#include <pushgate/status.hpp>
+
+namespace pushgate::hosts {
+
+namespace asio = boost::asio;
+
+/// Process groups of running steps, so a cancel (Ctrl-C, SIGTERM) can kill
+/// them all at once. Thread-safe.
+class Cancellation {
+ public:
+  /// Kill every registered group (SIGKILL) and refuse new processes.
+  void cancel();
+  bool cancelled() const;
+  /// false when already cancelled: the caller must not start the process.
+  bool add(int pgid);
+  void remove(int pgid);
+
+ private:
+  mutable std::mutex mutex_;
+  std::set<int> groups_;  // GUARDED_BY(mutex_)
+  bool cancelled_ = false;  // GUARDED_BY(mutex_)
+};
+
+/// A child process run for a step: `argv` in its own process group, stdout
+/// and stderr appended to `log_path`, killed with its whole group at
+/// `timeout_seconds` or on cancel. Leftover processes of the group are
+/// killed when the main process exits.
+struct ProcessSpec {
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;  ///< added to the controller's environment
+  std::string cwd;
+  std::string log_path;
+  int timeout_seconds = 3600;
+};
+
+struct ProcessResult {
+  int exit_code = -1;  ///< -1 when it did not exit normally
+  int signal = 0;
+  bool timed_out = false;
+  bool cancelled = false;
+  std::string error;  ///< set when it could not be started
+  bool ok() const { return exit_code == 0 && error.empty(); }
+  std::string describe() const;
+};
+
+asio::awaitable<ProcessResult> run_process(ProcessSpec spec, Cancellation& cancel);
+
+/// What a step needs to run on a host.
+struct StepContext {
+  FlightId flight;
+  std::string job;
+  int stepno = 0;
+  std::string testid;
+  std::string log_path;  ///< the step's log; backends append to it
+  std::string workdir;   ///< the job's work directory on the controller
+  std::map<std::string, std::string> env;  ///< runvars and PUSHGATE_* variables
+  int timeout_seconds = 3600;
+  std::map<std::string, class Host*> roles;  ///< role -> host held by the job
+  std::string role = "host";                 ///< the role this step acts on
+  Cancellation* cancel = nullptr;
+  asio::thread_pool* pool = nullptr;  ///< for blocking library calls
+};
+
+/// A step's result: pass, fail or broken, and why.
+struct StepOutcome {
+  std::string status = "pass";
+  std::string message;
+  static StepOutcome pass(std::string m = {}) { return {"pass", std::move(m)}; }
+  static StepOutcome fail(std::string m) { return {"fail", std::move(m)}; }
+  static StepOutcome broken(std::string m) { return {"broken", std::move(m)}; }
+};
+
+/// One test machine. Abstract because there are three backends: local
+/// (this machine), baremetal (ssh + power/PXE commands) and libvirt.
+class Host {
+ public:
+  explicit Host(config::Host cfg) : cfg_(std::move(cfg)) {}
+  virtual ~Host() = default;
+  Host(const Host&) = delete;
+  Host& operator=(const Host&) = delete;
+
+  const std::string& name() const { return cfg_.name; }
+  const config::Host& config() const { return cfg_; }
+  /// Address steps use to reach the host (ssh address, libvirt URI, "localhost").
+  virtual std::string address() const = 0;
+
+  /// Run a step's shell command (on this machine, or on the host over ssh).
+  /// A non-zero exit is `fail_status`; a host that cannot be reached is broken.
+  virtual asio::awaitable<StepOutcome> run_command(const std::string& command, const std::string& fail_status,
+                                                   StepContext& ctx) = 0;
+  /// Run a built-in operation ("host:boot-check", "libvirt:start", ...).
+  /// Unsupported operations are broken with a message saying so.
+  virtual asio::awaitable<StepOutcome> run_op(const std::string& op, StepContext& ctx) = 0;
+
+ protected:
+  config::Host cfg_;
+};
+
+/// The hosts of the config, by name.
+class Registry {
+ public:
+  static Result<std::unique_ptr<Registry>> create(const config::Config& config);
+  Host* find(const std::string& name) const;
+  const std::vector<std::unique_ptr<Host>>& all() const { return hosts_; }
+  /// Add a host made elsewhere (tests: a backend with a fake power control).
+  void add(std::unique_ptr<Host> host) { hosts_.push_back(std::move(host)); }
+
+ private:
+  std::vector<std::unique_ptr<Host>> hosts_;
+};
+
+std::unique_ptr<Host> make_local(const config::Host& cfg);
+std::unique_ptr<Host> make_baremetal(const config::Host& cfg);
+std::unique_ptr<Host> make_libvirt(const config::Host& cfg);
+
+/// Append a line to a log file (step logs are written by several parties).
+void append_log(const std::string& path, const std::string& line);
+
+}  // namespace pushgate::hosts

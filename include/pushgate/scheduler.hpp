@@ -1,0 +1,42 @@
+#pragma once
+/// The shared host allocator: which free, enabled hosts a job's roles get.
+/// Exclusivity is enforced in the store, so two processes never hold the
+/// same host.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pushgate/ids.hpp>
+#include <pushgate/status.hpp>
+#include <pushgate/store.hpp>
+
+namespace pushgate::scheduler {
+
+/// role -> required flags. A flag "equiv-*" in several roles means those
+/// roles must get hosts sharing one equiv-X flag (alike hardware).
+using RoleFlags = std::map<std::string, std::vector<std::string>>;
+
+/// role -> host name.
+using Allocation = std::map<std::string, std::string>;
+
+/// Try to take hosts for every role at once.
+/// - a value: all roles allocated (recorded in the store);
+/// - nullopt: eligible hosts exist but are busy now: try again later;
+/// - not_found: no enabled host could ever satisfy a role; the message names
+///   the flags (the job is starved).
+Result<std::optional<Allocation>> try_allocate(store::Store& store, FlightId flight, const std::string& job,
+                                               const RoleFlags& roles);
+
+/// Jobs ready to run, in allocation order: higher branch priority, older
+/// flight, build jobs before test jobs, then by name.
+struct Candidate {
+  FlightId flight;
+  std::string job;
+  bool build = false;
+  int priority = 0;
+};
+void order(std::vector<Candidate>& ready);
+
+}  // namespace pushgate::scheduler

@@ -1,0 +1,308 @@
+// `pushgate flight create|run|show|list` and `pushgate host list|show|enable|disable`.
+
+#include <iomanip>
+#include <iostream>
+
+#include <pushgate/flight.hpp>
+#include <pushgate/hosts.hpp>
+#include <pushgate/revisions.hpp>
+
+#include "context.hpp"
+
+namespace pushgate::cli {
+namespace {
+
+struct FlightArgs {
+  std::string branch;
+  std::vector<std::string> revs;
+  std::vector<std::string> jobs;
+  std::string blessing = "real";
+  bool no_fetch = false;
+  bool always = false;
+  bool json = false;
+  std::int64_t flight = 0;
+  int limit = 20;
+};
+
+struct HostArgs {
+  std::string host;
+  std::string reason;
+  bool json = false;
+  int limit = 20;
+};
+
+void sync_hosts(Context& ctx) {
+  std::vector<store::Host> configured;
+  for (const auto& h : ctx.config().hosts) configured.push_back({h.name, h.kind, "enabled", "", 0, {}, "", h.flags});
+  must(ctx.store().sync_hosts(configured));
+}
+
+std::map<std::string, std::string> overrides(const std::vector<std::string>& revs) {
+  std::map<std::string, std::string> out;
+  for (const std::string& r : revs) {
+    auto eq = r.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == r.size()) {
+      fail(Status::invalid_argument("--rev \"" + r + "\": expected TREE=REV"), kUsage);
+    }
+    out[r.substr(0, eq)] = r.substr(eq + 1);
+  }
+  return out;
+}
+
+int code_of(const Status& s) { return s.code() == StatusCode::invalid_argument ? kUsage : kFailure; }
+
+/// Resolve and create a flight; nullopt when up to date (and not --always).
+std::optional<FlightId> create(Context& ctx, const FlightArgs& a) {
+  const config::Config& cfg = ctx.config();
+  store::Store& st = ctx.store();
+  auto ov = overrides(a.revs);
+  revisions::Mirrors mirrors(cfg);
+  if (const config::Branch* b = cfg.find_branch(a.branch); b && !a.no_fetch) {
+    for (const auto& t : revisions::trees_of(cfg, *b)) {
+      auto r = mirrors.fetch(t, [](const std::string& l) { std::cerr << "  " << l << "\n"; });
+      if (!r) fail(r.error(), kFailure);
+    }
+  }
+  auto res = revisions::resolve(cfg, mirrors, &st, a.branch, ov);
+  if (!res) fail(res.error(), code_of(res.error()));
+  bool always = a.always || cfg.find_branch(a.branch)->always_run;
+  if (res->up_to_date && !always) {
+    std::cerr << "branch " << a.branch << " is up to date (input == tested ref " << res->tested_revision.substr(0, 12)
+              << "); no flight created (use --always to test anyway)\n";
+    return std::nullopt;
+  }
+  flight::CreateOptions opts;
+  opts.blessing = a.blessing;
+  opts.only_jobs = a.jobs;
+  auto id = flight::create(cfg, st, *res, opts);
+  if (!id) fail(id.error(), code_of(id.error()));
+  std::cerr << "flight " << id->str() << " created for " << a.branch
+            << (res->baseline_flight ? " (baseline flight: tests the tested ref itself)" : "") << "\n";
+  return *id;
+}
+
+std::string duration(const store::Step& s) {
+  if (!s.started) return "";
+  std::int64_t end = s.finished.value_or(store::now());
+  return std::to_string(end - *s.started) + "s";
+}
+
+nlohmann::json flight_json(Context& ctx, FlightId id) {
+  store::Store& st = ctx.store();
+  auto f = must(st.get_flight(id), kUsage);
+  auto jobs = must(st.list_jobs(id));
+  auto steps = must(st.list_steps(id));
+  nlohmann::json j{{"flight", f.id.value}, {"branch", f.branch}, {"blessing", f.blessing}, {"intended", f.intended},
+                   {"created", f.created}, {"started", f.started ? nlohmann::json(*f.started) : nlohmann::json()},
+                   {"finished", f.finished ? nlohmann::json(*f.finished) : nlohmann::json()},
+                   {"outcome", f.outcome}};
+  j["jobs"] = nlohmann::json::array();
+  for (const auto& job : jobs) {
+    nlohmann::json jj{{"job", job.job}, {"recipe", job.recipe}, {"status", job.status}, {"reason", job.status_reason}};
+    jj["steps"] = nlohmann::json::array();
+    for (const auto& s : steps) {
+      if (s.job != job.job) continue;
+      jj["steps"].push_back({{"stepno", s.stepno}, {"testid", s.testid}, {"status", s.status},
+                             {"started", s.started ? nlohmann::json(*s.started) : nlohmann::json()},
+                             {"finished", s.finished ? nlohmann::json(*s.finished) : nlohmann::json()},
+                             {"log", s.log_path}});
+    }
+    jj["runvars"] = nlohmann::json::object();
+    for (const auto& v : must(st.list_runvars(id, job.job))) jj["runvars"][v.name] = v.value;
+    j["jobs"].push_back(jj);
+  }
+  return j;
+}
+
+void show(Context& ctx, FlightId id, bool json) {
+  if (json) {
+    print_json(flight_json(ctx, id));
+    return;
+  }
+  store::Store& st = ctx.store();
+  auto f = must(st.get_flight(id), kUsage);
+  std::cout << "flight " << f.id.str() << "  branch " << f.branch << "  blessing " << f.blessing
+            << (f.outcome.empty() ? "" : "  outcome " + f.outcome) << "\n";
+  auto steps = must(st.list_steps(id));
+  for (const auto& job : must(st.list_jobs(id))) {
+    std::cout << "  " << std::left << std::setw(30) << job.job << " " << std::setw(9) << job.status << " "
+              << job.status_reason << "\n";
+    for (const auto& s : steps) {
+      if (s.job != job.job) continue;
+      std::cout << "      " << std::right << std::setw(2) << s.stepno << " " << std::left << std::setw(24) << s.testid
+                << " " << std::setw(8) << s.status << " " << std::setw(6) << duration(s) << " " << s.log_path << "\n";
+    }
+  }
+}
+
+void run_flight(Context& ctx, const FlightArgs& a) {
+  const config::Config& cfg = ctx.config();
+  std::optional<FlightId> id;
+  if (a.flight) {
+    id = FlightId{a.flight};
+    must(ctx.store().get_flight(*id), kUsage);
+  } else {
+    if (a.branch.empty()) fail(Status::invalid_argument("give BRANCH or --flight N"), kUsage);
+    id = create(ctx, a);
+    if (!id) return;
+  }
+  sync_hosts(ctx);
+  auto reg = must(hosts::Registry::create(cfg));
+  flight::RunOptions opts;
+  opts.handle_signals = true;
+  opts.progress = [](const std::string& line) { std::cerr << line << "\n"; };
+  auto jobs = flight::run(cfg, ctx.store(), *reg, *id, opts);
+  if (!jobs) fail(jobs.error());
+  if (a.json) {
+    print_json(flight_json(ctx, *id));
+  } else {
+    show(ctx, *id, false);
+    std::cout << "verdict and push: not implemented yet (see the open issues); job statuses above\n";
+  }
+}
+
+void list_flights(Context& ctx, const FlightArgs& a) {
+  store::FlightFilter f;
+  f.branch = a.branch;
+  f.limit = a.limit;
+  auto flights = must(ctx.store().list_flights(f));
+  if (a.json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& fl : flights) {
+      j.push_back({{"flight", fl.id.value}, {"branch", fl.branch}, {"blessing", fl.blessing},
+                   {"created", fl.created}, {"outcome", fl.outcome}});
+    }
+    print_json(j);
+    return;
+  }
+  for (const auto& fl : flights) {
+    std::cout << std::setw(6) << fl.id.value << "  " << std::left << std::setw(20) << fl.branch << " " << std::setw(12)
+              << fl.blessing << " " << std::setw(12) << (fl.outcome.empty() ? "-" : fl.outcome) << " "
+              << age(fl.created) << std::right << "\n";
+  }
+  if (flights.empty()) std::cout << "no flights\n";
+}
+
+nlohmann::json host_json(const store::Host& h) {
+  return {{"host", h.host}, {"kind", h.kind}, {"state", h.state}, {"reason", h.state_reason},
+          {"consecutive_broken", h.consecutive_broken}, {"flags", h.flags},
+          {"held_by", h.held_flight ? nlohmann::json(h.held_flight->str() + "." + h.held_job) : nlohmann::json()}};
+}
+
+const store::Host& find_host(const std::vector<store::Host>& hosts, const std::string& name) {
+  for (const auto& h : hosts) {
+    if (h.host == name) return h;
+  }
+  std::vector<std::string> names;
+  for (const auto& h : hosts) names.push_back(h.host);
+  std::string hint = config::did_you_mean(name, names);
+  fail(Status::invalid_argument("unknown host \"" + name + "\"", hint.empty() ? "see `pushgate host list`" : hint),
+       kUsage);
+}
+
+}  // namespace
+
+void add_flight_commands(CLI::App& app, Context& ctx) {
+  static FlightArgs fa;
+  auto* fl = app.add_subcommand("flight", "Create, run and inspect flights");
+  fl->require_subcommand(1);
+  auto revision_options = [](CLI::App* c) {
+    c->add_option("--rev", fa.revs, "override a tree's revision: TREE=REV (repeatable)");
+    c->add_option("--blessing", fa.blessing, "real, real-retest, real-bisect, adhoc or play");
+    c->add_option("--job", fa.jobs, "run only these jobs of the matrix (repeatable)");
+    c->add_flag("--no-fetch", fa.no_fetch, "use the mirrors as they are");
+    c->add_flag("--always", fa.always, "create a flight even when the branch is up to date");
+  };
+  auto* create_cmd = fl->add_subcommand("create", "Resolve revisions and create a flight of BRANCH; prints its number");
+  create_cmd->add_option("branch", fa.branch, "branch name")->required();
+  revision_options(create_cmd);
+  create_cmd->add_flag("--json", fa.json, "machine-readable output");
+  create_cmd->callback([&ctx] {
+    auto id = create(ctx, fa);
+    if (fa.json) print_json({{"flight", id ? nlohmann::json(id->value) : nlohmann::json()}, {"up_to_date", !id}});
+    else if (id) std::cout << id->str() << "\n";
+  });
+  auto* run_cmd = fl->add_subcommand("run", "Create and run a flight of BRANCH in the foreground (Ctrl-C cancels)");
+  run_cmd->add_option("branch", fa.branch, "branch name");
+  run_cmd->add_option("--flight", fa.flight, "run the queued jobs of an existing flight instead");
+  revision_options(run_cmd);
+  run_cmd->add_flag("--json", fa.json, "print the finished flight as JSON");
+  run_cmd->callback([&ctx] { run_flight(ctx, fa); });
+  auto* show_cmd = fl->add_subcommand("show", "Jobs and steps of flight N with statuses, durations and logs");
+  show_cmd->add_option("flight", fa.flight, "flight number")->required();
+  show_cmd->add_flag("--json", fa.json, "machine-readable output");
+  show_cmd->callback([&ctx] { show(ctx, FlightId{fa.flight}, fa.json); });
+  auto* list_cmd = fl->add_subcommand("list", "Recent flights, newest first");
+  list_cmd->add_option("--branch", fa.branch, "only this branch");
+  list_cmd->add_option("--limit", fa.limit, "at most this many")->check(CLI::PositiveNumber);
+  list_cmd->add_flag("--json", fa.json, "machine-readable output");
+  list_cmd->callback([&ctx] { list_flights(ctx, fa); });
+
+  static HostArgs ha;
+  auto* host = app.add_subcommand("host", "Test hosts: state, history, enable and disable");
+  host->require_subcommand(1);
+  auto* hl = host->add_subcommand("list", "Every configured host with its state and holder");
+  hl->add_flag("--json", ha.json, "machine-readable output");
+  hl->callback([&ctx] {
+    sync_hosts(ctx);
+    auto hosts = must(ctx.store().list_hosts());
+    if (ha.json) {
+      nlohmann::json j = nlohmann::json::array();
+      for (const auto& h : hosts) j.push_back(host_json(h));
+      print_json(j);
+      return;
+    }
+    for (const auto& h : hosts) {
+      std::cout << std::left << std::setw(16) << h.host << " " << std::setw(10) << h.kind << " " << std::setw(12)
+                << h.state << " " << (h.held_flight ? "held by " + h.held_flight->str() + "." + h.held_job : "free")
+                << (h.state_reason.empty() ? "" : "  (" + h.state_reason + ")") << std::right << "\n";
+    }
+  });
+  auto* hs = host->add_subcommand("show", "One host: state, flags and its last uses");
+  hs->add_option("host", ha.host, "host name")->required();
+  hs->add_option("--limit", ha.limit, "history entries")->check(CLI::PositiveNumber);
+  hs->add_flag("--json", ha.json, "machine-readable output");
+  hs->callback([&ctx] {
+    sync_hosts(ctx);
+    auto hosts = must(ctx.store().list_hosts());
+    const store::Host& h = find_host(hosts, ha.host);
+    auto events = must(ctx.store().host_history(ha.host, ha.limit));
+    if (ha.json) {
+      nlohmann::json j = host_json(h);
+      j["history"] = nlohmann::json::array();
+      for (const auto& e : events) {
+        j["history"].push_back({{"event", e.event}, {"flight", e.flight ? nlohmann::json(e.flight->value) : nlohmann::json()},
+                                {"job", e.job}, {"role", e.role}, {"detail", e.detail}, {"at", e.at}});
+      }
+      print_json(j);
+      return;
+    }
+    std::cout << h.host << " (" << h.kind << "): " << h.state << (h.state_reason.empty() ? "" : " - " + h.state_reason)
+              << "\n  flags:";
+    for (const auto& f : h.flags) std::cout << " " << f;
+    std::cout << "\n  consecutive broken jobs: " << h.consecutive_broken << "\n";
+    for (const auto& e : events) {
+      std::cout << "  " << age(e.at) << " " << e.event
+                << (e.flight ? " flight " + e.flight->str() + " " + e.job + (e.role.empty() ? "" : " as " + e.role) : "")
+                << (e.detail.empty() ? "" : " (" + e.detail + ")") << "\n";
+    }
+  });
+  auto state_cmd = [&ctx](CLI::App* parent, const char* name, const char* state, const char* help) {
+    auto* c = parent->add_subcommand(name, help);
+    c->add_option("host", ha.host, "host name")->required();
+    c->add_option("--reason", ha.reason, "recorded with the change");
+    c->callback([&ctx, state] {
+      sync_hosts(ctx);
+      auto hosts = must(ctx.store().list_hosts());
+      find_host(hosts, ha.host);
+      std::string reason = ha.reason.empty() ? std::string(state) + " by " + ctx.who : ha.reason + " (" + ctx.who + ")";
+      if (std::string(state) == "enabled") reason = "";
+      must(ctx.store().set_host_state(ha.host, state, reason));
+      std::cout << "host " << ha.host << ": " << state << "\n";
+    });
+  };
+  state_cmd(host, "enable", "enabled", "Put a host back into service (also after quarantine)");
+  state_cmd(host, "disable", "disabled", "Take a host out of service");
+}
+
+}  // namespace pushgate::cli

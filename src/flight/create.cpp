@@ -1,0 +1,101 @@
+// A flight from a branch's job matrix and resolved revisions.
+
+#include <pushgate/flight.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+
+namespace pushgate::flight {
+
+const char* harness_version() { return PUSHGATE_VERSION; }
+
+std::string log_path(const config::Config& config, FlightId flight, const std::string& job, int stepno,
+                     const std::string& testid) {
+  std::string t = testid;
+  std::replace(t.begin(), t.end(), '/', '_');
+  return config.daemon.state_dir + "/logs/" + flight.str() + "/" + job + "/" + std::to_string(stepno) + "-" + t + ".log";
+}
+
+std::string work_dir(const config::Config& config, FlightId flight, const std::string& job) {
+  return config.daemon.state_dir + "/work/" + flight.str() + "/" + job;
+}
+
+namespace {
+
+/// FNV-1a, 64 bit: a stable digest of build inputs (not a security hash).
+std::string digest(const std::string& s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+}  // namespace
+
+Result<FlightId> create(const config::Config& config, store::Store& store, const revisions::Resolution& res,
+                        const CreateOptions& options) {
+  static const std::set<std::string> blessings{"real", "real-retest", "real-bisect", "adhoc", "play"};
+  if (!blessings.count(options.blessing)) {
+    return Status::invalid_argument("unknown blessing \"" + options.blessing + "\"",
+                                    "one of real, real-retest, real-bisect, adhoc, play");
+  }
+  const config::Branch* branch = config.find_branch(res.branch);
+  if (!branch) return Status::invalid_argument("unknown branch \"" + res.branch + "\"");
+  std::vector<std::string> names = branch->jobs;
+  if (names.empty()) {
+    for (const auto& j : config.jobs) names.push_back(j.name);
+  }
+  if (!options.only_jobs.empty()) {
+    for (const auto& j : options.only_jobs) {
+      if (std::find(names.begin(), names.end(), j) == names.end()) {
+        return Status::invalid_argument("branch " + res.branch + " has no job \"" + j + "\"");
+      }
+    }
+    names = options.only_jobs;
+  }
+  std::set<std::string> in_flight(names.begin(), names.end());
+
+  store::NewFlight f;
+  f.branch = res.branch;
+  f.blessing = options.blessing;
+  f.intended = options.intended.empty() ? options.blessing : options.intended;
+  auto revs = revisions::runvars(res);
+  for (const std::string& name : names) {
+    const config::Job* job = config.find_job(name);
+    if (!job) return Status::invalid_argument("unknown job \"" + name + "\"");
+    for (const auto& d : job->depends) {
+      if (!in_flight.count(d)) {
+        return Status::invalid_argument("job " + name + " depends on " + d + ", which this flight does not run");
+      }
+    }
+    f.jobs.push_back({{}, name, job->recipe, "queued", ""});
+    std::map<std::string, std::string> vars(revs.begin(), revs.end());
+    for (const auto& [k, v] : job->runvars) vars[k] = v;
+    std::set<std::string> flags;
+    for (const auto& [role, fl] : job->hosts) flags.insert(fl.begin(), fl.end());
+    std::string all;
+    for (const auto& fl : flags) all += (all.empty() ? "" : ",") + fl;
+    if (!all.empty()) vars["all_hostflags"] = all;
+    for (const auto& d : job->depends) {
+      const config::Job* dj = config.find_job(d);
+      if (dj && dj->kind == "build" && !vars.count("buildjob")) vars["buildjob"] = d;
+    }
+    vars["recipe"] = job->recipe;
+    if (job->kind == "build") {
+      // Inputs: every non-host runvar and the harness version.
+      std::string inputs = std::string("harness=") + harness_version() + "\n";
+      for (const auto& [k, v] : vars) inputs += k + "=" + v + "\n";
+      vars["build_inputs"] = digest(inputs);
+    }
+    for (const auto& [k, v] : vars) f.runvars.push_back({name, k, v, false});
+  }
+  return store.create_flight(f);
+}
+
+}  // namespace pushgate::flight

@@ -1,0 +1,369 @@
+// Running a flight: one io_context; a driver coroutine starts ready jobs in
+// allocation order, each job a coroutine that allocates hosts, runs its
+// recipe's steps and records everything. Libvirt calls go to a worker pool.
+
+#include <pushgate/flight.hpp>
+#include <pushgate/scheduler.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+namespace pushgate::flight {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+bool terminal_bad(const std::string& s) {
+  return s == "fail" || s == "broken" || s == "blocked" || s == "cancelled" || s == "starved";
+}
+
+std::string upper(std::string s) {
+  for (char& c : s) c = (c == '-' || c == '.') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+class Runner {
+ public:
+  Runner(const config::Config& cfg, store::Store& st, hosts::Registry& reg, FlightId id, const RunOptions& opt)
+      : cfg_(cfg), st_(st), reg_(reg), id_(id), opt_(opt), cancel_(opt.cancel ? opt.cancel : &own_cancel_) {}
+
+  Result<std::vector<store::Job>> run() {
+    auto flight = st_.get_flight(id_);
+    if (!flight) return flight.error();
+    branch_ = flight->branch;
+    if (const config::Branch* b = cfg_.find_branch(branch_)) priority_ = b->priority;
+    auto jobs = st_.list_jobs(id_);
+    if (!jobs) return jobs.error();
+    for (auto& j : *jobs) status_[j.job] = j.status;
+    if (!flight->started) (void)st_.set_flight_times(id_, store::now(), std::nullopt);
+
+    std::unique_ptr<asio::signal_set> signals;
+    if (opt_.handle_signals) {
+      signals = std::make_unique<asio::signal_set>(io_, SIGINT, SIGTERM);
+      signals->async_wait([this](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        say("signal " + std::to_string(sig) + ": cancelling flight " + id_.str());
+        cancel_->cancel();
+      });
+    }
+    asio::co_spawn(io_, drive(std::move(signals)), asio::detached);
+    io_.run();
+    pool_.join();
+    if (!error_.ok()) return error_;
+    (void)st_.set_flight_times(id_, std::nullopt, store::now());
+    return st_.list_jobs(id_);
+  }
+
+ private:
+  void say(const std::string& line) {
+    if (opt_.progress) opt_.progress(line);
+  }
+
+  /// Remember the first store failure; the flight stops starting jobs.
+  bool check(const Result<void>& r) {
+    if (!r && error_.ok()) error_ = r.error();
+    return r.has_value();
+  }
+
+  void set_status(const std::string& job, const std::string& status, const std::string& reason) {
+    status_[job] = status;
+    check(st_.set_job_status(id_, job, status, reason));
+    say("flight " + id_.str() + " " + job + ": " + status + (reason.empty() ? "" : " (" + reason + ")"));
+  }
+
+  asio::awaitable<void> drive(std::unique_ptr<asio::signal_set> signals) {
+    asio::steady_timer tick(io_);
+    for (;;) {
+      std::vector<scheduler::Candidate> ready;
+      bool queued_left = false;
+      for (const auto& [job, status] : status_) {
+        if (status != "queued") continue;
+        if (cancel_->cancelled() || !error_.ok()) {
+          set_status(job, "cancelled", cancel_->cancelled() ? "flight cancelled" : "store error");
+          continue;
+        }
+        const config::Job* cj = cfg_.find_job(job);
+        if (!cj) {
+          set_status(job, "broken", "job " + job + " is no longer in the configuration");
+          continue;
+        }
+        std::string bad_dep;
+        bool deps_done = true;
+        for (const auto& d : cj->depends) {
+          auto it = status_.find(d);
+          if (it == status_.end()) continue;
+          if (terminal_bad(it->second)) bad_dep = d + " " + it->second;
+          else if (it->second != "pass") deps_done = false;
+        }
+        if (!bad_dep.empty()) {
+          block(job, bad_dep);
+          continue;
+        }
+        if (deps_done) ready.push_back({id_, job, cj->kind == "build", priority_});
+        else queued_left = true;
+      }
+      scheduler::order(ready);
+      for (const auto& c : ready) {
+        if (static_cast<int>(running_.size()) >= cfg_.daemon.max_parallel_jobs) {
+          queued_left = true;
+          break;
+        }
+        running_.insert(c.job);
+        status_[c.job] = "preparing";
+        check(st_.set_job_status(id_, c.job, "preparing", ""));
+        asio::co_spawn(io_, run_job(c.job), asio::detached);
+      }
+      if (!queued_left && running_.empty() &&
+          std::none_of(status_.begin(), status_.end(), [](const auto& s) { return s.second == "queued"; })) {
+        break;
+      }
+      tick.expires_after(std::chrono::milliseconds(opt_.poll_ms));
+      co_await tick.async_wait(asio::use_awaitable);
+    }
+    if (signals) signals->cancel();
+  }
+
+  void block(const std::string& job, const std::string& why) {
+    store::Step s{id_, job, 1, "build-check", "blocked", store::now(), store::now(), ""};
+    check(st_.put_step(s));
+    set_status(job, "blocked", "dependency " + why);
+  }
+
+  /// A reusable earlier build: same inputs, passed, outputs still there.
+  bool try_reuse(const std::string& job, std::map<std::string, std::string>& vars) {
+    auto builds = st_.find_builds(job, vars["build_inputs"], id_);
+    if (!builds) return false;
+    for (const auto& [flight, synth] : *builds) {
+      std::string dir;
+      for (const auto& v : synth) {
+        if (v.name == "build_dir") dir = v.value;
+      }
+      std::error_code ec;
+      if (dir.empty() || !std::filesystem::is_directory(dir, ec)) continue;
+      for (const auto& v : synth) check(st_.set_runvar(id_, {job, v.name, v.value, true}));
+      check(st_.set_runvar(id_, {job, "reused_from", flight.str() + "." + job, true}));
+      set_status(job, "pass", "reused build of flight " + flight.str());
+      return true;
+    }
+    return false;
+  }
+
+  std::map<std::string, std::string> runvars_of(const std::string& job) {
+    std::map<std::string, std::string> out;
+    auto vars = st_.list_runvars(id_, job);
+    if (vars) {
+      for (const auto& v : *vars) out[v.name] = v.value;
+    }
+    return out;
+  }
+
+  asio::awaitable<void> run_job(std::string job) {
+    const config::Job* cj = cfg_.find_job(job);
+    auto vars = runvars_of(job);
+    if (cj->kind == "build" && try_reuse(job, vars)) {
+      running_.erase(job);
+      co_return;
+    }
+
+    // Hosts: wait for eligible ones to be free, up to the starvation limit.
+    asio::steady_timer wait(io_);
+    auto deadline = Clock::now() + std::chrono::seconds(cfg_.daemon.starve_after_seconds);
+    scheduler::Allocation alloc;
+    for (;;) {
+      if (cancel_->cancelled()) {
+        set_status(job, "cancelled", "flight cancelled");
+        running_.erase(job);
+        co_return;
+      }
+      auto r = scheduler::try_allocate(st_, id_, job, cj->hosts);
+      if (!r) {
+        bool never = r.error().code() == StatusCode::not_found;
+        set_status(job, never ? "starved" : "broken", r.error().message());
+        running_.erase(job);
+        co_return;
+      }
+      if (r->has_value()) {
+        alloc = r->value();
+        break;
+      }
+      if (Clock::now() >= deadline) {
+        set_status(job, "starved",
+                   "no eligible host was free within " + std::to_string(cfg_.daemon.starve_after_seconds) + "s");
+        running_.erase(job);
+        co_return;
+      }
+      wait.expires_after(std::chrono::milliseconds(opt_.poll_ms));
+      co_await wait.async_wait(asio::use_awaitable);
+    }
+    for (const auto& [role, host] : alloc) {
+      check(st_.set_runvar(id_, {job, role, host, true}));
+      say("flight " + id_.str() + " " + job + ": " + role + " = " + host);
+    }
+    set_status(job, "running", "");
+
+    std::string workdir = work_dir(cfg_, id_, job);
+    std::error_code ec;
+    std::filesystem::create_directories(workdir, ec);
+    std::map<std::string, std::string> env{{"PUSHGATE_FLIGHT", id_.str()},
+                                           {"PUSHGATE_BRANCH", branch_},
+                                           {"PUSHGATE_JOB", job},
+                                           {"PUSHGATE_WORKDIR", workdir},
+                                           {"PUSHGATE_CONFIG_DIR", cfg_.dir},
+                                           {"PUSHGATE_STATE_DIR", cfg_.daemon.state_dir}};
+    for (const auto& t : cfg_.trees) env["PUSHGATE_MIRROR_" + upper(t.name)] = t.mirror;
+    if (auto b = vars.find("buildjob"); b != vars.end()) {
+      auto bvars = runvars_of(b->second);
+      if (bvars.count("build_dir")) env["PUSHGATE_BUILD_DIR"] = bvars["build_dir"];
+    }
+    std::map<std::string, hosts::Host*> roles;
+    for (const auto& [role, host] : alloc) {
+      hosts::Host* h = reg_.find(host);
+      roles[role] = h;
+      env["PUSHGATE_" + upper(role)] = host;
+      env["PUSHGATE_" + upper(role) + "_ADDRESS"] = h ? h->address() : "";
+    }
+    // A job with no host roles runs its commands on the controller.
+    std::unique_ptr<hosts::Host> controller;
+    const config::Recipe& recipe = cfg_.recipes.at(cj->recipe);
+    std::string job_status = "pass", job_reason;
+    for (std::size_t k = 0; k < recipe.steps.size(); ++k) {
+      const config::Step& step = recipe.steps[k];
+      bool failed = job_status != "pass";
+      if (cancel_->cancelled() || (failed && !step.always)) continue;
+      int stepno = static_cast<int>(k) + 1;
+      hosts::Host* host = roles.count(step.role) ? roles[step.role] : nullptr;
+      if (!host) {
+        if (!step.op.empty()) {
+          // Config checks prevent this; a host removed from the config can still cause it.
+          host = nullptr;
+        } else {
+          if (!controller) controller = hosts::make_local(config::Host{"controller", "local"});
+          host = controller.get();
+        }
+      }
+      std::string log = log_path(cfg_, id_, job, stepno, step.testid);
+      std::filesystem::create_directories(std::filesystem::path(log).parent_path(), ec);
+      std::ofstream(log, std::ios::trunc).close();
+      auto started = store::now();
+      check(st_.put_step({id_, job, stepno, step.testid, "running", started, std::nullopt, log}));
+      say("flight " + id_.str() + " " + job + " step " + std::to_string(stepno) + " " + step.testid + ": running");
+      auto t0 = Clock::now();
+
+      hosts::StepContext ctx;
+      ctx.flight = id_;
+      ctx.job = job;
+      ctx.stepno = stepno;
+      ctx.testid = step.testid;
+      ctx.log_path = log;
+      ctx.workdir = workdir;
+      ctx.env = env;
+      for (const auto& [k2, v] : runvars_of(job)) ctx.env["PUSHGATE_RV_" + k2] = v;
+      std::string outputs = workdir + "/.outputs-" + std::to_string(stepno);
+      std::filesystem::remove(outputs, ec);
+      ctx.env["PUSHGATE_OUTPUTS"] = outputs;
+      ctx.env["PUSHGATE_STEPNO"] = std::to_string(stepno);
+      ctx.env["PUSHGATE_TESTID"] = step.testid;
+      if (host) {
+        ctx.env["PUSHGATE_HOST"] = host->name();
+        ctx.env["PUSHGATE_HOST_ADDRESS"] = host->address();
+      }
+      ctx.timeout_seconds = step.timeout;
+      ctx.roles = roles;
+      ctx.role = step.role;
+      ctx.cancel = cancel_;
+      ctx.pool = &pool_;
+
+      hosts::StepOutcome out;
+      if (!host) {
+        out = hosts::StepOutcome::broken("no host in role " + step.role + " for operation " + step.op);
+      } else if (!step.run.empty()) {
+        out = co_await host->run_command(step.run, step.on_failure, ctx);
+      } else {
+        out = co_await host->run_op(step.op, ctx);
+        // An operation that failed counts as the step's configured failure status;
+        // infrastructure trouble stays broken.
+        if (out.status == "fail") out.status = step.on_failure;
+      }
+      if (cancel_->cancelled() && out.status != "pass") out = hosts::StepOutcome::broken("cancelled");
+      if (!out.message.empty()) hosts::append_log(log, "pushgate: " + out.message);
+      check(st_.put_step({id_, job, stepno, step.testid, out.status, started, store::now(), log}));
+      double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.1fs", secs);
+      say("flight " + id_.str() + " " + job + " step " + std::to_string(stepno) + " " + step.testid + ": " +
+          out.status + " (" + buf + (out.message.empty() ? "" : ", " + out.message) + ")");
+      read_outputs(job, outputs);
+      if (out.status != "pass" && job_status == "pass") {
+        job_status = out.status;
+        job_reason = "step " + std::to_string(stepno) + " " + step.testid + ": " + out.message;
+      }
+    }
+    if (cancel_->cancelled()) {
+      job_status = "cancelled";
+      job_reason = "flight cancelled";
+    }
+    if (job_status == "pass" && cj->kind == "build") {
+      check(st_.set_runvar(id_, {job, "build_dir", workdir, true}));
+      auto now_vars = runvars_of(job);
+      for (const auto& t : cfg_.trees) {
+        auto rev = now_vars.find("revision_" + t.name);
+        if (rev != now_vars.end() && !now_vars.count("built_revision_" + t.name)) {
+          check(st_.set_runvar(id_, {job, "built_revision_" + t.name, rev->second, true}));
+        }
+      }
+    }
+    check(st_.release_hosts(id_, job));
+    for (const auto& [role, host] : alloc) {
+      auto q = st_.record_host_result(host, job_status, cfg_.daemon.quarantine_after);
+      if (q && *q) say("host " + host + " quarantined: it broke " + std::to_string(cfg_.daemon.quarantine_after) +
+                       " consecutive jobs; `pushgate host enable " + host + "` after repair");
+    }
+    set_status(job, job_status, job_reason);
+    running_.erase(job);
+  }
+
+  /// Lines "name=value" a step wrote to $PUSHGATE_OUTPUTS become output runvars.
+  void read_outputs(const std::string& job, const std::string& path) {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+      auto eq = line.find('=');
+      if (eq == std::string::npos || eq == 0) continue;
+      check(st_.set_runvar(id_, {job, line.substr(0, eq), line.substr(eq + 1), true}));
+    }
+  }
+
+  const config::Config& cfg_;
+  store::Store& st_;
+  hosts::Registry& reg_;
+  FlightId id_;
+  RunOptions opt_;
+  hosts::Cancellation own_cancel_;
+  hosts::Cancellation* cancel_;
+  asio::io_context io_;
+  asio::thread_pool pool_{2};
+  std::string branch_;
+  int priority_ = 0;
+  std::map<std::string, std::string> status_;  // job -> status, on the io_context thread only
+  std::set<std::string> running_;
+  Status error_;
+};
+
+}  // namespace
+
+Result<std::vector<store::Job>> run(const config::Config& config, store::Store& store, hosts::Registry& hosts,
+                                    FlightId flight, const RunOptions& options) {
+  Runner r(config, store, hosts, flight, options);
+  return r.run();
+}
+
+}  // namespace pushgate::flight

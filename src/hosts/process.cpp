@@ -1,0 +1,153 @@
+// Child processes for steps: posix_spawn into a new process group, the
+// pidfd awaited on the io_context, a steady_timer watchdog that kills the
+// whole group on timeout.
+
+#include <pushgate/hosts.hpp>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+extern char** environ;
+
+namespace pushgate::hosts {
+
+void Cancellation::cancel() {
+  std::lock_guard lock(mutex_);
+  cancelled_ = true;
+  for (int g : groups_) ::kill(-g, SIGKILL);
+}
+
+bool Cancellation::cancelled() const {
+  std::lock_guard lock(mutex_);
+  return cancelled_;
+}
+
+bool Cancellation::add(int pgid) {
+  std::lock_guard lock(mutex_);
+  if (cancelled_) return false;
+  groups_.insert(pgid);
+  return true;
+}
+
+void Cancellation::remove(int pgid) {
+  std::lock_guard lock(mutex_);
+  groups_.erase(pgid);
+}
+
+std::string ProcessResult::describe() const {
+  if (!error.empty()) return error;
+  if (cancelled) return "cancelled";
+  if (timed_out) return "timed out";
+  if (signal) return "killed by signal " + std::to_string(signal);
+  return "exit status " + std::to_string(exit_code);
+}
+
+void append_log(const std::string& path, const std::string& line) {
+  std::ofstream out(path, std::ios::app);
+  out << line << (line.ends_with('\n') ? "" : "\n");
+}
+
+asio::awaitable<ProcessResult> run_process(ProcessSpec spec, Cancellation& cancel) {
+  ProcessResult result;
+  auto ex = co_await asio::this_coro::executor;
+  std::error_code fec;
+  if (std::filesystem::path(spec.log_path).has_parent_path()) {
+    std::filesystem::create_directories(std::filesystem::path(spec.log_path).parent_path(), fec);
+  }
+  if (!spec.cwd.empty()) std::filesystem::create_directories(spec.cwd, fec);
+
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, spec.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  if (!spec.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, spec.cwd.c_str());
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGINT);
+  sigaddset(&defaults, SIGTERM);
+  sigaddset(&defaults, SIGPIPE);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+
+  std::vector<std::string> envs;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    if (!spec.env.count(kv.substr(0, kv.find('=')))) envs.push_back(kv);
+  }
+  for (const auto& [k, v] : spec.env) envs.push_back(k + "=" + v);
+  std::vector<char*> cargv, cenv;
+  for (auto& a : spec.argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  for (auto& e : envs) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+
+  pid_t pid = -1;
+  int rc = cancel.cancelled() ? ECANCELED
+                              : posix_spawnp(&pid, cargv[0], &fa, &attr, cargv.data(), cenv.data());
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    result.cancelled = rc == ECANCELED;
+    result.error = result.cancelled ? "cancelled" : "cannot start " + spec.argv[0] + ": " + std::strerror(rc);
+    co_return result;
+  }
+  if (!cancel.add(pid)) ::kill(-pid, SIGKILL);  // cancelled between the check and the spawn
+
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  asio::steady_timer watchdog(ex, std::chrono::seconds(spec.timeout_seconds));
+  bool timed_out = false;
+  watchdog.async_wait([&timed_out, pid](const boost::system::error_code& ec) {
+    if (ec) return;
+    timed_out = true;
+    ::kill(-pid, SIGKILL);
+  });
+  if (pidfd >= 0) {
+    asio::posix::stream_descriptor sd(ex, pidfd);  // owns and closes the pidfd
+    boost::system::error_code ec;
+    co_await sd.async_wait(asio::posix::stream_descriptor::wait_read,
+                           asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    // No pidfd (old kernel): poll the child on the timer.
+    asio::steady_timer poll(ex);
+    for (;;) {
+      siginfo_t info{};
+      if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == pid) break;
+      poll.expires_after(std::chrono::milliseconds(50));
+      co_await poll.async_wait(asio::use_awaitable);
+    }
+  }
+  watchdog.cancel();
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::kill(-pid, SIGKILL);  // whatever the step left behind in its group
+  cancel.remove(pid);
+  result.timed_out = timed_out;
+  result.cancelled = !timed_out && cancel.cancelled();
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
+  co_return result;
+}
+
+}  // namespace pushgate::hosts

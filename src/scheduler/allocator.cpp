@@ -1,0 +1,116 @@
+#include <pushgate/scheduler.hpp>
+
+#include <algorithm>
+#include <set>
+
+namespace pushgate::scheduler {
+namespace {
+
+bool has_flags(const store::Host& h, const std::vector<std::string>& flags) {
+  return std::all_of(flags.begin(), flags.end(), [&](const std::string& f) {
+    return f == "equiv-*" || std::find(h.flags.begin(), h.flags.end(), f) != h.flags.end();
+  });
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out.empty() ? "(none)" : out;
+}
+
+bool wants_equiv(const std::vector<std::string>& flags) {
+  return std::find(flags.begin(), flags.end(), "equiv-*") != flags.end();
+}
+
+/// Pick distinct hosts for every role from `hosts`, `extra` flag required of
+/// equiv roles; empty when impossible.
+Allocation pick(const std::vector<const store::Host*>& hosts, const RoleFlags& roles, const std::string& extra) {
+  Allocation out;
+  std::set<std::string> used;
+  for (const auto& [role, flags] : roles) {
+    std::vector<std::string> need = flags;
+    if (!extra.empty() && wants_equiv(flags)) need.push_back(extra);
+    const store::Host* chosen = nullptr;
+    for (const store::Host* h : hosts) {
+      if (!used.count(h->host) && has_flags(*h, need)) {
+        chosen = h;
+        break;
+      }
+    }
+    if (!chosen) return {};
+    used.insert(chosen->host);
+    out[role] = chosen->host;
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::optional<Allocation>> try_allocate(store::Store& store, FlightId flight, const std::string& job,
+                                               const RoleFlags& roles) {
+  if (roles.empty()) return std::optional<Allocation>(Allocation{});
+  auto all = store.list_hosts();
+  if (!all) return all.error();
+  std::vector<const store::Host*> enabled, free;
+  for (const auto& h : *all) {
+    if (h.state != "enabled") continue;
+    enabled.push_back(&h);
+    if (!h.held_flight) free.push_back(&h);
+  }
+  // Could any enabled hosts ever serve every role? If not, say which role.
+  std::vector<std::string> equiv_flags{""};
+  bool any_equiv = std::any_of(roles.begin(), roles.end(), [](const auto& r) { return wants_equiv(r.second); });
+  if (any_equiv) {
+    std::set<std::string> seen;
+    for (const auto* h : enabled) {
+      for (const auto& f : h->flags) {
+        if (f.starts_with("equiv-") && seen.insert(f).second) equiv_flags.push_back(f);
+      }
+    }
+    equiv_flags.erase(equiv_flags.begin());
+  }
+  bool possible = false;
+  for (const auto& e : equiv_flags) possible = possible || !pick(enabled, roles, e).empty();
+  if (!possible) {
+    for (const auto& [role, flags] : roles) {
+      bool some = std::any_of(enabled.begin(), enabled.end(), [&](const auto* h) { return has_flags(*h, flags); });
+      if (!some) {
+        return Status::not_found("no enabled host has flags " + join(flags) + " (role " + role + ")");
+      }
+    }
+    return Status::not_found(any_equiv ? "no set of enabled hosts shares one equiv-* flag for roles of job " + job
+                                       : "not enough distinct enabled hosts for the roles of job " + job);
+  }
+  for (const auto& e : equiv_flags) {
+    Allocation a = pick(free, roles, e);
+    if (a.empty()) continue;
+    bool all_taken = true;
+    for (const auto& [role, host] : a) {
+      auto took = store.try_allocate_host(host, flight, job, role);
+      if (!took) {
+        (void)store.release_hosts(flight, job);
+        return took.error();
+      }
+      if (!*took) {  // another process was faster: give back what we took, retry later
+        all_taken = false;
+        break;
+      }
+    }
+    if (all_taken) return std::optional<Allocation>(a);
+    auto rel = store.release_hosts(flight, job);
+    if (!rel) return rel.error();
+    return std::optional<Allocation>{};
+  }
+  return std::optional<Allocation>{};
+}
+
+void order(std::vector<Candidate>& ready) {
+  std::stable_sort(ready.begin(), ready.end(), [](const Candidate& a, const Candidate& b) {
+    if (a.priority != b.priority) return a.priority > b.priority;
+    if (a.flight != b.flight) return a.flight < b.flight;
+    if (a.build != b.build) return a.build;
+    return a.job < b.job;
+  });
+}
+
+}  // namespace pushgate::scheduler
