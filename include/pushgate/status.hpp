@@ -57,7 +57,8 @@ class [[nodiscard]] Result {
   explicit operator bool() const { return has_value(); }
   T& value() & { assert(has_value()); return std::get<0>(v_); }
   const T& value() const& { assert(has_value()); return std::get<0>(v_); }
-  T&& value() && { assert(has_value()); return std::get<0>(std::move(v_)); }
+  /// By value, so `for (auto& x : f().value())` does not dangle.
+  T value() && { assert(has_value()); return std::get<0>(std::move(v_)); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }

@@ -157,6 +157,9 @@ struct Checker {
       for (const auto& [role, flags] : j.hosts) {
         bool any = std::any_of(c.hosts.begin(), c.hosts.end(), [&](const Host& h) {
           return std::all_of(flags.begin(), flags.end(), [&](const std::string& f) {
+            if (f == "equiv-*") {
+              return std::any_of(h.flags.begin(), h.flags.end(), [](const auto& x) { return x.starts_with("equiv-"); });
+            }
             return std::find(h.flags.begin(), h.flags.end(), f) != h.flags.end();
           });
         });

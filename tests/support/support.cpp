@@ -125,8 +125,23 @@ Background::Background(const std::vector<std::string>& argv, const std::string& 
 Background::~Background() {
   if (pid_ <= 0) return;
   kill(-pid_, SIGKILL);
-  waitpid(pid_, nullptr, 0);
+  if (!reaped_) waitpid(pid_, nullptr, 0);
 }
+
+int Background::wait(int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      reaped_ = true;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return -1;
+}
+
+void Background::signal(int sig) { kill(pid_, sig); }
 
 int free_port() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -55,9 +55,14 @@ class Background {
   Background(const Background&) = delete;
   Background& operator=(const Background&) = delete;
   int pid() const { return pid_; }
+  /// Wait for the process to exit; its exit code, or -1 after `timeout_ms`.
+  int wait(int timeout_ms);
+  /// Send a signal to the process itself (not its group).
+  void signal(int sig);
 
  private:
   int pid_ = -1;
+  bool reaped_ = false;
 };
 
 /// A free TCP port on 127.0.0.1 (bound once, then released).

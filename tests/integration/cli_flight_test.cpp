@@ -1,0 +1,126 @@
+// `pushgate flight ...` and `pushgate host ...` as real processes: two
+// concurrent flights never share a host; SIGINT cancels cleanly.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include <pushgate/store.hpp>
+
+#include "support.hpp"
+
+namespace pushgate {
+namespace {
+
+using test::TempDir;
+
+class CliFlight : public ::testing::Test {
+ protected:
+  TempDir dir;
+
+  void write_config(const std::string& recipe_run, int starve = 60) {
+    test::GitRepoBuilder xen(dir.str("up/xen.git"));
+    xen.commit_on("master", "xen");
+    xen.set_branch("staging", xen.commit_on("master", "xen 2"));
+    test::write_file(dir.path() / "c.json", R"({"daemon": {"state_dir": "state", "starve_after_seconds": )" +
+                                                std::to_string(starve) + R"(},
+      "trees": [{"name": "xen", "upstream": "up/xen.git"}],
+      "branches": [{"name": "xen-unstable", "tree": "xen", "input": "staging", "tested": "master"}],
+      "recipes": {"r": {"steps": [{"testid": "work", "run": )" + nlohmann::json(recipe_run).dump() + R"(}]}},
+      "jobs": [{"name": "test-amd64", "recipe": "r", "hosts": {"host": ["arch-amd64"]}}],
+      "hosts": [{"name": "h0", "kind": "local", "flags": ["arch-amd64"]}]})");
+    std::filesystem::create_directories(dir.path() / "state");
+    // Fetch once, so concurrent runs need not fetch into the same mirror.
+    auto r = pg({"revisions", "xen-unstable"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  std::vector<std::string> args(std::vector<std::string> a) {
+    a.insert(a.begin(), {test::pushgate_binary(), "--config", dir.str("c.json")});
+    return a;
+  }
+  test::RunResult pg(std::vector<std::string> a) {
+    a.insert(a.begin(), {"--config", dir.str("c.json")});
+    return test::pushgate(a);
+  }
+};
+
+TEST_F(CliFlight, TwoProcessesNeverShareAHost) {
+  std::string log = dir.str("intervals.log");
+  write_config("echo start $PUSHGATE_FLIGHT $(date +%s%N) >> " + log + "; sleep 1; echo end $PUSHGATE_FLIGHT $(date +%s%N) >> " + log);
+  test::Background a(args({"flight", "run", "xen-unstable", "--no-fetch", "--always"}), dir.str("a.out"));
+  test::Background b(args({"flight", "run", "xen-unstable", "--no-fetch", "--always"}), dir.str("b.out"));
+  ASSERT_EQ(a.wait(60000), 0) << test::read_file(dir.path() / "a.out");
+  ASSERT_EQ(b.wait(60000), 0) << test::read_file(dir.path() / "b.out");
+  // Parse "start F T" / "end F T": the two jobs' intervals must not overlap.
+  std::istringstream in(test::read_file(log));
+  std::map<std::string, std::pair<long long, long long>> iv;
+  std::string what, flight;
+  long long t;
+  while (in >> what >> flight >> t) (what == "start" ? iv[flight].first : iv[flight].second) = t;
+  ASSERT_EQ(iv.size(), 2u) << test::read_file(log);
+  auto x = iv.begin()->second, y = std::next(iv.begin())->second;
+  EXPECT_TRUE(x.second <= y.first || y.second <= x.first) << "intervals overlap";
+  auto hosts = nlohmann::json::parse(pg({"host", "show", "h0", "--json"}).out);
+  int allocations = 0;
+  for (const auto& e : hosts["history"]) allocations += e["event"] == "allocate";
+  EXPECT_EQ(allocations, 2);
+  EXPECT_TRUE(hosts["held_by"].is_null());
+}
+
+TEST_F(CliFlight, SigintCancelsKillsAndFreesTheHost) {
+  std::string pidfile = dir.str("child.pid");
+  write_config("sleep 300 & echo $! > " + pidfile + "; wait");
+  test::Background run(args({"flight", "run", "xen-unstable", "--no-fetch", "--always"}), dir.str("run.out"));
+  for (int i = 0; i < 500 && !std::filesystem::exists(pidfile); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(std::filesystem::exists(pidfile)) << test::read_file(dir.path() / "run.out");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  run.signal(SIGINT);
+  int rc = run.wait(20000);
+  EXPECT_EQ(rc, 0) << test::read_file(dir.path() / "run.out");
+  int pid = std::stoi(test::read_file(pidfile));
+  std::string stat = test::read_file("/proc/" + std::to_string(pid) + "/stat");
+  EXPECT_TRUE(stat.empty() || stat[stat.rfind(')') + 2] == 'Z') << "step process survived";
+  auto show = nlohmann::json::parse(pg({"flight", "show", "1", "--json"}).out);
+  EXPECT_EQ(show["jobs"][0]["status"], "cancelled");
+  EXPECT_EQ(show["jobs"][0]["steps"][0]["status"], "broken");
+  auto host = nlohmann::json::parse(pg({"host", "show", "h0", "--json"}).out);
+  EXPECT_TRUE(host["held_by"].is_null());
+}
+
+TEST_F(CliFlight, ShowListAndHostCommands) {
+  write_config("true");
+  auto r = pg({"flight", "run", "xen-unstable", "--no-fetch", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto doc = nlohmann::json::parse(r.out);
+  EXPECT_EQ(doc["jobs"][0]["status"], "pass");
+  EXPECT_EQ(doc["jobs"][0]["runvars"]["revsrc_xen"], "tested-of:xen-unstable");  // first flight: baseline
+  EXPECT_NE(r.err.find("step 1 work: running"), std::string::npos) << r.err;
+  auto list = nlohmann::json::parse(pg({"flight", "list", "--json"}).out);
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(pg({"flight", "show", "99"}).exit_code, 2);
+  EXPECT_EQ(pg({"host", "disable", "h9"}).exit_code, 2);
+  ASSERT_EQ(pg({"host", "disable", "h0", "--reason", "bad RAM"}).exit_code, 0);
+  auto hosts = nlohmann::json::parse(pg({"host", "list", "--json"}).out);
+  EXPECT_EQ(hosts[0]["state"], "disabled");
+  auto starved = pg({"flight", "run", "xen-unstable", "--no-fetch", "--always", "--json"});
+  EXPECT_EQ(nlohmann::json::parse(starved.out)["jobs"][0]["status"], "starved");
+  ASSERT_EQ(pg({"host", "enable", "h0"}).exit_code, 0);
+  EXPECT_EQ(nlohmann::json::parse(pg({"host", "list", "--json"}).out)[0]["state"], "enabled");
+  for (std::vector<std::string> cmd : std::vector<std::vector<std::string>>{
+           {"flight"}, {"flight", "create"}, {"flight", "run"}, {"flight", "show"}, {"flight", "list"}, {"host"},
+           {"host", "list"}, {"host", "show"}, {"host", "enable"}, {"host", "disable"}}) {
+    cmd.push_back("--help");
+    EXPECT_EQ(test::pushgate(cmd).exit_code, 0) << cmd[0];
+  }
+}
+
+}  // namespace
+}  // namespace pushgate
