@@ -133,6 +133,45 @@ class Store {
   virtual Result<std::optional<std::pair<FlightId, std::string>>> last_tolerable_revision(
       const std::string& branch, const std::string& tree) const = 0;
 
+  /// Flights of `branch` with a real blessing (real, real-retest,
+  /// real-bisect) having runvar `name` = `value` on some job (index-backed).
+  virtual Result<std::vector<FlightId>> flights_with_runvar(const std::string& branch, const std::string& name,
+                                                            const std::string& value) const = 0;
+  /// True when step `testid` of `job` ever passed in a real flight of `branch`.
+  virtual Result<bool> step_ever_passed(const std::string& branch, const std::string& job,
+                                        const std::string& testid) const = 0;
+
+  // Pushes (SPEC section 6).
+  struct Push {
+    std::int64_t id = 0;
+    std::optional<FlightId> flight;
+    std::string branch, url, ref, old_rev, new_rev;
+    std::string state;  ///< intent, done, refused, failed
+    std::string message, who;
+    std::int64_t created = 0;
+    std::optional<std::int64_t> finished;
+  };
+  /// Record the intent before pushing; returns its id.
+  virtual Result<std::int64_t> record_push_intent(const Push& push) = 0;
+  /// Record the outcome (done, refused, failed) of an intent.
+  virtual Result<void> finish_push(std::int64_t id, const std::string& state, const std::string& message) = 0;
+  virtual Result<std::vector<Push>> pending_pushes() const = 0;
+  /// Newest first; empty branch: all.
+  virtual Result<std::vector<Push>> pushes(const std::string& branch, int limit) const = 0;
+
+  // Operator controls per branch.
+  struct BranchAudit {
+    std::int64_t id = 0;
+    std::string branch, action, detail, who, reason;
+    std::int64_t at = 0;
+  };
+  virtual Result<void> set_branch_blocked(const std::string& branch, bool blocked, const std::string& who,
+                                          const std::string& reason) = 0;
+  /// nullopt: not blocked; else the reason.
+  virtual Result<std::optional<std::string>> branch_blocked(const std::string& branch) const = 0;
+  virtual Result<void> record_branch_audit(const BranchAudit& entry) = 0;
+  virtual Result<std::vector<BranchAudit>> branch_audit(const std::string& branch, int limit) const = 0;
+
   // Hosts.
   /// Make the hosts table match the configured hosts: insert new ones,
   /// update kind and flags, keep state; hosts no longer configured are disabled.

@@ -93,6 +93,8 @@ Result<FlightId> create(const config::Config& config, store::Store& store, const
       for (const auto& [k, v] : vars) inputs += k + "=" + v + "\n";
       vars["build_inputs"] = digest(inputs);
     }
+    // The baseline the verdict compares against: the tested ref when the flight was made.
+    if (!res.tested_revision.empty()) vars["basis_revision_" + branch->tree] = res.tested_revision;
     for (const auto& [k, v] : vars) f.runvars.push_back({name, k, v, false});
   }
   return store.create_flight(f);

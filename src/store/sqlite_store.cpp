@@ -245,6 +245,126 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<std::vector<FlightId>> flights_with_runvar(const std::string& branch, const std::string& name,
+                                                    const std::string& value) const override {
+    Stmt q(db_, "SELECT DISTINCT r.flight FROM runvars r JOIN flights f ON f.flight = r.flight"
+                " WHERE r.name = ?1 AND r.value = ?2 AND f.branch = ?3"
+                " AND f.blessing IN ('real', 'real-retest', 'real-bisect') ORDER BY r.flight DESC");
+    q.bind(1, name).bind(2, value).bind(3, branch);
+    std::vector<FlightId> out;
+    while (q.step()) out.push_back(FlightId{q.col_int(0)});
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
+  Result<bool> step_ever_passed(const std::string& branch, const std::string& job,
+                                const std::string& testid) const override {
+    Stmt q(db_, "SELECT 1 FROM steps s JOIN flights f ON f.flight = s.flight"
+                " WHERE s.job = ?1 AND s.testid = ?2 AND s.status = 'pass' AND f.branch = ?3"
+                " AND f.blessing IN ('real', 'real-retest', 'real-bisect') LIMIT 1");
+    q.bind(1, job).bind(2, testid).bind(3, branch);
+    bool found = q.step();
+    if (!q.status().ok()) return q.status();
+    return found;
+  }
+
+  Result<std::int64_t> record_push_intent(const Push& p) override {
+    Stmt q(db_, "INSERT INTO pushes (flight, branch, url, ref, old_rev, new_rev, state, message, who, created)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'intent', ?7, ?8, ?9)");
+    q.bind(1, p.flight ? std::optional<std::int64_t>(p.flight->value) : std::nullopt);
+    q.bind(2, p.branch).bind(3, p.url).bind(4, p.ref).bind(5, p.old_rev).bind(6, p.new_rev).bind(7, p.message);
+    q.bind(8, p.who.empty() ? std::string("daemon") : p.who).bind(9, now());
+    if (Status s = q.exec(); !s.ok()) return s;
+    return db_.last_insert_rowid();
+  }
+
+  Result<void> finish_push(std::int64_t id, const std::string& state, const std::string& message) override {
+    Stmt q(db_, "UPDATE pushes SET state = ?2, message = ?3, finished = ?4 WHERE id = ?1 AND state = 'intent'");
+    q.bind(1, id).bind(2, state).bind(3, message).bind(4, now());
+    return changed_one(q, "pending push " + std::to_string(id));
+  }
+
+  static Push read_push(const Stmt& q) {
+    Push p;
+    p.id = q.col_int(0);
+    if (auto f = q.col_opt_int(1)) p.flight = FlightId{*f};
+    p.branch = q.col_text(2);
+    p.url = q.col_text(3);
+    p.ref = q.col_text(4);
+    p.old_rev = q.col_text(5);
+    p.new_rev = q.col_text(6);
+    p.state = q.col_text(7);
+    p.message = q.col_text(8);
+    p.who = q.col_text(9);
+    p.created = q.col_int(10);
+    p.finished = q.col_opt_int(11);
+    return p;
+  }
+  static constexpr const char* kPushCols =
+      "SELECT id, flight, branch, url, ref, old_rev, new_rev, state, message, who, created, finished FROM pushes ";
+
+  Result<std::vector<Push>> pending_pushes() const override {
+    Stmt q(db_, std::string(kPushCols) + "WHERE state = 'intent' ORDER BY id");
+    std::vector<Push> out;
+    while (q.step()) out.push_back(read_push(q));
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
+  Result<std::vector<Push>> pushes(const std::string& branch, int limit) const override {
+    Stmt q(db_, std::string(kPushCols) + "WHERE (?1 = '' OR branch = ?1) ORDER BY id DESC LIMIT ?2");
+    q.bind(1, branch).bind(2, limit);
+    std::vector<Push> out;
+    while (q.step()) out.push_back(read_push(q));
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
+  Result<void> set_branch_blocked(const std::string& branch, bool blocked, const std::string& who,
+                                  const std::string& reason) override {
+    Transaction tx(db_);
+    if (!tx.status().ok()) return tx.status();
+    Stmt q(db_, "INSERT INTO branch_controls (branch, blocked, reason, who, at) VALUES (?1, ?2, ?3, ?4, ?5)"
+                " ON CONFLICT (branch) DO UPDATE SET blocked = excluded.blocked, reason = excluded.reason,"
+                " who = excluded.who, at = excluded.at");
+    q.bind(1, branch).bind(2, blocked ? 1 : 0).bind(3, reason).bind(4, who).bind(5, now());
+    if (Status s = q.exec(); !s.ok()) return s;
+    Stmt a(db_, "INSERT INTO branch_audit (branch, action, who, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)");
+    a.bind(1, branch).bind(2, blocked ? "block" : "unblock").bind(3, who).bind(4, reason).bind(5, now());
+    if (Status s = a.exec(); !s.ok()) return s;
+    if (Status s = tx.commit(); !s.ok()) return s;
+    return {};
+  }
+
+  Result<std::optional<std::string>> branch_blocked(const std::string& branch) const override {
+    Stmt q(db_, "SELECT reason, who FROM branch_controls WHERE branch = ?1 AND blocked = 1");
+    q.bind(1, branch);
+    std::optional<std::string> out;
+    if (q.step()) out = q.col_text(0) + " (" + q.col_text(1) + ")";
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
+  Result<void> record_branch_audit(const BranchAudit& e) override {
+    Stmt a(db_, "INSERT INTO branch_audit (branch, action, detail, who, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    a.bind(1, e.branch).bind(2, e.action).bind(3, e.detail).bind(4, e.who).bind(5, e.reason).bind(6, e.at ? e.at : now());
+    if (Status s = a.exec(); !s.ok()) return s;
+    return {};
+  }
+
+  Result<std::vector<BranchAudit>> branch_audit(const std::string& branch, int limit) const override {
+    Stmt q(db_, "SELECT id, branch, action, detail, who, reason, at FROM branch_audit"
+                " WHERE (?1 = '' OR branch = ?1) ORDER BY id DESC LIMIT ?2");
+    q.bind(1, branch).bind(2, limit);
+    std::vector<BranchAudit> out;
+    while (q.step()) {
+      out.push_back({q.col_int(0), q.col_text(1), q.col_text(2), q.col_text(3), q.col_text(4), q.col_text(5),
+                     q.col_int(6)});
+    }
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
   Result<void> sync_hosts(const std::vector<Host>& configured) override {
     Transaction tx(db_);
     if (!tx.status().ok()) return tx.status();
