@@ -100,6 +100,37 @@ Verdict classify(const FlightData& ours, const Evidence& evidence, const AllowLi
 /// The job-status word for a set of job statuses.
 std::string job_word(const std::vector<std::string>& statuses);
 
+/// Everything a flight report shows; filled by push::report().
+struct Report {
+  Verdict verdict;
+  FlightData flight;
+  std::string intended;
+  struct Version {
+    std::string tree, tested, baseline, tested_describe, baseline_describe;
+  };
+  std::vector<Version> versions;
+  std::optional<FlightId> basis_flight;  ///< newest baseline flight ("Last test of basis")
+  std::int64_t basis_time = 0;
+  std::optional<FlightId> same_since;    ///< oldest flight of the same revisions
+  std::int64_t same_since_time = 0;
+  int same_attempts = 1;
+  std::vector<std::string> people;       ///< authors of baseline..tested
+  struct Commit {
+    std::string tree, id, author, subject;
+  };
+  std::vector<Commit> commits;
+  bool pushed = false;
+  std::string push_text;                 ///< "pushed ..." or why not
+  std::map<std::string, std::string> logs;  ///< "job\nstepno" -> log path
+};
+
+std::string render_text(const Report& report);
+std::string render_html(const Report& report);
+/// JSON following schemas/verdict.schema.json.
+std::string render_json(const Report& report);
+/// The JSON Schema of render_json's output.
+const std::string& report_schema();
+
 /// Read a flight (steps, statuses, revisions following build-job references).
 Result<FlightData> load_flight(const store::Store& store, FlightId id);
 /// Gather the evidence for a flight: baseline flights by built revisions

@@ -82,6 +82,7 @@ int run(int argc, char** argv) {
   add_config_commands(app, ctx);
   add_revision_commands(app, ctx);
   add_flight_commands(app, ctx);
+  add_branch_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -65,5 +65,6 @@ std::string age(std::int64_t when);
 void add_config_commands(CLI::App& app, Context& ctx);
 void add_revision_commands(CLI::App& app, Context& ctx);
 void add_flight_commands(CLI::App& app, Context& ctx);
+void add_branch_commands(CLI::App& app, Context& ctx);
 
 }  // namespace pushgate::cli

@@ -5,6 +5,7 @@
 
 #include <pushgate/flight.hpp>
 #include <pushgate/hosts.hpp>
+#include <pushgate/push.hpp>
 #include <pushgate/revisions.hpp>
 
 #include "context.hpp"
@@ -22,6 +23,7 @@ struct FlightArgs {
   bool json = false;
   std::int64_t flight = 0;
   int limit = 20;
+  std::string format = "text";
 };
 
 struct HostArgs {
@@ -137,6 +139,9 @@ void show(Context& ctx, FlightId id, bool json) {
 
 void run_flight(Context& ctx, const FlightArgs& a) {
   const config::Config& cfg = ctx.config();
+  revisions::Mirrors mirrors(cfg);
+  // Pushes a crash left half-done are finished before anything is resolved.
+  must(push::reconcile(cfg, ctx.store(), mirrors, [](const std::string& l) { std::cerr << l << "\n"; }));
   std::optional<FlightId> id;
   if (a.flight) {
     id = FlightId{a.flight};
@@ -153,12 +158,34 @@ void run_flight(Context& ctx, const FlightArgs& a) {
   opts.progress = [](const std::string& line) { std::cerr << line << "\n"; };
   auto jobs = flight::run(cfg, ctx.store(), *reg, *id, opts);
   if (!jobs) fail(jobs.error());
+  auto gate = must(push::finish_flight(cfg, ctx.store(), mirrors, *id, ctx.who));
+  auto rep = must(push::report(cfg, ctx.store(), mirrors, gate));
   if (a.json) {
-    print_json(flight_json(ctx, *id));
+    nlohmann::json j = flight_json(ctx, *id);
+    j["verdict"] = nlohmann::json::parse(verdict::render_json(rep));
+    print_json(j);
   } else {
-    show(ctx, *id, false);
-    std::cout << "verdict and push: not implemented yet (see the open issues); job statuses above\n";
+    std::cout << verdict::render_text(rep);
   }
+  if (!verdict::tolerable(gate.verdict.outcome)) throw ExitError{kNotTolerable};
+}
+
+void report(Context& ctx, const FlightArgs& a) {
+  if (a.format != "text" && a.format != "html" && a.format != "json") {
+    fail(Status::invalid_argument("--format must be text, html or json"), kUsage);
+  }
+  const config::Config& cfg = ctx.config();
+  FlightId id{a.flight};
+  must(ctx.store().get_flight(id), kUsage);
+  revisions::Mirrors mirrors(cfg);
+  auto gate = must(push::evaluate(cfg, ctx.store(), id));
+  auto blocked = must(ctx.store().branch_blocked(gate.flight.branch));
+  gate.decision = push::decide(*cfg.find_branch(gate.flight.branch), gate.flight.blessing, gate.verdict,
+                               gate.baseline_flight, blocked);
+  auto rep = must(push::report(cfg, ctx.store(), mirrors, gate));
+  std::cout << (a.format == "json" ? verdict::render_json(rep) + "\n"
+                : a.format == "html" ? verdict::render_html(rep)
+                                     : verdict::render_text(rep));
 }
 
 void list_flights(Context& ctx, const FlightArgs& a) {
@@ -222,7 +249,9 @@ void add_flight_commands(CLI::App& app, Context& ctx) {
     if (fa.json) print_json({{"flight", id ? nlohmann::json(id->value) : nlohmann::json()}, {"up_to_date", !id}});
     else if (id) std::cout << id->str() << "\n";
   });
-  auto* run_cmd = fl->add_subcommand("run", "Create and run a flight of BRANCH in the foreground (Ctrl-C cancels)");
+  auto* run_cmd = fl->add_subcommand("run",
+                                     "Create and run a flight of BRANCH in the foreground (Ctrl-C cancels), then judge it\n"
+                                     "and push if tolerable. Exit 0 tolerable, 3 not tolerable, 1 error.");
   run_cmd->add_option("branch", fa.branch, "branch name");
   run_cmd->add_option("--flight", fa.flight, "run the queued jobs of an existing flight instead");
   revision_options(run_cmd);
@@ -232,6 +261,10 @@ void add_flight_commands(CLI::App& app, Context& ctx) {
   show_cmd->add_option("flight", fa.flight, "flight number")->required();
   show_cmd->add_flag("--json", fa.json, "machine-readable output");
   show_cmd->callback([&ctx] { show(ctx, FlightId{fa.flight}, fa.json); });
+  auto* report_cmd = fl->add_subcommand("report", "The verdict report of flight N (text like osstest's mail, HTML or JSON)");
+  report_cmd->add_option("flight", fa.flight, "flight number")->required();
+  report_cmd->add_option("--format", fa.format, "text, html or json");
+  report_cmd->callback([&ctx] { report(ctx, fa); });
   auto* list_cmd = fl->add_subcommand("list", "Recent flights, newest first");
   list_cmd->add_option("--branch", fa.branch, "only this branch");
   list_cmd->add_option("--limit", fa.limit, "at most this many")->check(CLI::PositiveNumber);

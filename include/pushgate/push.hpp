@@ -1,0 +1,72 @@
+#pragma once
+/// The push gate (SPEC section 6): only a tolerable, non-baseline real
+/// flight of a push-enabled, unblocked branch fast-forwards the tested ref.
+/// The intent is stored before the push and the outcome after, so a restart
+/// in between neither loses nor repeats a push.
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pushgate/config.hpp>
+#include <pushgate/revisions.hpp>
+#include <pushgate/store.hpp>
+#include <pushgate/verdict.hpp>
+
+namespace pushgate::push {
+
+struct Decision {
+  bool push = false;
+  std::string reason;  ///< why (not)
+};
+
+/// Whether a finished flight may push. Pure.
+Decision decide(const config::Branch& branch, const std::string& blessing, const verdict::Verdict& verdict,
+                bool baseline_flight, const std::optional<std::string>& blocked);
+
+struct PushResult {
+  std::string state;  ///< done, refused, failed
+  std::string message;
+  std::int64_t intent_id = 0;
+  bool pushed() const { return state == "done"; }
+};
+
+/// Push `to` onto the branch's tested ref, which must still be `from`
+/// (compare-and-swap on the remote) and an ancestor of `to`.
+Result<PushResult> push_branch(const config::Config& config, store::Store& store, revisions::Mirrors& mirrors,
+                               const std::string& branch, std::optional<FlightId> flight, const std::string& from,
+                               const std::string& to, const std::string& who);
+
+/// Finish every pending intent left by a crash: remote already at the new
+/// value -> done; still at the old value -> pushed now; elsewhere -> refused.
+/// An unreachable remote leaves the intent pending.
+Result<std::vector<store::Store::Push>> reconcile(const config::Config& config, store::Store& store,
+                                                  revisions::Mirrors& mirrors,
+                                                  const std::function<void(const std::string&)>& progress = {});
+
+/// Everything decided at the end of a flight.
+struct Gate {
+  verdict::FlightData flight;
+  verdict::Evidence evidence;
+  verdict::Verdict verdict;
+  Decision decision;
+  std::optional<PushResult> push;
+  std::string tree;                 ///< the tree under test
+  std::string basis;                ///< the tested ref when the flight was made
+  std::string tested;               ///< the revision of the tree under test it tested
+  bool baseline_flight = false;
+};
+
+/// Verdict, outcome (stored on the flight) and, when allowed, the push.
+Result<Gate> finish_flight(const config::Config& config, store::Store& store, revisions::Mirrors& mirrors,
+                           FlightId flight, const std::string& who = "pushgate");
+
+/// The report of a flight (after finish_flight, or later from the store).
+Result<verdict::Report> report(const config::Config& config, const store::Store& store, revisions::Mirrors& mirrors,
+                               const Gate& gate);
+
+/// The verdict of a flight without deciding or pushing (for reports).
+Result<Gate> evaluate(const config::Config& config, const store::Store& store, FlightId flight);
+
+}  // namespace pushgate::push

@@ -1,0 +1,159 @@
+// `pushgate branch status|block|unblock|force`.
+
+#include <iomanip>
+#include <iostream>
+
+#include <pushgate/push.hpp>
+#include <pushgate/revisions.hpp>
+
+#include "context.hpp"
+
+namespace pushgate::cli {
+namespace {
+
+struct BranchArgs {
+  std::string branch, rev, reason;
+  bool json = false;
+  bool no_fetch = false;
+};
+
+const config::Branch& branch_of(Context& ctx, const std::string& name) {
+  const config::Config& cfg = ctx.config();
+  if (const config::Branch* b = cfg.find_branch(name)) return *b;
+  std::vector<std::string> names;
+  for (const auto& b : cfg.branches) names.push_back(b.name);
+  std::string hint = config::did_you_mean(name, names);
+  fail(Status::invalid_argument("unknown branch \"" + name + "\"", hint.empty() ? "see `pushgate branch status`" : hint),
+       kUsage);
+}
+
+void status(Context& ctx, const BranchArgs& a) {
+  const config::Config& cfg = ctx.config();
+  store::Store& st = ctx.store();
+  revisions::Mirrors mirrors(cfg);
+  nlohmann::json all = nlohmann::json::array();
+  for (const auto& b : cfg.branches) {
+    if (!a.branch.empty() && b.name != a.branch) continue;
+    nlohmann::json j{{"branch", b.name}, {"tree", b.tree}, {"tested_ref", git::qualify_ref(b.tested)}};
+    if (!a.no_fetch) (void)mirrors.fetch(b.tree);
+    auto repo = mirrors.repo(b.tree);
+    if (repo) {
+      auto tested = (*repo)->ref_target(b.tested);
+      if (tested && tested->has_value()) {
+        j["tested_revision"] = tested->value();
+        j["tested_describe"] = (*repo)->describe_or_short(tested->value());
+        if (auto log = (*repo)->log("", tested->value(), 1); log && !log->empty()) j["tested_commit_time"] = log->front().time;
+      }
+    }
+    auto flights = must(st.list_flights({.branch = b.name, .limit = 1}));
+    if (!flights.empty()) {
+      j["last_flight"] = flights[0].id.value;
+      j["last_outcome"] = flights[0].outcome;
+      j["last_flight_created"] = flights[0].created;
+    }
+    // Streak: consecutive flights (newest first) with the same tolerability.
+    auto recent = must(st.list_flights({.branch = b.name, .blessings = {"real"}, .limit = 50}));
+    int streak = 0;
+    std::string kind;
+    for (const auto& f : recent) {
+      if (f.outcome.empty()) continue;
+      bool tol = f.outcome == "perfect" || f.outcome == "tolerable";
+      std::string k = tol ? "tolerable" : "not tolerable";
+      if (kind.empty()) kind = k;
+      if (k != kind) break;
+      ++streak;
+    }
+    j["streak"] = {{"kind", kind}, {"flights", streak}};
+    auto blocked = must(st.branch_blocked(b.name));
+    j["blocked"] = blocked ? nlohmann::json(*blocked) : nlohmann::json(nullptr);
+    j["push_enabled"] = b.push;
+    auto pushes = must(st.pushes(b.name, 1));
+    if (!pushes.empty()) {
+      j["last_push"] = {{"state", pushes[0].state}, {"new", pushes[0].new_rev}, {"at", pushes[0].created},
+                        {"message", pushes[0].message}};
+    }
+    all.push_back(j);
+  }
+  if (a.json) {
+    print_json(a.branch.empty() ? all : all.at(0));
+    return;
+  }
+  for (const auto& j : all) {
+    std::cout << j["branch"].get<std::string>() << " (" << j["tree"].get<std::string>() << ")\n";
+    if (j.contains("tested_revision")) {
+      std::cout << "  tested:      " << j["tested_revision"].get<std::string>().substr(0, 12) << " "
+                << j["tested_describe"].get<std::string>();
+      if (j.contains("tested_commit_time")) std::cout << ", committed " << age(j["tested_commit_time"]);
+      std::cout << "\n";
+    } else {
+      std::cout << "  tested:      (no tested ref yet)\n";
+    }
+    if (j.contains("last_flight")) {
+      std::cout << "  last flight: " << j["last_flight"] << " "
+                << (j["last_outcome"].get<std::string>().empty() ? "(unfinished)" : j["last_outcome"].get<std::string>())
+                << ", " << age(j["last_flight_created"]) << "\n";
+    }
+    if (j["streak"]["flights"].get<int>() > 0) {
+      std::cout << "  streak:      " << j["streak"]["flights"] << " " << j["streak"]["kind"].get<std::string>() << "\n";
+    }
+    if (!j["blocked"].is_null()) std::cout << "  BLOCKED:     " << j["blocked"].get<std::string>() << "\n";
+    if (!j["push_enabled"].get<bool>()) std::cout << "  push disabled in the configuration\n";
+    if (j.contains("last_push")) {
+      std::cout << "  last push:   " << j["last_push"]["state"].get<std::string>() << " "
+                << j["last_push"]["new"].get<std::string>().substr(0, 12) << ", " << age(j["last_push"]["at"]) << "\n";
+    }
+  }
+}
+
+}  // namespace
+
+void add_branch_commands(CLI::App& app, Context& ctx) {
+  static BranchArgs ba;
+  auto* br = app.add_subcommand("branch", "Branch status and operator controls (block, unblock, force)");
+  br->require_subcommand(1);
+  auto* st = br->add_subcommand("status", "Tested revision, age, last flight, streak, push state");
+  st->add_option("branch", ba.branch, "only this branch");
+  st->add_flag("--no-fetch", ba.no_fetch, "use the mirrors as they are");
+  st->add_flag("--json", ba.json, "machine-readable output");
+  st->callback([&ctx] {
+    if (!ba.branch.empty()) branch_of(ctx, ba.branch);
+    status(ctx, ba);
+  });
+  auto* block = br->add_subcommand("block", "Never push BRANCH until unblocked (audited)");
+  block->add_option("branch", ba.branch, "branch")->required();
+  block->add_option("--reason", ba.reason, "why (recorded)")->required();
+  block->callback([&ctx] {
+    branch_of(ctx, ba.branch);
+    must(ctx.store().set_branch_blocked(ba.branch, true, ctx.who, ba.reason));
+    std::cout << "branch " << ba.branch << " blocked: " << ba.reason << "\n";
+  });
+  auto* unblock = br->add_subcommand("unblock", "Allow pushes of BRANCH again (audited)");
+  unblock->add_option("branch", ba.branch, "branch")->required();
+  unblock->add_option("--reason", ba.reason, "why (recorded)");
+  unblock->callback([&ctx] {
+    branch_of(ctx, ba.branch);
+    must(ctx.store().set_branch_blocked(ba.branch, false, ctx.who, ba.reason));
+    std::cout << "branch " << ba.branch << " unblocked\n";
+  });
+  auto* force = br->add_subcommand("force", "Push REV to BRANCH's tested ref regardless of any verdict (fast-forward only, audited)");
+  force->add_option("branch", ba.branch, "branch")->required();
+  force->add_option("rev", ba.rev, "revision of the branch's tree")->required();
+  force->add_option("--reason", ba.reason, "why (recorded)")->required();
+  force->callback([&ctx] {
+    const config::Branch& b = branch_of(ctx, ba.branch);
+    const config::Config& cfg = ctx.config();
+    revisions::Mirrors mirrors(cfg);
+    must(mirrors.fetch(b.tree));
+    git::Repository* repo = must(mirrors.repo(b.tree));
+    auto to = repo->resolve(ba.rev);
+    if (!to) fail(Status::invalid_argument("revision \"" + ba.rev + "\" not found in tree " + b.tree), kUsage);
+    auto from = must(repo->ref_target(b.tested));
+    if (!from) fail(Status::not_found("branch " + b.name + " has no tested ref " + b.tested + " yet"));
+    auto r = must(push::push_branch(cfg, ctx.store(), mirrors, b.name, std::nullopt, *from, *to, ctx.who));
+    must(ctx.store().record_branch_audit({0, b.name, "force", r.state + " " + *to, ctx.who, ba.reason, 0}));
+    if (!r.pushed()) fail(Status::conflict("force push " + r.state + ": " + r.message));
+    std::cout << r.message << "\n";
+  });
+}
+
+}  // namespace pushgate::cli

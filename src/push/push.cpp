@@ -1,0 +1,205 @@
+#include <pushgate/push.hpp>
+
+#include <set>
+
+namespace pushgate::push {
+
+Decision decide(const config::Branch& branch, const std::string& blessing, const verdict::Verdict& v,
+                bool baseline_flight, const std::optional<std::string>& blocked) {
+  if (blessing != "real") return {false, "a " + blessing + " flight never pushes"};
+  if (!verdict::tolerable(v.outcome)) return {false, std::string("not tolerable: ") + verdict::to_string(v.outcome)};
+  if (baseline_flight) return {false, "baseline flight: it tested the tested ref itself"};
+  if (!branch.push) return {false, "push disabled for branch " + branch.name + " in the configuration"};
+  if (blocked) return {false, "branch blocked by an operator: " + *blocked};
+  return {true, std::string("tolerable (") + verdict::to_string(v.outcome) + ")"};
+}
+
+namespace {
+std::string push_url(const config::Config& c, const config::Branch& b) {
+  return b.push_url.empty() ? c.find_tree(b.tree)->push_url : b.push_url;
+}
+}  // namespace
+
+Result<PushResult> push_branch(const config::Config& config, store::Store& store, revisions::Mirrors& mirrors,
+                               const std::string& branch_name, std::optional<FlightId> flight, const std::string& from,
+                               const std::string& to, const std::string& who) {
+  const config::Branch* branch = config.find_branch(branch_name);
+  if (!branch) return Status::invalid_argument("unknown branch \"" + branch_name + "\"");
+  auto repo = mirrors.repo(branch->tree);
+  if (!repo) return repo.error();
+  std::string url = push_url(config, *branch);
+  std::string ref = git::qualify_ref(branch->tested);
+  store::Store::Push intent;
+  intent.flight = flight;
+  intent.branch = branch_name;
+  intent.url = url;
+  intent.ref = ref;
+  intent.old_rev = from;
+  intent.new_rev = to;
+  intent.who = who;
+  auto id = store.record_push_intent(intent);
+  if (!id) return id.error().with_context("push intent");
+  PushResult result;
+  result.intent_id = *id;
+  auto pushed = (*repo)->push(url, ref, from, to);
+  if (pushed) {
+    result.state = "done";
+    result.message = "pushed " + to.substr(0, 12) + " to " + ref + " on " + url;
+    // The mirror follows; a later fetch would too.
+    (void)(*repo)->update_ref(ref, to, from, "pushgate: pushed by flight");
+  } else {
+    result.state = pushed.error().code() == StatusCode::conflict ? "refused" : "failed";
+    result.message = pushed.error().to_string();
+  }
+  auto fin = store.finish_push(*id, result.state, result.message);
+  if (!fin) return fin.error().with_context("push outcome (the push itself is " + result.state + ")");
+  return result;
+}
+
+Result<std::vector<store::Store::Push>> reconcile(const config::Config& config, store::Store& store,
+                                                  revisions::Mirrors& mirrors,
+                                                  const std::function<void(const std::string&)>& progress) {
+  auto pending = store.pending_pushes();
+  if (!pending) return pending.error();
+  std::vector<store::Store::Push> out;
+  for (auto p : *pending) {
+    const config::Branch* branch = config.find_branch(p.branch);
+    std::string tree = branch ? branch->tree : "";
+    auto repo = branch ? mirrors.repo(tree) : Result<git::Repository*>(Status::not_found("branch gone"));
+    if (!repo) {
+      (void)store.finish_push(p.id, "failed", "cannot reconcile: " + repo.error().message());
+      continue;
+    }
+    auto remote = (*repo)->remote_ref(p.url, p.ref);
+    if (!remote) {
+      if (progress) progress("push " + std::to_string(p.id) + " still pending: " + remote.error().message());
+      continue;
+    }
+    std::string now = remote->value_or("");
+    std::string state, message;
+    if (now == p.new_rev) {
+      state = "done";
+      message = "found already pushed after a restart";
+    } else if (now == p.old_rev) {
+      auto pushed = (*repo)->push(p.url, p.ref, p.old_rev, p.new_rev);
+      state = pushed ? "done" : (pushed.error().code() == StatusCode::conflict ? "refused" : "failed");
+      message = pushed ? "pushed after a restart" : pushed.error().to_string();
+    } else {
+      state = "refused";
+      message = "after a restart " + p.ref + " is at " + (now.empty() ? "nothing" : now) + ", neither old nor new";
+    }
+    if (auto f = store.finish_push(p.id, state, message); !f) return f.error();
+    p.state = state;
+    p.message = message;
+    if (progress) progress("push " + std::to_string(p.id) + " of " + p.branch + ": " + state + " (" + message + ")");
+    out.push_back(p);
+  }
+  return out;
+}
+
+Result<Gate> evaluate(const config::Config& config, const store::Store& store, FlightId id) {
+  Gate g;
+  auto f = verdict::load_flight(store, id);
+  if (!f) return f.error();
+  g.flight = std::move(*f);
+  const config::Branch* branch = config.find_branch(g.flight.branch);
+  if (!branch) return Status::invalid_argument("flight " + id.str() + " is of branch " + g.flight.branch + ", no longer configured");
+  g.tree = branch->tree;
+  auto vars = store.list_runvars(id);
+  if (!vars) return vars.error();
+  for (const auto& v : *vars) {
+    if (v.name == "basis_revision_" + g.tree) g.basis = v.value;
+  }
+  g.tested = g.flight.revisions.count(g.tree) ? g.flight.revisions.at(g.tree) : "";
+  g.baseline_flight = !g.basis.empty() && g.basis == g.tested;
+  auto ev = verdict::gather(store, g.flight, g.tree, g.basis);
+  if (!ev) return ev.error();
+  g.evidence = std::move(*ev);
+  std::vector<std::string> allow = config.allow;
+  allow.insert(allow.end(), branch->allow.begin(), branch->allow.end());
+  g.verdict = verdict::classify(g.flight, g.evidence, verdict::AllowList(allow));
+  return g;
+}
+
+Result<Gate> finish_flight(const config::Config& config, store::Store& store, revisions::Mirrors& mirrors,
+                           FlightId id, const std::string& who) {
+  auto g = evaluate(config, store, id);
+  if (!g) return g.error();
+  if (auto s = store.set_flight_outcome(id, verdict::to_string(g->verdict.outcome)); !s) return s.error();
+  const config::Branch* branch = config.find_branch(g->flight.branch);
+  auto blocked = store.branch_blocked(branch->name);
+  if (!blocked) return blocked.error();
+  g->decision = decide(*branch, g->flight.blessing, g->verdict, g->baseline_flight, *blocked);
+  if (g->decision.push) {
+    auto r = push_branch(config, store, mirrors, branch->name, id, g->basis, g->tested, who);
+    if (!r) return r.error();
+    g->push = *r;
+  }
+  return g;
+}
+
+Result<verdict::Report> report(const config::Config&, const store::Store& store, revisions::Mirrors& mirrors,
+                               const Gate& g) {
+  verdict::Report r;
+  r.verdict = g.verdict;
+  r.flight = g.flight;
+  auto fl = store.get_flight(g.flight.id);
+  if (!fl) return fl.error();
+  r.intended = fl->intended;
+  for (const auto& [tree, rev] : g.flight.revisions) {
+    verdict::Report::Version v{tree, rev, tree == g.tree ? g.basis : rev, "", ""};
+    if (auto repo = mirrors.repo(tree)) {
+      v.tested_describe = (*repo)->describe_or_short(rev);
+      if (!v.baseline.empty()) v.baseline_describe = (*repo)->describe_or_short(v.baseline);
+    }
+    r.versions.push_back(v);
+  }
+  if (!g.evidence.baselines.empty()) {
+    r.basis_flight = g.evidence.baselines.front().id;
+    if (auto b = store.get_flight(*r.basis_flight)) r.basis_time = b->created;
+  }
+  r.same_since = g.flight.id;
+  r.same_since_time = fl->created;
+  r.same_attempts = 1;
+  for (const auto& h : g.evidence.same_revisions) {
+    ++r.same_attempts;
+    if (h.id < *r.same_since) {
+      r.same_since = h.id;
+      if (auto hf = store.get_flight(h.id)) r.same_since_time = hf->created;
+    }
+  }
+  if (!g.basis.empty() && !g.tested.empty() && g.basis != g.tested) {
+    if (auto repo = mirrors.repo(g.tree)) {
+      if (auto log = (*repo)->log(g.basis, g.tested, 200)) {
+        std::set<std::string> people;
+        for (const auto& c : *log) {
+          std::string who = c.author_name + " <" + c.author_email + ">";
+          if (people.insert(who).second) r.people.push_back(who);
+          r.commits.push_back({g.tree, c.id, c.author_name, c.subject});
+        }
+      }
+    }
+  }
+  if (auto steps = store.list_steps(g.flight.id)) {
+    for (const auto& s : *steps) r.logs[s.job + "\n" + std::to_string(s.stepno)] = s.log_path;
+  }
+  if (g.push) {
+    r.pushed = g.push->pushed();
+    r.push_text = g.push->pushed() ? g.push->message : "push " + g.push->state + ": " + g.push->message;
+  } else {
+    r.push_text = g.decision.reason;
+    // Reports made later: a push of this flight recorded in the store wins.
+    if (auto pushes = store.pushes(g.flight.branch, 50)) {
+      for (const auto& p : *pushes) {
+        if (p.flight && *p.flight == g.flight.id) {
+          r.pushed = p.state == "done";
+          r.push_text = p.state == "done" ? p.message : "push " + p.state + ": " + p.message;
+          break;
+        }
+      }
+    }
+  }
+  return r;
+}
+
+}  // namespace pushgate::push

@@ -1,0 +1,235 @@
+// The push gate end to end on real repositories and local hosts: good
+// commits are pushed, regressions are not, never-passing steps do not
+// block, a tested ref moved by someone else refuses the push, and a crash
+// between intent and push leads to exactly one push after restart.
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validator.hpp>
+
+#include <pushgate/flight.hpp>
+#include <pushgate/push.hpp>
+
+#include "faulty_store.hpp"
+#include "support.hpp"
+
+namespace pushgate {
+namespace {
+
+using test::TempDir;
+
+class Gate : public ::testing::Test {
+ protected:
+  TempDir dir;
+  std::unique_ptr<test::GitRepoBuilder> xen;
+  std::string up;
+
+  void SetUp() override {
+    up = dir.str("up/xen.git");
+    xen = std::make_unique<test::GitRepoBuilder>(up);
+    xen->commit_on("master", "xen: import", {{"CHANGES", "import\n"}});
+    xen->set_branch("staging", xen->head_of("master"));
+    // Each step fails when the tested tree's CHANGES holds its marker;
+    // "new-test" passes only once the tree says NEWTEST-OK.
+    std::string show = "git --git-dir=$PUSHGATE_MIRROR_XEN show $PUSHGATE_RV_revision_xen:CHANGES";
+    nlohmann::json steps = nlohmann::json::array({
+        {{"testid", "meddle"}, {"run", "test ! -f $PUSHGATE_CONFIG_DIR/meddle || sh $PUSHGATE_CONFIG_DIR/meddle"}},
+        {{"testid", "xen-boot"}, {"run", "! " + show + " | grep -q BREAK-BOOT"}},
+        {{"testid", "guest-start"}, {"run", "! " + show + " | grep -q BREAK-GUEST"}},
+        {{"testid", "new-test"}, {"run", show + " | grep -q NEWTEST-OK"}},
+    });
+    nlohmann::json cfg = {
+        {"daemon", {{"state_dir", "state"}}},
+        {"trees", {{{"name", "xen"}, {"upstream", "up/xen.git"}}}},
+        {"branches", {{{"name", "xen-unstable"}, {"tree", "xen"}, {"input", "staging"}, {"tested", "master"}}}},
+        {"recipes", {{"test", {{"steps", steps}}}}},
+        {"jobs", {{{"name", "test-amd64-amd64-xl"}, {"recipe", "test"}, {"hosts", {{"host", {"x86"}}}}}}},
+        {"hosts", {{{"name", "h0"}, {"kind", "local"}, {"flags", {"x86"}}}}}};
+    test::write_file(dir.path() / "c.json", cfg.dump(2));
+    std::filesystem::create_directories(dir.path() / "state");
+  }
+
+  std::string commit(const std::string& changes) {
+    return xen->commit_on("staging", "xen: " + changes, {{"CHANGES", changes + "\n"}}, "Jan Beulich <jbeulich@example.org>");
+  }
+
+  test::RunResult pg(std::vector<std::string> a) {
+    a.insert(a.begin(), {"--config", dir.str("c.json")});
+    return test::pushgate(a);
+  }
+
+  /// Run a flight; returns exit code, puts the report JSON in `verdict`.
+  int flight(nlohmann::json& verdict) {
+    auto r = pg({"flight", "run", "xen-unstable", "--json"});
+    EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 3) << r.err;
+    verdict = nlohmann::json::parse(r.out)["verdict"];
+    return r.exit_code;
+  }
+};
+
+TEST_F(Gate, GoodCommitPushedRegressionNotNeverPassTolerable) {
+  nlohmann::json v;
+  // 1: baseline flight of master itself (new-test never passed: tolerable), no push.
+  EXPECT_EQ(flight(v), 0);
+  EXPECT_FALSE(v["pushed"].get<bool>());
+  EXPECT_NE(v["push"].get<std::string>().find("baseline flight"), std::string::npos);
+  // 2: a good commit is tested and pushed; new-test still never passed.
+  std::string good = commit("good change");
+  EXPECT_EQ(flight(v), 0);
+  EXPECT_TRUE(v["pushed"].get<bool>()) << v.dump(2);
+  EXPECT_EQ(v["outcome"], "tolerable");
+  EXPECT_EQ(v["subject"], "[xen-unstable test] 2: tolerable ALL FAIL - PUSHED");
+  EXPECT_EQ(xen->head_of("master"), good);
+  bool never = false;
+  for (const auto& s : v["steps"]) never = never || (s["testid"] == "new-test" && s["summary"] == "never pass");
+  EXPECT_TRUE(never) << v.dump(2);
+  // 3: a commit that breaks guest-start is not pushed: REGR. vs. 2, exit 3.
+  commit("BREAK-GUEST");
+  EXPECT_EQ(flight(v), 3);
+  EXPECT_FALSE(v["pushed"].get<bool>());
+  EXPECT_EQ(v["outcome"], "regressions");
+  EXPECT_EQ(v["subject"], "[xen-unstable test] 3: regressions - ALL FAIL");
+  bool regr = false;
+  for (const auto& s : v["steps"]) regr = regr || (s["testid"] == "guest-start" && s["summary"] == "REGR. vs. 2");
+  EXPECT_TRUE(regr) << v.dump(2);
+  EXPECT_EQ(xen->head_of("master"), good);
+  auto text = pg({"flight", "report", "3"});
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_NE(text.out.find("Tests which did not succeed and are blocking"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("REGR. vs. 2"), std::string::npos);
+  EXPECT_NE(text.out.find("Jan Beulich <jbeulich@example.org>"), std::string::npos);
+  EXPECT_NE(text.out.find("Last test of basis   2"), std::string::npos) << text.out;
+  auto html = pg({"flight", "report", "3", "--format", "html"});
+  EXPECT_NE(html.out.find("class=\"blocking\""), std::string::npos);
+  EXPECT_EQ(pg({"flight", "report", "3", "--format", "pdf"}).exit_code, 2);
+  // 4: fixed, and the new test passes for the first time: perfect, pushed.
+  std::string fixed = commit("fixed NEWTEST-OK");
+  EXPECT_EQ(flight(v), 0);
+  EXPECT_EQ(v["subject"], "[xen-unstable test] 4: all pass - PUSHED");
+  EXPECT_EQ(xen->head_of("master"), fixed);
+}
+
+TEST_F(Gate, ReportJsonFollowsTheSchema) {
+  nlohmann::json v;
+  flight(v);
+  commit("BREAK-BOOT");
+  flight(v);
+  auto schema_doc = nlohmann::json::parse(test::read_file(test::source_dir() / "schemas/verdict.schema.json"));
+  valijson::Schema schema;
+  valijson::SchemaParser parser;
+  valijson::adapters::NlohmannJsonAdapter sa(schema_doc);
+  parser.populateSchema(sa, schema);
+  valijson::Validator validator;
+  valijson::adapters::NlohmannJsonAdapter target(v);
+  valijson::ValidationResults results;
+  EXPECT_TRUE(validator.validate(schema, target, &results)) << v.dump(2);
+  auto again = nlohmann::json::parse(pg({"flight", "report", "2", "--format", "json"}).out);
+  EXPECT_EQ(again["outcome"], "regressions") << again.dump(2);  // xen-boot passed in baseline flight 1
+}
+
+TEST_F(Gate, TestedRefMovedDuringTheFlightRefusesThePush) {
+  nlohmann::json v;
+  flight(v);
+  commit("good change");
+  // During the flight someone else pushes to master (the "meddle" step does it).
+  std::string other = xen->commit("someone else's commit", {xen->head_of("master")}, {{"CHANGES", "other\n"}});
+  test::write_file(dir.path() / "meddle", "git --git-dir=" + up + " update-ref refs/heads/master " + other + "\n");
+  EXPECT_EQ(flight(v), 0);  // tolerable; the push was refused, not an error
+  EXPECT_FALSE(v["pushed"].get<bool>());
+  EXPECT_NE(v["push"].get<std::string>().find("refused"), std::string::npos) << v["push"];
+  EXPECT_EQ(xen->head_of("master"), other);  // nothing lost
+  auto pushes = nlohmann::json::parse(pg({"branch", "status", "xen-unstable", "--json"}).out);
+  EXPECT_EQ(pushes["last_push"]["state"], "refused");
+}
+
+TEST_F(Gate, BlockAndForceAreAudited) {
+  nlohmann::json v;
+  flight(v);
+  std::string good = commit("good change");
+  ASSERT_EQ(pg({"branch", "block", "xen-unstable", "--reason", "release freeze"}).exit_code, 0);
+  EXPECT_EQ(flight(v), 0);
+  EXPECT_FALSE(v["pushed"].get<bool>());
+  EXPECT_NE(v["push"].get<std::string>().find("release freeze"), std::string::npos);
+  EXPECT_EQ(pg({"branch", "force", "xen-unstable", "nope", "--reason", "x"}).exit_code, 2);
+  auto f = pg({"branch", "force", "xen-unstable", good, "--reason", "ship it"});
+  ASSERT_EQ(f.exit_code, 0) << f.err;
+  EXPECT_EQ(xen->head_of("master"), good);
+  ASSERT_EQ(pg({"branch", "unblock", "xen-unstable"}).exit_code, 0);
+  auto st = nlohmann::json::parse(pg({"branch", "status", "xen-unstable", "--json", "--no-fetch"}).out);
+  EXPECT_TRUE(st["blocked"].is_null());
+  EXPECT_EQ(st["tested_revision"], good);
+}
+
+TEST_F(Gate, CrashBetweenIntentAndPushPushesExactlyOnceAfterRestart) {
+  nlohmann::json v;
+  flight(v);  // baseline
+  std::string good = commit("good change");
+  // Run a flight's jobs without finishing it, so the crash can be placed.
+  auto cfg = config::load(dir.str("c.json")).config.value();
+  auto created = pg({"flight", "create", "xen-unstable"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  FlightId id{std::stoll(created.out)};
+  {
+    auto real = store::Store::open({cfg.daemon.database}).value();
+    auto reg = hosts::Registry::create(cfg).value();
+    ASSERT_TRUE(pushgate::flight::run(cfg, *real, *reg, id, {}).has_value());
+  }
+  pid_t child = fork();
+  if (child == 0) {
+    auto real = store::Store::open({cfg.daemon.database}).value();
+    test::FaultyStore faulty(*real);
+    faulty.die_after_push_intent = true;
+    revisions::Mirrors mirrors(cfg);
+    (void)push::finish_flight(cfg, faulty, mirrors, id);
+    _exit(0);  // not reached: the store dies after the intent
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 137);
+  EXPECT_NE(xen->head_of("master"), good);  // crashed before pushing
+  auto real = store::Store::open({cfg.daemon.database}).value();
+  ASSERT_EQ(real->pending_pushes().value().size(), 1u);
+  // Restart: the next run reconciles first, then there is nothing new to test.
+  auto restart = pg({"flight", "run", "xen-unstable"});
+  EXPECT_NE(restart.err.find("pushed after a restart"), std::string::npos) << restart.err;
+  EXPECT_EQ(xen->head_of("master"), good);
+  auto pushes = real->pushes("xen-unstable", 10).value();
+  ASSERT_EQ(pushes.size(), 1u);
+  EXPECT_EQ(pushes[0].state, "done");
+  // A second restart changes nothing.
+  revisions::Mirrors mirrors(cfg);
+  EXPECT_TRUE(push::reconcile(cfg, *real, mirrors).value().empty());
+  EXPECT_EQ(real->pushes("xen-unstable", 10).value().size(), 1u);
+}
+
+TEST_F(Gate, CrashAfterPushBeforeOutcomeIsRecordedAsDone) {
+  nlohmann::json v;
+  flight(v);
+  std::string good = commit("good change");
+  auto cfg = config::load(dir.str("c.json")).config.value();
+  auto real = store::Store::open({cfg.daemon.database}).value();
+  std::string old = xen->head_of("master");
+  store::Store::Push intent;
+  intent.branch = "xen-unstable";
+  intent.url = cfg.find_tree("xen")->push_url;
+  intent.ref = "refs/heads/master";
+  intent.old_rev = old;
+  intent.new_rev = good;
+  ASSERT_TRUE(real->record_push_intent(intent).has_value());
+  xen->set_branch("master", good);  // the push happened, then the crash
+  revisions::Mirrors mirrors(cfg);
+  auto done = push::reconcile(cfg, *real, mirrors).value();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].state, "done");
+  EXPECT_NE(done[0].message.find("already pushed"), std::string::npos);
+  EXPECT_EQ(xen->head_of("master"), good);
+}
+
+}  // namespace
+}  // namespace pushgate

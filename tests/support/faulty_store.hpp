@@ -1,0 +1,96 @@
+#pragma once
+// A Store that forwards to a real one and can die at a chosen point, to
+// test crash recovery (google/leveldb's FaultInjectionTestEnv, for our store).
+
+#include <unistd.h>
+
+#include <pushgate/store.hpp>
+
+namespace pushgate::test {
+
+class FaultyStore final : public store::Store {
+ public:
+  explicit FaultyStore(store::Store& real) : s_(real) {}
+  /// Kill the process (as kill -9 would) right after the push intent is committed.
+  bool die_after_push_intent = false;
+
+  int schema_version() const override { return s_.schema_version(); }
+  const std::string& path() const override { return s_.path(); }
+  Result<FlightId> create_flight(const store::NewFlight& f) override { return s_.create_flight(f); }
+  Result<store::Flight> get_flight(FlightId id) const override { return s_.get_flight(id); }
+  Result<std::vector<store::Flight>> list_flights(const store::FlightFilter& f) const override { return s_.list_flights(f); }
+  Result<void> set_flight_times(FlightId id, std::optional<std::int64_t> a, std::optional<std::int64_t> b) override {
+    return s_.set_flight_times(id, a, b);
+  }
+  Result<void> set_flight_outcome(FlightId id, const std::string& o) override { return s_.set_flight_outcome(id, o); }
+  Result<std::vector<store::Job>> list_jobs(FlightId id) const override { return s_.list_jobs(id); }
+  Result<void> set_job_status(FlightId id, const std::string& j, const std::string& st, const std::string& r) override {
+    return s_.set_job_status(id, j, st, r);
+  }
+  Result<std::vector<store::Step>> list_steps(FlightId id) const override { return s_.list_steps(id); }
+  Result<void> put_step(const store::Step& st) override { return s_.put_step(st); }
+  Result<std::vector<store::Runvar>> list_runvars(FlightId id, const std::string& j) const override {
+    return s_.list_runvars(id, j);
+  }
+  Result<void> set_runvar(FlightId id, const store::Runvar& v) override { return s_.set_runvar(id, v); }
+  Result<bool> revision_tested(const std::string& b, const std::string& t, const std::string& r) const override {
+    return s_.revision_tested(b, t, r);
+  }
+  Result<std::optional<std::pair<FlightId, std::string>>> last_tolerable_revision(const std::string& b,
+                                                                                   const std::string& t) const override {
+    return s_.last_tolerable_revision(b, t);
+  }
+  Result<std::vector<FlightId>> flights_with_runvar(const std::string& b, const std::string& n,
+                                                    const std::string& v) const override {
+    return s_.flights_with_runvar(b, n, v);
+  }
+  Result<bool> step_ever_passed(const std::string& b, const std::string& j, const std::string& t) const override {
+    return s_.step_ever_passed(b, j, t);
+  }
+  Result<std::int64_t> record_push_intent(const Push& p) override {
+    auto r = s_.record_push_intent(p);
+    if (die_after_push_intent) _exit(137);
+    return r;
+  }
+  Result<void> finish_push(std::int64_t id, const std::string& st, const std::string& m) override {
+    return s_.finish_push(id, st, m);
+  }
+  Result<std::vector<Push>> pending_pushes() const override { return s_.pending_pushes(); }
+  Result<std::vector<Push>> pushes(const std::string& b, int l) const override { return s_.pushes(b, l); }
+  Result<void> set_branch_blocked(const std::string& b, bool x, const std::string& w, const std::string& r) override {
+    return s_.set_branch_blocked(b, x, w, r);
+  }
+  Result<std::optional<std::string>> branch_blocked(const std::string& b) const override { return s_.branch_blocked(b); }
+  Result<void> record_branch_audit(const BranchAudit& e) override { return s_.record_branch_audit(e); }
+  Result<std::vector<BranchAudit>> branch_audit(const std::string& b, int l) const override {
+    return s_.branch_audit(b, l);
+  }
+  Result<void> sync_hosts(const std::vector<store::Host>& h) override { return s_.sync_hosts(h); }
+  Result<std::vector<store::Host>> list_hosts() const override { return s_.list_hosts(); }
+  Result<void> set_host_state(const std::string& h, const std::string& st, const std::string& r) override {
+    return s_.set_host_state(h, st, r);
+  }
+  Result<bool> try_allocate_host(const std::string& h, FlightId f, const std::string& j, const std::string& r) override {
+    return s_.try_allocate_host(h, f, j, r);
+  }
+  Result<void> release_hosts(FlightId f, const std::string& j) override { return s_.release_hosts(f, j); }
+  Result<bool> record_host_result(const std::string& h, const std::string& st, int q) override {
+    return s_.record_host_result(h, st, q);
+  }
+  Result<std::vector<HostEvent>> host_history(const std::string& h, int l) const override { return s_.host_history(h, l); }
+  Result<std::vector<std::pair<FlightId, std::vector<store::Runvar>>>> find_builds(const std::string& j,
+                                                                                   const std::string& i,
+                                                                                   FlightId b) const override {
+    return s_.find_builds(j, i, b);
+  }
+  Result<void> record_frozen_change(const store::FrozenChange& c) override { return s_.record_frozen_change(c); }
+  Result<std::vector<store::FrozenChange>> frozen_history(const std::string& t, const std::string& b,
+                                                          int l) const override {
+    return s_.frozen_history(t, b, l);
+  }
+
+ private:
+  store::Store& s_;
+};
+
+}  // namespace pushgate::test
