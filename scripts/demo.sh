@@ -14,11 +14,21 @@ for branch in xen-unstable xen-4.7-testing libvirt; do
   pg revisions "$branch"
 done
 pg frozen list --no-fetch
+# One complete cycle per branch: resolve, build, test on the local and
+# libvirt test:/// hosts, judge against the baseline, push when tolerable.
+# A branch's first flight is a baseline flight (it tests the tested ref
+# itself); the next one tests the input ref and pushes it.
+for branch in xen-unstable xen-4.7-testing; do
+  pg flight run "$branch" || echo "(flight of $branch not tolerable: exit $?)"
+  pg flight run "$branch" || echo "(flight of $branch not tolerable: exit $?)"
+done
+pg branch status --no-fetch
 cat <<'MSG'
 
 Done. What ran: config validation, the SQLite store (var/example/pushgate.db),
-libgit2 mirrors under var/example/mirrors, per-branch revision resolution
-with the frozen ref osstest/frozen/xen-4.7-testing, and the frozen-ref list.
-Not built yet: running flights on hosts, the verdict and push, the daemon
-(see the open issues). Try: build/pushgate --config config/example/pushgate.json --help
+libgit2 mirrors under var/example/mirrors, revision resolution with the frozen
+ref osstest/frozen/xen-4.7-testing, flights on local and libvirt test:///
+hosts (logs under var/example/logs), verdicts, reports and pushes into
+var/example/upstream. Not built yet: the daemon (schedules, HTTP API, web
+pages, metrics) and bisection. Try: build/pushgate --config config/example/pushgate.json --help
 MSG

@@ -19,9 +19,10 @@ packages=(
   cmake g++ ninja-build pkg-config
   libgit2-dev libsqlite3-dev libboost-dev libspdlog-dev nlohmann-json3-dev
   libvirt-dev libcli11-dev libvalijson-dev libgtest-dev
-  # used by tests only: git as an independent oracle, sqlite3 to poke at databases,
-  # setpriv (util-linux) to drop privileges
-  git sqlite3 util-linux
+  # used by tests only: git as an independent oracle (and by the example's
+  # build script), sqlite3 to poke at databases, setpriv (util-linux) to drop
+  # privileges, a real sshd for bare-metal hosts, a real libvirtd with QEMU
+  git sqlite3 util-linux openssh-server openssh-client libvirt-daemon-system qemu-system-x86
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -111,6 +111,8 @@ struct Report {
   std::vector<Version> versions;
   std::optional<FlightId> basis_flight;  ///< newest baseline flight ("Last test of basis")
   std::int64_t basis_time = 0;
+  std::optional<FlightId> failing_since; ///< first real flight after the basis, when not tolerable
+  std::int64_t failing_since_time = 0;
   std::optional<FlightId> same_since;    ///< oldest flight of the same revisions
   std::int64_t same_since_time = 0;
   int same_attempts = 1;

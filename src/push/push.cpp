@@ -158,6 +158,21 @@ Result<verdict::Report> report(const config::Config&, const store::Store& store,
     r.basis_flight = g.evidence.baselines.front().id;
     if (auto b = store.get_flight(*r.basis_flight)) r.basis_time = b->created;
   }
+  if (r.basis_flight && !verdict::tolerable(g.verdict.outcome)) {
+    // Every real flight since the basis failed to move the tested ref.
+    store::FlightFilter f;
+    f.branch = g.flight.branch;
+    f.blessings = {"real"};
+    f.limit = 500;
+    if (auto flights = store.list_flights(f)) {
+      for (const auto& fl2 : *flights) {
+        if (*r.basis_flight < fl2.id && !(g.flight.id < fl2.id)) {
+          r.failing_since = fl2.id;
+          r.failing_since_time = fl2.created;
+        }
+      }
+    }
+  }
   r.same_since = g.flight.id;
   r.same_since_time = fl->created;
   r.same_attempts = 1;

@@ -97,6 +97,9 @@ std::string render_text(const Report& r) {
   o << "\n";
   if (r.basis_flight) o << pad("Last test of basis", 21) << pad(r.basis_flight->str(), 8) << utc(r.basis_time) << "\n";
   else o << "Last test of basis   (none: baseline untested)\n";
+  if (r.failing_since) {
+    o << pad("Failing since", 21) << pad(r.failing_since->str(), 8) << utc(r.failing_since_time) << "\n";
+  }
   if (r.same_since) {
     o << pad("Testing same since", 21) << pad(r.same_since->str(), 8) << utc(r.same_since_time) << "  "
       << r.same_attempts << " attempt" << (r.same_attempts == 1 ? "" : "s") << "\n";
@@ -135,6 +138,7 @@ std::string render_json(const Report& r) {
   j["baselines"] = nlohmann::json::array();
   for (const auto& b : v.baselines) j["baselines"].push_back(b.value);
   j["last_test_of_basis"] = r.basis_flight ? nlohmann::json(r.basis_flight->value) : nlohmann::json(nullptr);
+  j["failing_since"] = r.failing_since ? nlohmann::json(r.failing_since->value) : nlohmann::json(nullptr);
   j["testing_same_since"] = r.same_since ? nlohmann::json(r.same_since->value) : nlohmann::json(nullptr);
   j["versions"] = nlohmann::json::array();
   for (const auto& ver : r.versions) {

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <filesystem>
 #include <thread>
@@ -257,6 +260,108 @@ TEST_F(FlightTest, LibvirtTestDriver) {
   EXPECT_EQ(s["guest-destroy"].status, "pass");
   EXPECT_EQ(jobs["test-libvirt"].status, "broken");
   EXPECT_NE(test::read_file(s["guest-destroy"].log_path).find("destroyed and undefined"), std::string::npos);
+}
+
+/// A real sshd on 127.0.0.1 with throwaway keys, for the bare-metal backend.
+class Sshd {
+ public:
+  explicit Sshd(const TempDir& dir) : port(test::free_port()) {
+    namespace fs = std::filesystem;
+    if (!fs::exists("/usr/sbin/sshd")) {
+      reason = "/usr/sbin/sshd is not installed (scripts/setup.sh installs openssh-server)";
+      return;
+    }
+    fs::create_directories("/run/sshd");
+    for (const char* k : {"hostkey", "clientkey"}) {
+      test::run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir.str(k)});
+    }
+    test::write_file(dir.path() / "authorized_keys", test::read_file(dir.path() / "clientkey.pub"));
+    test::write_file(dir.path() / "sshd_config",
+                     "Port " + std::to_string(port) + "\nListenAddress 127.0.0.1\nHostKey " + dir.str("hostkey") +
+                         "\nAuthorizedKeysFile " + dir.str("authorized_keys") + "\nPidFile " + dir.str("sshd.pid") +
+                         "\nUsePAM no\nStrictModes no\nPasswordAuthentication no\nPermitRootLogin prohibit-password\n");
+    std::string pub = test::read_file(dir.path() / "hostkey.pub");
+    test::write_file(dir.path() / "known_hosts", "[127.0.0.1]:" + std::to_string(port) + " " + pub);
+    proc = std::make_unique<test::Background>(
+        std::vector<std::string>{"/usr/sbin/sshd", "-D", "-e", "-f", dir.str("sshd_config")}, dir.str("sshd.log"));
+    if (!test::wait_for_port(port)) reason = "sshd did not start: " + test::read_file(dir.path() / "sshd.log");
+  }
+  int port;
+  std::string reason;
+  std::unique_ptr<test::Background> proc;
+};
+
+std::string user_name() {
+  const char* u = std::getenv("USER");
+  return u && *u ? u : (::geteuid() == 0 ? "root" : "nobody");
+}
+
+TEST_F(FlightTest, BaremetalOverRealSsh) {
+  Sshd sshd(dir);
+  if (!sshd.reason.empty()) GTEST_SKIP() << sshd.reason;
+  test::write_file(dir.path() / "pxe.tmpl", "kernel vmlinuz\nappend host={host} flight={flight} job={job}\n");
+  std::string host = R"({"name": "bm0", "kind": "baremetal", "flags": ["bm"], "address": "127.0.0.1", "ssh_port": )" +
+                     std::to_string(sshd.port) + R"(, "ssh_user": ")" + user_name() +
+                     R"(", "ssh_key": "clientkey", "known_hosts": "known_hosts",
+      "power_command": "echo \"$PUSHGATE_HOST $PUSHGATE_POWER_ACTION\" >> )" + dir.str("power.log") + R"(",
+      "console_command": "echo console of $PUSHGATE_HOST", "pxe_template": "pxe.tmpl", "pxe_dir": "pxe"})";
+  load(R"({"bm": {"steps": [{"testid": "host-install", "op": "host:install", "timeout": 30},
+                            {"testid": "host-ping", "op": "host:boot-check"},
+                            {"testid": "remote", "run": "echo remote $PUSHGATE_JOB arch=$PUSHGATE_RV_arch; test \"$PUSHGATE_RV_arch\" = amd64"},
+                            {"testid": "logs-capture", "op": "host:logs-capture", "always": true}]}})",
+       R"([{"name": "test-bm", "recipe": "bm", "hosts": {"host": ["bm"]}, "runvars": {"arch": "amd64"}}])",
+       "[" + host + "]");
+  FlightId id = make();
+  auto jobs = run_flight(id);
+  auto s = steps(id, "test-bm");
+  EXPECT_EQ(jobs["test-bm"].status, "pass") << jobs["test-bm"].status_reason << "\n"
+                                            << test::read_file(s["host-install"].log_path);
+  EXPECT_EQ(test::read_file(dir.path() / "power.log"), "bm0 cycle\n");
+  EXPECT_EQ(test::read_file(dir.path() / "pxe/bm0"),
+            "kernel vmlinuz\nappend host=bm0 flight=" + id.str() + " job=test-bm\n");
+  EXPECT_NE(test::read_file(s["remote"].log_path).find("remote test-bm arch=amd64"), std::string::npos);
+  EXPECT_NE(test::read_file(s["logs-capture"].log_path).find("console of bm0"), std::string::npos);
+}
+
+TEST_F(FlightTest, BaremetalRefusesAnUnknownHostKey) {
+  Sshd sshd(dir);
+  if (!sshd.reason.empty()) GTEST_SKIP() << sshd.reason;
+  test::run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir.str("otherkey")});
+  test::write_file(dir.path() / "wrong_known_hosts",
+                   "[127.0.0.1]:" + std::to_string(sshd.port) + " " + test::read_file(dir.path() / "otherkey.pub"));
+  load(R"({"bm": {"steps": [{"testid": "host-ping", "op": "host:boot-check"}]}})",
+       R"([{"name": "test-bm", "recipe": "bm", "hosts": {"host": ["bm"]}}])",
+       R"([{"name": "bm0", "kind": "baremetal", "flags": ["bm"], "address": "127.0.0.1", "ssh_port": )" +
+           std::to_string(sshd.port) + R"(, "ssh_user": ")" + user_name() +
+           R"(", "ssh_key": "clientkey", "known_hosts": "wrong_known_hosts"}])");
+  FlightId id = make();
+  auto jobs = run_flight(id);
+  EXPECT_EQ(jobs["test-bm"].status, "broken");
+  EXPECT_NE(test::read_file(steps(id, "test-bm")["host-ping"].log_path).find("HOST IDENTIFICATION HAS CHANGED"),
+            std::string::npos);
+}
+
+TEST_F(FlightTest, RealLibvirtdWithQemu) {
+  {
+    // Skipped only where the daemon truly is not there (scripts/libvirtd.sh starts it as root).
+    auto probe = test::run({"virsh", "-c", "qemu:///system", "uri"});
+    if (probe.exit_code != 0) GTEST_SKIP() << "no libvirtd for qemu:///system: " << probe.err;
+  }
+  load(R"({"q": {"steps": [{"testid": "guest-start", "op": "libvirt:start", "timeout": 120},
+                           {"testid": "guest-saverestore", "op": "libvirt:save-restore", "timeout": 120},
+                           {"testid": "guest-destroy", "op": "libvirt:destroy", "always": true}]}})",
+       R"([{"name": "test-qemu", "recipe": "q", "hosts": {"host": ["qemu"]}}])",
+       R"([{"name": "kvm0", "kind": "libvirt", "uri": "qemu:///system", "flags": ["qemu"]}])");
+  FlightId id = make();
+  auto jobs = run_flight(id);
+  auto s = steps(id, "test-qemu");
+  EXPECT_EQ(s["guest-start"].status, "pass") << test::read_file(s["guest-start"].log_path);
+  EXPECT_EQ(s["guest-saverestore"].status, "pass") << test::read_file(s["guest-saverestore"].log_path);
+  EXPECT_EQ(s["guest-destroy"].status, "pass");
+  EXPECT_EQ(jobs["test-qemu"].status, "pass");
+  // Nothing left behind on the daemon.
+  auto list = test::run({"virsh", "-c", "qemu:///system", "list", "--all", "--name"});
+  EXPECT_EQ(list.out.find("pg" + id.str() + "-test-qemu"), std::string::npos) << list.out;
 }
 
 TEST_F(FlightTest, BadBlessingIsRefused) {

@@ -105,6 +105,7 @@ TEST_F(Gate, GoodCommitPushedRegressionNotNeverPassTolerable) {
   EXPECT_NE(text.out.find("REGR. vs. 2"), std::string::npos);
   EXPECT_NE(text.out.find("Jan Beulich <jbeulich@example.org>"), std::string::npos);
   EXPECT_NE(text.out.find("Last test of basis   2"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("Failing since        3"), std::string::npos) << text.out;
   auto html = pg({"flight", "report", "3", "--format", "html"});
   EXPECT_NE(html.out.find("class=\"blocking\""), std::string::npos);
   EXPECT_EQ(pg({"flight", "report", "3", "--format", "pdf"}).exit_code, 2);

@@ -10,6 +10,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -73,8 +74,12 @@ class LibvirtHost final : public Host {
   }
 
  private:
+  /// pgFLIGHT-JOB-XXXXXX: the suffix comes from the work directory, so two
+  /// pushgate installations sharing one libvirtd never pick the same name.
   static std::string guest_name(const StepContext& ctx) {
-    std::string n = "pg" + ctx.flight.str() + "-" + ctx.job;
+    char suffix[8];
+    std::snprintf(suffix, sizeof suffix, "%06zx", std::hash<std::string>{}(ctx.workdir) & 0xffffff);
+    std::string n = "pg" + ctx.flight.str() + "-" + ctx.job + "-" + suffix;
     for (char& c : n) {
       if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '-';
     }
