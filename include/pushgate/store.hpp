@@ -205,6 +205,16 @@ class Store {
   virtual Result<std::vector<std::pair<FlightId, std::vector<Runvar>>>> find_builds(
       const std::string& job, const std::string& inputs, FlightId before) const = 0;
 
+  /// After a daemon restart, in one transaction: running steps become
+  /// broken; running/preparing jobs are re-queued once (a second
+  /// interruption makes them broken); every held host is released.
+  struct Recovery {
+    std::vector<Step> interrupted_steps;
+    std::vector<std::pair<FlightId, std::string>> requeued, given_up;
+    std::vector<FlightId> unfinished;  ///< flights with queued jobs, oldest first
+  };
+  virtual Result<Recovery> recover_after_restart(const std::string& reason) = 0;
+
   // Frozen-ref audit.
   virtual Result<void> record_frozen_change(const FrozenChange& change) = 0;
   /// Newest first; empty tree/branch: all.

@@ -252,7 +252,8 @@ class Runner {
       }
       std::string log = log_path(cfg_, id_, job, stepno, step.testid);
       std::filesystem::create_directories(std::filesystem::path(log).parent_path(), ec);
-      std::ofstream(log, std::ios::trunc).close();
+      // Append: a job re-run after a daemon restart keeps the interrupted output.
+      std::ofstream(log, std::ios::app).close();
       auto started = store::now();
       check(st_.put_step({id_, job, stepno, step.testid, "running", started, std::nullopt, log}));
       say("flight " + id_.str() + " " + job + " step " + std::to_string(stepno) + " " + step.testid + ": running");

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <set>
+#include <tuple>
 #include <string_view>
 #include <vector>
 
@@ -540,6 +541,59 @@ class SqliteStore final : public Store {
       }
     }
     return out;
+  }
+
+  Result<Recovery> recover_after_restart(const std::string& reason) override {
+    Transaction tx(db_);
+    if (!tx.status().ok()) return tx.status();
+    Recovery r;
+    {
+      Stmt q(db_, "SELECT flight, job, stepno, testid, status, started, finished, log_path FROM steps"
+                  " WHERE status = 'running'");
+      while (q.step()) {
+        r.interrupted_steps.push_back({FlightId{q.col_int(0)}, q.col_text(1), static_cast<int>(q.col_int(2)),
+                                       q.col_text(3), "broken", q.col_opt_int(5), now(), q.col_text(7)});
+      }
+      if (!q.status().ok()) return q.status();
+    }
+    Stmt steps(db_, "UPDATE steps SET status = 'broken', finished = ?1 WHERE status = 'running'");
+    steps.bind(1, now());
+    if (Status s = steps.exec(); !s.ok()) return s;
+    std::vector<std::tuple<std::int64_t, std::string, bool>> jobs;
+    {
+      Stmt q(db_, "SELECT j.flight, j.job, EXISTS (SELECT 1 FROM runvars v WHERE v.flight = j.flight"
+                  " AND v.job = j.job AND v.name = 'restarts') FROM jobs j WHERE j.status IN ('running', 'preparing')");
+      while (q.step()) jobs.emplace_back(q.col_int(0), q.col_text(1), q.col_int(2) != 0);
+      if (!q.status().ok()) return q.status();
+    }
+    for (const auto& [flight, job, again] : jobs) {
+      Stmt u(db_, "UPDATE jobs SET status = ?3, status_reason = ?4 WHERE flight = ?1 AND job = ?2");
+      u.bind(1, flight).bind(2, job).bind(3, again ? "broken" : "queued");
+      u.bind(4, again ? "interrupted twice (" + reason + ")" : "re-queued after " + reason);
+      if (Status s = u.exec(); !s.ok()) return s;
+      if (!again) {
+        Stmt v(db_, "INSERT INTO runvars (flight, job, name, value, synth) VALUES (?1, ?2, 'restarts', '1', 1)");
+        v.bind(1, flight).bind(2, job);
+        if (Status s = v.exec(); !s.ok()) return s;
+        r.requeued.emplace_back(FlightId{flight}, job);
+      } else {
+        r.given_up.emplace_back(FlightId{flight}, job);
+      }
+    }
+    Stmt ev(db_, "INSERT INTO host_events (host, flight, job, event, detail, at)"
+                 " SELECT host, held_flight, held_job, 'release', ?1, ?2 FROM hosts WHERE held_flight IS NOT NULL");
+    ev.bind(1, reason).bind(2, now());
+    if (Status s = ev.exec(); !s.ok()) return s;
+    if (Status s = db_.exec("UPDATE hosts SET held_flight = NULL, held_job = NULL WHERE held_flight IS NOT NULL"); !s.ok()) {
+      return s;
+    }
+    {
+      Stmt q(db_, "SELECT DISTINCT flight FROM jobs WHERE status = 'queued' ORDER BY flight");
+      while (q.step()) r.unfinished.push_back(FlightId{q.col_int(0)});
+      if (!q.status().ok()) return q.status();
+    }
+    if (Status s = tx.commit(); !s.ok()) return s;
+    return r;
   }
 
   Result<void> record_frozen_change(const FrozenChange& c) override {

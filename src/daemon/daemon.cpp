@@ -1,0 +1,288 @@
+// The daemon: one io_context for triggers and signals; every flight runs on
+// its own thread with its own SQLite connection (WAL lets them write side by
+// side) and reports back to the loop when done.
+
+#include <pushgate/daemon.hpp>
+#include <pushgate/flight.hpp>
+#include <pushgate/push.hpp>
+#include <pushgate/revisions.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+
+namespace pushgate::daemon {
+namespace {
+
+namespace asio = boost::asio;
+
+/// An exclusive lock next to the database: one daemon per database.
+class InstanceLock {
+ public:
+  ~InstanceLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Status acquire(const std::string& database) {
+    std::string path = database + ".daemon-lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) return Status::unavailable("cannot open lock file " + path);
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      char buf[32] = {};
+      ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+      std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "?";
+      return Status::conflict("another pushgate daemon (pid " + pid + ") is using " + database,
+                              "stop it first, or give this one another database");
+    }
+    std::string me = std::to_string(::getpid());
+    (void)::ftruncate(fd_, 0);
+    (void)::pwrite(fd_, me.data(), me.size(), 0);
+    return {};
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+struct Running {
+  std::thread thread;
+  std::unique_ptr<hosts::Cancellation> cancel;
+  std::atomic<bool> done{false};
+};
+
+class Daemon {
+ public:
+  Daemon(const config::Config& cfg, std::string database, const Options& opt)
+      : cfg_(cfg), database_(std::move(database)), opt_(opt) {}
+
+  Result<void> run() {
+    if (Status s = lock_.acquire(database_); !s.ok()) return s;
+    setenv("TZ", cfg_.daemon.time_zone.c_str(), 1);
+    tzset();
+    auto st = store::Store::open({database_});
+    if (!st) return st.error();
+    store_ = std::move(*st);
+    std::vector<store::Host> hs;
+    for (const auto& h : cfg_.hosts) hs.push_back({h.name, h.kind, "enabled", "", 0, {}, "", h.flags});
+    if (auto r = store_->sync_hosts(hs); !r) return r.error();
+    if (Status s = recover(); !s.ok()) return s;
+    for (const auto& b : cfg_.branches) {
+      if (!b.cron.empty()) {
+        auto c = CronExpr::parse(b.cron);
+        if (!c) return c.error().with_context("branch " + b.name);
+        cron_[b.name] = *c;
+        next_cron_[b.name] = c->next_after(store::now()).value_or(INT64_MAX);
+      }
+    }
+    asio::signal_set signals(io_, SIGINT, SIGTERM);
+    signals.async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      say("signal " + std::to_string(sig) + ": draining (no new flights; running steps get " +
+          std::to_string(opt_.drain_seconds) + "s)");
+      draining_ = true;
+      drain_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(opt_.drain_seconds);
+    });
+    asio::co_spawn(io_, loop(signals), asio::detached);
+    io_.run();
+    for (auto& [b, r] : running_) {
+      if (r->thread.joinable()) r->thread.join();
+    }
+    say("stopped");
+    return {};
+  }
+
+ private:
+  void say(const std::string& line) {
+    if (opt_.log) opt_.log(line);
+  }
+
+  /// SPEC section 9: interrupted steps broken, their jobs re-queued once,
+  /// hosts of dead jobs released, pending pushes reconciled; unfinished
+  /// flights are resumed by the loop.
+  Status recover() {
+    auto rec = store_->recover_after_restart("daemon restart");
+    if (!rec) return rec.error();
+    for (const auto& s : rec->interrupted_steps) {
+      hosts::append_log(s.log_path, "pushgate: broken (daemon restart)");
+      say("flight " + s.flight.str() + " " + s.job + " step " + std::to_string(s.stepno) + " " + s.testid +
+          ": broken (daemon restart)");
+    }
+    for (const auto& j : rec->requeued) say("flight " + j.first.str() + " " + j.second + ": re-queued after restart");
+    for (const auto& j : rec->given_up) say("flight " + j.first.str() + " " + j.second + ": broken, interrupted twice");
+    revisions::Mirrors mirrors(cfg_);
+    auto done = push::reconcile(cfg_, *store_, mirrors, [this](const std::string& l) { say(l); });
+    if (!done) return done.error();
+    for (FlightId f : rec->unfinished) resume_.push_back(f);
+    return {};
+  }
+
+  bool busy(const std::string& branch) {
+    auto it = running_.find(branch);
+    return it != running_.end() && !it->second->done;
+  }
+
+  /// Should `branch` get a flight now? Polling fetches (blocking: runs here
+  /// on the loop only because fetches of local mirrors are short; remote
+  /// mirrors belong on a worker, see the issue notes).
+  bool due(const config::Branch& b, std::int64_t now) {
+    bool cron_due = false;
+    if (auto it = cron_.find(b.name); it != cron_.end()) {
+      if (opt_.once) {
+        // Fired since this branch's last flight?
+        auto flights = store_->list_flights({.branch = b.name, .limit = 1});
+        std::int64_t since = flights && !flights->empty() ? flights->front().created : now - 86400;
+        auto next = it->second.next_after(since);
+        cron_due = next && *next <= now;
+      } else if (now >= next_cron_[b.name]) {
+        cron_due = true;
+        next_cron_[b.name] = it->second.next_after(now).value_or(INT64_MAX);
+      }
+    }
+    bool poll_due = false;
+    if (b.poll_seconds > 0) {
+      int interval = std::max(b.poll_seconds, opt_.poll_floor_seconds);
+      if (opt_.once || now >= next_poll_[b.name]) {
+        next_poll_[b.name] = now + interval;
+        poll_due = true;  // the flight thread fetches, resolves and skips when up to date
+      }
+    }
+    return cron_due || poll_due;
+  }
+
+  void start(const std::string& branch, std::optional<FlightId> existing, bool always) {
+    auto r = std::make_unique<Running>();
+    r->cancel = std::make_unique<hosts::Cancellation>();
+    Running* raw = r.get();
+    r->thread = std::thread([this, raw, branch, existing, always] {
+      flight_thread(branch, existing, always, *raw->cancel);
+      raw->done = true;
+      asio::post(io_, [] {});  // wake the loop
+    });
+    if (auto old = running_.find(branch); old != running_.end() && old->second->thread.joinable()) {
+      old->second->thread.join();
+    }
+    running_[branch] = std::move(r);
+  }
+
+  void flight_thread(const std::string& branch, std::optional<FlightId> existing, bool always,
+                     hosts::Cancellation& cancel) {
+    auto st = store::Store::open({database_});
+    if (!st) {
+      say("branch " + branch + ": " + st.error().message());
+      return;
+    }
+    store::Store& s = **st;
+    revisions::Mirrors mirrors(cfg_);
+    FlightId id;
+    if (existing) {
+      id = *existing;
+      say("flight " + id.str() + " of " + branch + ": resuming");
+    } else {
+      const config::Branch* b = cfg_.find_branch(branch);
+      for (const auto& t : revisions::trees_of(cfg_, *b)) {
+        if (auto f = mirrors.fetch(t); !f) {
+          say("branch " + branch + ": " + f.error().message());
+          return;
+        }
+      }
+      auto res = revisions::resolve(cfg_, mirrors, &s, branch);
+      if (!res) {
+        say("branch " + branch + ": " + res.error().message());
+        return;
+      }
+      if (res->up_to_date && !always && !b->always_run) return;
+      auto created = flight::create(cfg_, s, *res);
+      if (!created) {
+        say("branch " + branch + ": " + created.error().message());
+        return;
+      }
+      id = *created;
+      say("flight " + id.str() + " of " + branch + " created" + (res->baseline_flight ? " (baseline flight)" : ""));
+    }
+    auto reg = hosts::Registry::create(cfg_);
+    if (!reg) return;
+    flight::RunOptions ro;
+    ro.cancel = &cancel;
+    ro.progress = [this](const std::string& l) { say(l); };
+    auto jobs = flight::run(cfg_, s, **reg, id, ro);
+    if (!jobs) {
+      say("flight " + id.str() + ": " + jobs.error().message());
+      return;
+    }
+    if (cancel.cancelled()) {
+      say("flight " + id.str() + ": cancelled by shutdown; it resumes at the next start");
+      return;
+    }
+    auto gate = push::finish_flight(cfg_, s, mirrors, id, "daemon");
+    if (!gate) {
+      say("flight " + id.str() + ": " + gate.error().message());
+      return;
+    }
+    say(gate->verdict.subject(gate->push && gate->push->pushed()) +
+        (gate->push ? "" : " (" + gate->decision.reason + ")"));
+  }
+
+  asio::awaitable<void> loop(asio::signal_set& signals) {
+    asio::steady_timer tick(io_);
+    bool first = true;
+    for (;;) {
+      std::int64_t now = store::now();
+      if (!draining_) {
+        if (first) {
+          for (FlightId f : resume_) {
+            auto fl = store_->get_flight(f);
+            if (fl && !busy(fl->branch)) start(fl->branch, f, false);
+          }
+        }
+        for (const auto& b : cfg_.branches) {
+          if (!busy(b.name) && due(b, now)) start(b.name, std::nullopt, false);
+        }
+      } else if (std::chrono::steady_clock::now() > drain_deadline_) {
+        for (auto& [b, r] : running_) r->cancel->cancel();
+      }
+      first = false;
+      bool any_running = false;
+      for (auto& [b, r] : running_) any_running = any_running || !r->done;
+      if ((draining_ || opt_.once) && !any_running) break;
+      tick.expires_after(std::chrono::milliseconds(250));
+      co_await tick.async_wait(asio::use_awaitable);
+    }
+    signals.cancel();
+  }
+
+  const config::Config& cfg_;
+  std::string database_;
+  Options opt_;
+  InstanceLock lock_;
+  std::unique_ptr<store::Store> store_;  // the loop's own connection
+  asio::io_context io_;
+  std::map<std::string, std::unique_ptr<Running>> running_;  // by branch; loop thread only
+  std::map<std::string, CronExpr> cron_;
+  std::map<std::string, std::int64_t> next_cron_, next_poll_;
+  std::vector<FlightId> resume_;
+  bool draining_ = false;
+  std::chrono::steady_clock::time_point drain_deadline_;
+};
+
+}  // namespace
+
+Result<void> run(const config::Config& config, const std::string& database, const Options& options) {
+  Daemon d(config, database, options);
+  return d.run();
+}
+
+}  // namespace pushgate::daemon
