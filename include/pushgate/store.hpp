@@ -215,6 +215,14 @@ class Store {
   };
   virtual Result<Recovery> recover_after_restart(const std::string& reason) = 0;
 
+  /// Counts for /metrics.
+  struct Counts {
+    std::map<std::string, std::int64_t> flights_by_outcome, jobs_by_status, hosts_by_state, pushes_by_state;
+    std::vector<std::pair<double, std::int64_t>> step_seconds_buckets;  ///< (le, cumulative count); +Inf last
+    std::int64_t step_seconds_count = 0, step_seconds_sum = 0;
+  };
+  virtual Result<Counts> counts() const = 0;
+
   // Frozen-ref audit.
   virtual Result<void> record_frozen_change(const FrozenChange& change) = 0;
   /// Newest first; empty tree/branch: all.

@@ -3,6 +3,7 @@
 #include <iomanip>
 #include <iostream>
 
+#include <pushgate/api.hpp>
 #include <pushgate/flight.hpp>
 #include <pushgate/hosts.hpp>
 #include <pushgate/push.hpp>
@@ -90,30 +91,8 @@ std::string duration(const store::Step& s) {
 }
 
 nlohmann::json flight_json(Context& ctx, FlightId id) {
-  store::Store& st = ctx.store();
-  auto f = must(st.get_flight(id), kUsage);
-  auto jobs = must(st.list_jobs(id));
-  auto steps = must(st.list_steps(id));
-  nlohmann::json j{{"flight", f.id.value}, {"branch", f.branch}, {"blessing", f.blessing}, {"intended", f.intended},
-                   {"created", f.created}, {"started", f.started ? nlohmann::json(*f.started) : nlohmann::json()},
-                   {"finished", f.finished ? nlohmann::json(*f.finished) : nlohmann::json()},
-                   {"outcome", f.outcome}};
-  j["jobs"] = nlohmann::json::array();
-  for (const auto& job : jobs) {
-    nlohmann::json jj{{"job", job.job}, {"recipe", job.recipe}, {"status", job.status}, {"reason", job.status_reason}};
-    jj["steps"] = nlohmann::json::array();
-    for (const auto& s : steps) {
-      if (s.job != job.job) continue;
-      jj["steps"].push_back({{"stepno", s.stepno}, {"testid", s.testid}, {"status", s.status},
-                             {"started", s.started ? nlohmann::json(*s.started) : nlohmann::json()},
-                             {"finished", s.finished ? nlohmann::json(*s.finished) : nlohmann::json()},
-                             {"log", s.log_path}});
-    }
-    jj["runvars"] = nlohmann::json::object();
-    for (const auto& v : must(st.list_runvars(id, job.job))) jj["runvars"][v.name] = v.value;
-    j["jobs"].push_back(jj);
-  }
-  return j;
+  must(ctx.store().get_flight(id), kUsage);
+  return must(api::flight_json(ctx.store(), id));
 }
 
 void show(Context& ctx, FlightId id, bool json) {
@@ -210,12 +189,6 @@ void list_flights(Context& ctx, const FlightArgs& a) {
   if (flights.empty()) std::cout << "no flights\n";
 }
 
-nlohmann::json host_json(const store::Host& h) {
-  return {{"host", h.host}, {"kind", h.kind}, {"state", h.state}, {"reason", h.state_reason},
-          {"consecutive_broken", h.consecutive_broken}, {"flags", h.flags},
-          {"held_by", h.held_flight ? nlohmann::json(h.held_flight->str() + "." + h.held_job) : nlohmann::json()}};
-}
-
 const store::Host& find_host(const std::vector<store::Host>& hosts, const std::string& name) {
   for (const auto& h : hosts) {
     if (h.host == name) return h;
@@ -281,7 +254,7 @@ void add_flight_commands(CLI::App& app, Context& ctx) {
     auto hosts = must(ctx.store().list_hosts());
     if (ha.json) {
       nlohmann::json j = nlohmann::json::array();
-      for (const auto& h : hosts) j.push_back(host_json(h));
+      for (const auto& h : hosts) j.push_back(api::host_json(h));
       print_json(j);
       return;
     }
@@ -301,7 +274,7 @@ void add_flight_commands(CLI::App& app, Context& ctx) {
     const store::Host& h = find_host(hosts, ha.host);
     auto events = must(ctx.store().host_history(ha.host, ha.limit));
     if (ha.json) {
-      nlohmann::json j = host_json(h);
+      nlohmann::json j = api::host_json(h);
       j["history"] = nlohmann::json::array();
       for (const auto& e : events) {
         j["history"].push_back({{"event", e.event}, {"flight", e.flight ? nlohmann::json(e.flight->value) : nlohmann::json()},

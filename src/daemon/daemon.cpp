@@ -2,6 +2,7 @@
 // its own thread with its own SQLite connection (WAL lets them write side by
 // side) and reports back to the loop when done.
 
+#include <pushgate/api.hpp>
 #include <pushgate/daemon.hpp>
 #include <pushgate/flight.hpp>
 #include <pushgate/push.hpp>
@@ -87,6 +88,24 @@ class Daemon {
         cron_[b.name] = *c;
         next_cron_[b.name] = c->next_after(store::now()).value_or(INT64_MAX);
       }
+    }
+    if (!opt_.once) {
+      auto token = api::load_token(cfg_);
+      if (!token) return token.error();
+      api::Context ctx;
+      ctx.config = &cfg_;
+      ctx.store = store_.get();
+      ctx.token = *token;
+      ctx.read_requires_token = cfg_.daemon.read_requires_token;
+      ctx.trigger = [this](const std::string& branch) {
+        if (draining_) return Status::unavailable("the daemon is shutting down");
+        manual_.insert(branch);
+        return Status();
+      };
+      auto port = api::serve(io_, cfg_.daemon.listen, ctx);
+      if (!port) return port.error();
+      say("listening on http://" + cfg_.daemon.listen.substr(0, cfg_.daemon.listen.rfind(':')) + ":" +
+          std::to_string(*port) + "/ (API under /api/v1/, metrics at /metrics)");
     }
     asio::signal_set signals(io_, SIGINT, SIGTERM);
     signals.async_wait([this](const boost::system::error_code& ec, int sig) {
@@ -249,7 +268,9 @@ class Daemon {
           }
         }
         for (const auto& b : cfg_.branches) {
-          if (!busy(b.name) && due(b, now)) start(b.name, std::nullopt, false);
+          if (busy(b.name)) continue;
+          if (manual_.erase(b.name)) start(b.name, std::nullopt, true);
+          else if (due(b, now)) start(b.name, std::nullopt, false);
         }
       } else if (std::chrono::steady_clock::now() > drain_deadline_) {
         for (auto& [b, r] : running_) r->cancel->cancel();
@@ -262,6 +283,7 @@ class Daemon {
       co_await tick.async_wait(asio::use_awaitable);
     }
     signals.cancel();
+    io_.stop();  // also ends the HTTP listener and its connections
   }
 
   const config::Config& cfg_;
@@ -274,6 +296,7 @@ class Daemon {
   std::map<std::string, CronExpr> cron_;
   std::map<std::string, std::int64_t> next_cron_, next_poll_;
   std::vector<FlightId> resume_;
+  std::set<std::string> manual_;  // branches with a manual request pending (loop thread only)
   bool draining_ = false;
   std::chrono::steady_clock::time_point drain_deadline_;
 };

@@ -596,6 +596,32 @@ class SqliteStore final : public Store {
     return r;
   }
 
+  Result<Counts> counts() const override {
+    Counts c;
+    auto group = [&](const char* sql, std::map<std::string, std::int64_t>& out) -> Status {
+      Stmt q(db_, sql);
+      while (q.step()) out[q.col_text(0)] = q.col_int(1);
+      return q.status();
+    };
+    if (Status s = group("SELECT IFNULL(outcome, 'unfinished'), COUNT(*) FROM flights GROUP BY 1", c.flights_by_outcome); !s.ok()) return s;
+    if (Status s = group("SELECT status, COUNT(*) FROM jobs GROUP BY 1", c.jobs_by_status); !s.ok()) return s;
+    if (Status s = group("SELECT CASE WHEN held_flight IS NOT NULL THEN 'busy' ELSE state END, COUNT(*) FROM hosts GROUP BY 1",
+                         c.hosts_by_state); !s.ok()) return s;
+    if (Status s = group("SELECT state, COUNT(*) FROM pushes GROUP BY 1", c.pushes_by_state); !s.ok()) return s;
+    static const double kLe[] = {1, 5, 30, 60, 300, 1800, 3600};
+    Stmt q(db_, "SELECT SUM(finished - started <= 1), SUM(finished - started <= 5), SUM(finished - started <= 30),"
+                " SUM(finished - started <= 60), SUM(finished - started <= 300), SUM(finished - started <= 1800),"
+                " SUM(finished - started <= 3600), COUNT(*), IFNULL(SUM(finished - started), 0)"
+                " FROM steps WHERE finished IS NOT NULL AND started IS NOT NULL");
+    if (q.step()) {
+      for (int i = 0; i < 7; ++i) c.step_seconds_buckets.emplace_back(kLe[i], q.col_int(i));
+      c.step_seconds_count = q.col_int(7);
+      c.step_seconds_sum = q.col_int(8);
+    }
+    if (!q.status().ok()) return q.status();
+    return c;
+  }
+
   Result<void> record_frozen_change(const FrozenChange& c) override {
     Stmt q(db_, "INSERT INTO frozen_audit (tree, branch, ref, action, old_rev, new_rev, describe, who, reason, at)"
                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");

@@ -84,6 +84,7 @@ class FaultyStore final : public store::Store {
     return s_.find_builds(j, i, b);
   }
   Result<Recovery> recover_after_restart(const std::string& r) override { return s_.recover_after_restart(r); }
+  Result<Counts> counts() const override { return s_.counts(); }
   Result<void> record_frozen_change(const store::FrozenChange& c) override { return s_.record_frozen_change(c); }
   Result<std::vector<store::FrozenChange>> frozen_history(const std::string& t, const std::string& b,
                                                           int l) const override {

@@ -172,6 +172,37 @@ bool wait_for_port(int port, int timeout_ms) {
   return false;
 }
 
+HttpResult http(int port, const std::string& method, const std::string& target, const std::string& body,
+                const std::map<std::string, std::string>& headers) {
+  HttpResult r;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return r;
+  }
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  req += "\r\n" + body;
+  for (std::size_t off = 0; off < req.size();) {
+    ssize_t n = send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may answer (413) before reading everything
+    off += static_cast<std::size_t>(n);
+  }
+  std::string resp;
+  char buf[65536];
+  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) resp.append(buf, static_cast<std::size_t>(n));
+  close(fd);
+  if (resp.rfind("HTTP/1.1 ", 0) == 0) r.status = std::stoi(resp.substr(9, 3));
+  auto split = resp.find("\r\n\r\n");
+  if (split != std::string::npos) r.body = resp.substr(split + 4);
+  return r;
+}
+
 GitDaemon::GitDaemon(const std::string& base) : port_(free_port()) {
   proc_ = std::make_unique<Background>(std::vector<std::string>{
       "git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--listen=127.0.0.1",

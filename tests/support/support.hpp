@@ -70,6 +70,14 @@ int free_port();
 /// Wait until something accepts connections on 127.0.0.1:port.
 bool wait_for_port(int port, int timeout_ms = 5000);
 
+/// One HTTP/1.1 request to 127.0.0.1:port over a real socket (Connection: close).
+struct HttpResult {
+  int status = 0;  ///< 0 when the connection failed
+  std::string body;
+};
+HttpResult http(int port, const std::string& method, const std::string& target, const std::string& body = "",
+                const std::map<std::string, std::string>& headers = {});
+
 /// `git daemon` serving every repository under `base` on 127.0.0.1, with
 /// push enabled. url("x.git") gives git://127.0.0.1:PORT/x.git.
 class GitDaemon {

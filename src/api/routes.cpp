@@ -1,0 +1,380 @@
+// /api/v1 routes and /metrics. Every change needs the bearer token
+// (compared in constant time); reads are open unless configured otherwise.
+// Errors are JSON bodies {"error": ..., "hint": ...} with a 4xx/5xx status.
+
+#include <pushgate/api.hpp>
+#include <pushgate/push.hpp>
+#include <pushgate/revisions.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace pushgate::api {
+
+Result<nlohmann::json> flight_json(const store::Store& st, FlightId id) {
+  auto f = st.get_flight(id);
+  if (!f) return f.error();
+  auto jobs = st.list_jobs(id);
+  if (!jobs) return jobs.error();
+  auto steps = st.list_steps(id);
+  if (!steps) return steps.error();
+  auto opt = [](const std::optional<std::int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
+  nlohmann::json j{{"flight", f->id.value}, {"branch", f->branch},  {"blessing", f->blessing},
+                   {"intended", f->intended}, {"created", f->created}, {"started", opt(f->started)},
+                   {"finished", opt(f->finished)}, {"outcome", f->outcome}};
+  j["jobs"] = nlohmann::json::array();
+  for (const auto& job : *jobs) {
+    nlohmann::json jj{{"job", job.job}, {"recipe", job.recipe}, {"status", job.status}, {"reason", job.status_reason}};
+    jj["steps"] = nlohmann::json::array();
+    for (const auto& s : *steps) {
+      if (s.job != job.job) continue;
+      jj["steps"].push_back({{"stepno", s.stepno}, {"testid", s.testid}, {"status", s.status},
+                             {"started", opt(s.started)}, {"finished", opt(s.finished)}, {"log", s.log_path}});
+    }
+    jj["runvars"] = nlohmann::json::object();
+    auto vars = st.list_runvars(id, job.job);
+    if (!vars) return vars.error();
+    for (const auto& v : *vars) jj["runvars"][v.name] = v.value;
+    j["jobs"].push_back(jj);
+  }
+  return j;
+}
+
+nlohmann::json host_json(const store::Host& h) {
+  return {{"host", h.host}, {"kind", h.kind}, {"state", h.state}, {"reason", h.state_reason},
+          {"consecutive_broken", h.consecutive_broken}, {"flags", h.flags},
+          {"held_by", h.held_flight ? nlohmann::json(h.held_flight->str() + "." + h.held_job) : nlohmann::json()}};
+}
+
+Result<std::string> load_token(const config::Config& c) {
+  if (!c.daemon.api_token_env.empty()) {
+    const char* v = std::getenv(c.daemon.api_token_env.c_str());
+    if (!v || !*v) return Status::invalid_argument("environment variable " + c.daemon.api_token_env + " (daemon.api_token_env) is empty");
+    return std::string(v);
+  }
+  if (c.daemon.api_token_file.empty()) return std::string();
+  std::ifstream in(c.daemon.api_token_file);
+  if (!in) return Status::invalid_argument("cannot read the API token file " + c.daemon.api_token_file);
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.size() < 16) return Status::invalid_argument("the API token in " + c.daemon.api_token_file + " is shorter than 16 characters");
+  return token;
+}
+
+namespace {
+
+Response json(int status, const nlohmann::json& body) { return {status, "application/json", body.dump(2) + "\n"}; }
+Response error(int status, const std::string& message, const std::string& hint = {}) {
+  nlohmann::json b{{"error", message}};
+  if (!hint.empty()) b["hint"] = hint;
+  return json(status, b);
+}
+Response from(const Status& s) {
+  int code = s.code() == StatusCode::not_found          ? 404
+             : s.code() == StatusCode::invalid_argument ? 400
+             : s.code() == StatusCode::conflict         ? 409
+                                                        : 500;
+  return error(code, s.message(), s.hint());
+}
+
+/// Constant-time comparison of the bearer token.
+bool token_ok(const std::string& given, const std::string& want) {
+  // Look at every byte of the expected token whatever the input; the
+  // volatile store keeps the compiler from stopping at the first difference.
+  unsigned char diff = given.size() != want.size();
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    diff = static_cast<unsigned char>(diff | (i < given.size() ? given[i] ^ want[i] : 1));
+  }
+  volatile unsigned char result = diff;
+  return result == 0;
+}
+
+std::string decode(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') out += ' ';
+    else if (s[i] == '%' && i + 2 < s.size()) {
+      out += static_cast<char>(std::strtol(s.substr(i + 1, 2).c_str(), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+struct Target {
+  std::vector<std::string> parts;
+  std::map<std::string, std::string> query;
+};
+
+Target parse_target(const std::string& t) {
+  Target out;
+  auto q = t.find('?');
+  std::string path = t.substr(0, q);
+  std::istringstream ps(path);
+  for (std::string p; std::getline(ps, p, '/');) {
+    if (!p.empty()) out.parts.push_back(decode(p));
+  }
+  if (q != std::string::npos) {
+    std::istringstream qs(t.substr(q + 1));
+    for (std::string kv; std::getline(qs, kv, '&');) {
+      auto eq = kv.find('=');
+      out.query[decode(kv.substr(0, eq))] = eq == std::string::npos ? "" : decode(kv.substr(eq + 1));
+    }
+  }
+  return out;
+}
+
+int int_param(const Target& t, const std::string& name, int def) {
+  auto it = t.query.find(name);
+  if (it == t.query.end()) return def;
+  char* end = nullptr;
+  long v = std::strtol(it->second.c_str(), &end, 10);
+  if (it->second.empty() || *end || v < 1 || v > 100000) throw std::invalid_argument(name + " must be a positive integer");
+  return static_cast<int>(v);
+}
+
+std::string metrics_text(const store::Store& st) {
+  auto c = st.counts();
+  if (!c) return "# error: " + c.error().message() + "\n";
+  std::ostringstream o;
+  auto family = [&](const char* name, const char* help, const char* label, const std::map<std::string, std::int64_t>& m,
+                    const char* type) {
+    o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+    for (const auto& [k, v] : m) o << name << "{" << label << "=\"" << k << "\"} " << v << "\n";
+  };
+  family("pushgate_flights_total", "Flights by outcome.", "outcome", c->flights_by_outcome, "counter");
+  family("pushgate_jobs", "Jobs by status.", "status", c->jobs_by_status, "gauge");
+  o << "# HELP pushgate_queue_length Jobs waiting to run.\n# TYPE pushgate_queue_length gauge\npushgate_queue_length "
+    << (c->jobs_by_status.count("queued") ? c->jobs_by_status.at("queued") : 0) << "\n";
+  family("pushgate_hosts", "Hosts by state (busy = held by a job).", "state", c->hosts_by_state, "gauge");
+  family("pushgate_pushes_total", "Pushes by outcome.", "state", c->pushes_by_state, "counter");
+  o << "# HELP pushgate_step_duration_seconds Duration of finished steps.\n"
+       "# TYPE pushgate_step_duration_seconds histogram\n";
+  for (const auto& [le, n] : c->step_seconds_buckets) {
+    o << "pushgate_step_duration_seconds_bucket{le=\"" << le << "\"} " << n << "\n";
+  }
+  o << "pushgate_step_duration_seconds_bucket{le=\"+Inf\"} " << c->step_seconds_count << "\n"
+    << "pushgate_step_duration_seconds_sum " << c->step_seconds_sum << "\n"
+    << "pushgate_step_duration_seconds_count " << c->step_seconds_count << "\n";
+  return o.str();
+}
+
+Response route(const Context& ctx, const Request& req, const Target& t) {
+  const store::Store& st = *ctx.store;
+  const auto& p = t.parts;
+  const std::string& m = req.method;
+  auto is = [&](std::initializer_list<const char*> want) {
+    if (p.size() != want.size()) return false;
+    std::size_t i = 0;
+    for (const char* w : want) {
+      if (std::string(w) != "*" && p[i] != w) return false;
+      ++i;
+    }
+    return true;
+  };
+  auto only = [&](const char* method) -> std::optional<Response> {
+    if (m != method) return error(405, "method " + m + " not allowed here", std::string("use ") + method);
+    return std::nullopt;
+  };
+
+  if (is({"metrics"})) {
+    if (auto e = only("GET")) return *e;
+    return {200, "text/plain; version=0.0.4", metrics_text(st)};
+  }
+  if (p.size() < 2 || p[0] != "api" || p[1] != "v1") return error(404, "no such route: " + req.target);
+  if (is({"api", "v1", "flights"})) {
+    if (auto e = only("GET")) return *e;
+    store::FlightFilter f;
+    f.branch = t.query.count("branch") ? t.query.at("branch") : "";
+    if (t.query.count("blessing")) f.blessings = {t.query.at("blessing")};
+    f.outcome = t.query.count("outcome") ? t.query.at("outcome") : "";
+    f.limit = int_param(t, "limit", 50);
+    if (t.query.count("before")) f.before = int_param(t, "before", 1);
+    auto flights = st.list_flights(f);
+    if (!flights) return from(flights.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& fl : *flights) {
+      out.push_back({{"flight", fl.id.value}, {"branch", fl.branch}, {"blessing", fl.blessing},
+                     {"created", fl.created}, {"outcome", fl.outcome}});
+    }
+    return json(200, out);
+  }
+  if (is({"api", "v1", "flights", "*"}) || is({"api", "v1", "flights", "*", "report"})) {
+    if (auto e = only("GET")) return *e;
+    char* end = nullptr;
+    long long n = std::strtoll(p[3].c_str(), &end, 10);
+    if (*end || n < 1) return error(400, "flight number \"" + p[3] + "\" is not a positive integer");
+    if (p.size() == 4) {
+      auto j = flight_json(st, FlightId{n});
+      return j ? json(200, *j) : from(j.error());
+    }
+    auto gate = push::evaluate(*ctx.config, st, FlightId{n});
+    if (!gate) return from(gate.error());
+    revisions::Mirrors mirrors(*ctx.config);
+    auto rep = push::report(*ctx.config, st, mirrors, *gate);
+    if (!rep) return from(rep.error());
+    std::string format = t.query.count("format") ? t.query.at("format") : "json";
+    if (format == "json") return {200, "application/json", verdict::render_json(*rep) + "\n"};
+    if (format == "html") return {200, "text/html; charset=utf-8", verdict::render_html(*rep)};
+    if (format == "text") return {200, "text/plain; charset=utf-8", verdict::render_text(*rep)};
+    return error(400, "format must be json, html or text");
+  }
+  if (is({"api", "v1", "branches"})) {
+    if (auto e = only("GET")) return *e;
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& b : ctx.config->branches) {
+      nlohmann::json j{{"branch", b.name}, {"tree", b.tree}, {"push_enabled", b.push}};
+      auto last = st.list_flights({.branch = b.name, .limit = 1});
+      if (last && !last->empty()) {
+        j["last_flight"] = last->front().id.value;
+        j["last_outcome"] = last->front().outcome;
+      }
+      auto blocked = st.branch_blocked(b.name);
+      j["blocked"] = blocked && *blocked ? nlohmann::json(**blocked) : nlohmann::json();
+      auto pushes = st.pushes(b.name, 1);
+      if (pushes && !pushes->empty()) j["last_push"] = {{"state", pushes->front().state}, {"new", pushes->front().new_rev}};
+      out.push_back(j);
+    }
+    return json(200, out);
+  }
+  if (is({"api", "v1", "branches", "*", "trigger"})) {
+    if (auto e = only("POST")) return *e;
+    if (!ctx.config->find_branch(p[3])) return error(404, "unknown branch \"" + p[3] + "\"");
+    if (!ctx.trigger) return error(503, "this server cannot start flights");
+    if (Status s = ctx.trigger(p[3]); !s.ok()) return from(s);
+    return json(202, {{"branch", p[3]}, {"queued", true}});
+  }
+  if (is({"api", "v1", "hosts"})) {
+    if (auto e = only("GET")) return *e;
+    auto hosts = st.list_hosts();
+    if (!hosts) return from(hosts.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& h : *hosts) out.push_back(host_json(h));
+    return json(200, out);
+  }
+  if (is({"api", "v1", "hosts", "*", "enable"}) || is({"api", "v1", "hosts", "*", "disable"})) {
+    if (auto e = only("POST")) return *e;
+    nlohmann::json body = req.body.empty() ? nlohmann::json::object() : nlohmann::json::parse(req.body);
+    if (!body.is_object()) return error(400, "body must be a JSON object");
+    std::string reason = body.value("reason", "");
+    bool enable = p[4] == "enable";
+    auto r = ctx.store->set_host_state(p[3], enable ? "enabled" : "disabled", enable ? "" : reason + " (api)");
+    if (!r) return from(r.error());
+    return json(200, {{"host", p[3]}, {"state", enable ? "enabled" : "disabled"}});
+  }
+  if (is({"api", "v1", "history", "host", "*"})) {
+    if (auto e = only("GET")) return *e;
+    auto ev = st.host_history(p[4], int_param(t, "limit", 50));
+    if (!ev) return from(ev.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& e : *ev) {
+      out.push_back({{"event", e.event}, {"flight", e.flight ? nlohmann::json(e.flight->value) : nlohmann::json()},
+                     {"job", e.job}, {"role", e.role}, {"detail", e.detail}, {"at", e.at}});
+    }
+    return json(200, out);
+  }
+  if (is({"api", "v1", "history", "job"}) || is({"api", "v1", "history", "step"})) {
+    if (auto e = only("GET")) return *e;
+    for (const char* need : {"branch", "job"}) {
+      if (!t.query.count(need)) return error(400, std::string("missing query parameter ") + need);
+    }
+    bool step = p[3] == "step";
+    if (step && !t.query.count("testid")) return error(400, "missing query parameter testid");
+    auto flights = st.list_flights({.branch = t.query.at("branch"), .limit = int_param(t, "limit", 20)});
+    if (!flights) return from(flights.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& fl : *flights) {
+      auto jobs = st.list_jobs(fl.id);
+      if (!jobs) return from(jobs.error());
+      for (const auto& j : *jobs) {
+        if (j.job != t.query.at("job")) continue;
+        nlohmann::json row{{"flight", fl.id.value}, {"created", fl.created}, {"job_status", j.status}};
+        auto vars = st.list_runvars(fl.id, j.job);
+        if (vars) {
+          for (const auto& v : *vars) {
+            if (v.name == "host" || v.name.starts_with("built_revision_") || v.name.starts_with("revision_")) row[v.name] = v.value;
+          }
+        }
+        if (step) {
+          auto steps = st.list_steps(fl.id);
+          if (!steps) return from(steps.error());
+          for (const auto& s : *steps) {
+            if (s.job == j.job && s.testid == t.query.at("testid")) row["status"] = s.status;
+          }
+          if (!row.contains("status")) continue;
+        }
+        out.push_back(row);
+      }
+    }
+    return json(200, out);
+  }
+  if (is({"api", "v1", "frozen"}) && m == "GET") {
+    revisions::Mirrors mirrors(*ctx.config);
+    auto list = revisions::list_frozen(*ctx.config, mirrors);
+    if (!list) return from(list.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& f : *list) {
+      out.push_back({{"tree", f.tree}, {"branch", f.branch}, {"ref", f.ref}, {"revision", f.revision}, {"describe", f.describe}});
+    }
+    return json(200, out);
+  }
+  if (is({"api", "v1", "frozen"}) || is({"api", "v1", "frozen", "*", "*"})) {
+    revisions::FrozenRequest fr;
+    if (p.size() == 5) {
+      if (auto e = only("DELETE")) return *e;
+      fr.action = revisions::FrozenAction::remove;
+      fr.tree = p[3];
+      fr.branch = p[4];
+    } else {
+      if (m != "POST" && m != "PUT") return error(405, "method " + m + " not allowed here", "GET, POST (add) or PUT (move)");
+      nlohmann::json body = nlohmann::json::parse(req.body);
+      if (!body.is_object()) return error(400, "body must be a JSON object");
+      fr.action = m == "POST" ? revisions::FrozenAction::add : revisions::FrozenAction::move;
+      fr.tree = body.value("tree", "");
+      fr.branch = body.value("branch", "");
+      fr.revision = body.value("rev", "");
+      fr.from_last_tolerable = body.value("from_last_tolerable", false);
+      fr.force = body.value("force", false);
+      fr.reason = body.value("reason", "");
+      if (fr.tree.empty() || fr.branch.empty()) return error(400, "body needs \"tree\" and \"branch\"");
+    }
+    fr.who = "api";
+    revisions::Mirrors mirrors(*ctx.config);
+    if (auto f = mirrors.fetch(fr.tree); !f && ctx.config->find_tree(fr.tree)) return from(f.error());
+    auto r = revisions::change_frozen(*ctx.config, mirrors, *ctx.store, fr);
+    if (!r) return from(r.error());
+    return json(200, {{"action", r->action}, {"tree", r->tree}, {"branch", r->branch}, {"old", r->old_rev},
+                      {"new", r->new_rev}, {"describe", r->describe}});
+  }
+  return error(404, "no such route: " + req.target, "see docs/api.md");
+}
+
+}  // namespace
+
+Response handle(const Context& ctx, const Request& req) {
+  bool changes = req.method != "GET" && req.method != "HEAD";
+  if (changes || ctx.read_requires_token) {
+    if (ctx.token.empty() && changes) return error(403, "changes through the API are disabled", "set daemon.api_token_file");
+    const std::string prefix = "Bearer ";
+    if (!req.authorization.starts_with(prefix)) {
+      return error(401, "this request needs a bearer token", "send Authorization: Bearer TOKEN");
+    }
+    if (!token_ok(req.authorization.substr(prefix.size()), ctx.token)) return error(403, "wrong token");
+  }
+  try {
+    return route(ctx, req, parse_target(req.target));
+  } catch (const nlohmann::json::exception& e) {
+    return error(400, std::string("malformed JSON body: ") + e.what());
+  } catch (const std::invalid_argument& e) {
+    return error(400, e.what());
+  } catch (const std::exception& e) {
+    return error(500, e.what());
+  }
+}
+
+}  // namespace pushgate::api

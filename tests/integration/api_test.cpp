@@ -1,0 +1,122 @@
+// The HTTP API through a real daemon process and real sockets on 127.0.0.1:
+// tokens, 4xx for bad requests (and the daemon keeps serving), a manual
+// trigger leading to a flight, /metrics.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "support.hpp"
+
+namespace pushgate {
+namespace {
+
+using test::TempDir;
+using namespace std::chrono_literals;
+
+const std::string kToken = "0123456789abcdef-test-token";
+
+class ApiTest : public ::testing::Test {
+ protected:
+  TempDir dir;
+  int port = test::free_port();
+  std::unique_ptr<test::Background> daemon;
+
+  void SetUp() override {
+    test::GitRepoBuilder xen(dir.str("up/xen.git"));
+    xen.commit_on("master", "xen: import");
+    xen.set_branch("staging", xen.head_of("master"));
+    test::write_file(dir.path() / "token", kToken + "\n");
+    nlohmann::json cfg = {
+        {"daemon", {{"state_dir", "state"}, {"listen", "127.0.0.1:" + std::to_string(port)}, {"api_token_file", "token"}}},
+        {"trees", {{{"name", "xen"}, {"upstream", "up/xen.git"}}}},
+        {"branches", {{{"name", "xen-unstable"}, {"tree", "xen"}, {"input", "staging"}, {"tested", "master"}}}},
+        {"recipes", {{"r", {{"steps", {{{"testid", "work"}, {"run", "true"}}}}}}}},
+        {"jobs", {{{"name", "test-amd64"}, {"recipe", "r"}, {"hosts", {{"host", {"x86"}}}}}}},
+        {"hosts", {{{"name", "h0"}, {"kind", "local"}, {"flags", {"x86"}}}}}};
+    test::write_file(dir.path() / "c.json", cfg.dump(2));
+    std::filesystem::create_directories(dir.path() / "state");
+    daemon = std::make_unique<test::Background>(
+        std::vector<std::string>{test::pushgate_binary(), "--config", dir.str("c.json"), "daemon"}, dir.str("daemon.log"));
+    ASSERT_TRUE(test::wait_for_port(port, 10000)) << test::read_file(dir.path() / "daemon.log");
+  }
+
+  void TearDown() override {
+    daemon->signal(SIGTERM);
+    EXPECT_EQ(daemon->wait(30000), 0) << test::read_file(dir.path() / "daemon.log");
+  }
+
+  std::map<std::string, std::string> auth(const std::string& token = kToken) { return {{"Authorization", "Bearer " + token}}; }
+};
+
+TEST_F(ApiTest, TokensGuardChangesReadsAreOpen) {
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/branches").status, 200);
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/hosts").status, 200);
+  auto none = test::http(port, "POST", "/api/v1/hosts/h0/disable", "{}");
+  EXPECT_EQ(none.status, 401);
+  EXPECT_NE(none.body.find("bearer token"), std::string::npos);
+  EXPECT_EQ(test::http(port, "POST", "/api/v1/hosts/h0/disable", "{}", auth("0123456789abcdef-test-tokeX")).status, 403);
+  EXPECT_EQ(test::http(port, "POST", "/api/v1/hosts/h0/disable", "{}", auth("short")).status, 403);
+  auto ok = test::http(port, "POST", "/api/v1/hosts/h0/disable", R"({"reason": "maintenance"})", auth());
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  auto hosts = nlohmann::json::parse(test::http(port, "GET", "/api/v1/hosts").body);
+  EXPECT_EQ(hosts[0]["state"], "disabled");
+  EXPECT_EQ(test::http(port, "POST", "/api/v1/hosts/h0/enable", "", auth()).status, 200);
+}
+
+TEST_F(ApiTest, BadRequestsGet4xxAndTheDaemonKeepsServing) {
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/nope").status, 404);
+  EXPECT_EQ(test::http(port, "GET", "/elsewhere").status, 404);
+  EXPECT_EQ(test::http(port, "DELETE", "/api/v1/flights", "", auth()).status, 405);
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/flights/abc").status, 400);
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/flights?limit=-3").status, 400);
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/flights/999").status, 404);
+  auto bad = test::http(port, "POST", "/api/v1/frozen", "{not json", auth());
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("malformed JSON"), std::string::npos);
+  EXPECT_EQ(test::http(port, "POST", "/api/v1/frozen", R"({"tree": "xen"})", auth()).status, 400);
+  EXPECT_EQ(test::http(port, "POST", "/api/v1/frozen", std::string(200 * 1024, 'x'), auth()).status, 413);
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/history/job?branch=xen-unstable").status, 400);
+  // Garbage that is not HTTP.
+  {
+    auto r = test::http(port, "GET", "/api/v1/branches", "", {{"Bad Header With Spaces", "x"}});
+    EXPECT_EQ(r.status, 400);
+  }
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/branches").status, 200);  // still serving
+}
+
+TEST_F(ApiTest, ManualTriggerRunsAFlightVisibleThroughTheApi) {
+  auto t = test::http(port, "POST", "/api/v1/branches/xen-unstable/trigger", "", auth());
+  ASSERT_EQ(t.status, 202) << t.body;
+  EXPECT_EQ(test::http(port, "POST", "/api/v1/branches/nope/trigger", "", auth()).status, 404);
+  nlohmann::json flights;
+  for (int i = 0; i < 400; ++i) {
+    flights = nlohmann::json::parse(test::http(port, "GET", "/api/v1/flights?branch=xen-unstable").body);
+    if (!flights.empty() && flights[0]["outcome"] != "") break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(flights.size(), 1u) << test::read_file(dir.path() / "daemon.log");
+  EXPECT_EQ(flights[0]["outcome"], "perfect");
+  auto one = nlohmann::json::parse(test::http(port, "GET", "/api/v1/flights/1").body);
+  EXPECT_EQ(one["jobs"][0]["status"], "pass");
+  auto report = test::http(port, "GET", "/api/v1/flights/1/report?format=text");
+  EXPECT_EQ(report.status, 200);
+  EXPECT_NE(report.body.find("[xen-unstable test] 1: all pass"), std::string::npos) << report.body;
+  auto hist = nlohmann::json::parse(test::http(port, "GET", "/api/v1/history/job?branch=xen-unstable&job=test-amd64").body);
+  ASSERT_EQ(hist.size(), 1u);
+  EXPECT_EQ(hist[0]["host"], "h0");
+  auto metrics = test::http(port, "GET", "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  for (const char* family : {"pushgate_flights_total{outcome=\"perfect\"} 1", "pushgate_jobs{status=\"pass\"} 1",
+                             "pushgate_queue_length 0", "pushgate_hosts{state=\"enabled\"} 1",
+                             "pushgate_step_duration_seconds_count 1"}) {
+    EXPECT_NE(metrics.body.find(family), std::string::npos) << family << "\n" << metrics.body;
+  }
+}
+
+}  // namespace
+}  // namespace pushgate
