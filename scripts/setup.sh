@@ -21,8 +21,10 @@ packages=(
   libvirt-dev libcli11-dev libvalijson-dev libgtest-dev
   # used by tests only: git as an independent oracle (and by the example's
   # build script), sqlite3 to poke at databases, setpriv (util-linux) to drop
-  # privileges, a real sshd for bare-metal hosts, a real libvirtd with QEMU
+  # privileges, a real sshd for bare-metal hosts, a real libvirtd with QEMU,
+  # croniter as the independent oracle for cron times, time zones for DST
   git sqlite3 util-linux openssh-server openssh-client libvirt-daemon-system qemu-system-x86
+  python3-croniter tzdata
 )
 missing=()
 for p in "${packages[@]}"; do
