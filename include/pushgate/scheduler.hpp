@@ -26,8 +26,14 @@ using Allocation = std::map<std::string, std::string>;
 /// - nullopt: eligible hosts exist but are busy now: try again later;
 /// - not_found: no enabled host could ever satisfy a role; the message names
 ///   the flags (the job is starved).
+/// Jobs waiting (store::Store::set_waiting) that rank above this one
+/// (`priority`, `build`) keep first claim on the free hosts they could use.
 Result<std::optional<Allocation>> try_allocate(store::Store& store, FlightId flight, const std::string& job,
-                                               const RoleFlags& roles);
+                                               const RoleFlags& roles, int priority = 0, bool build = false);
+
+/// "role=flag,flag;role=flag" for store::Store::Waiter::roles, and back.
+std::string encode_roles(const RoleFlags& roles);
+RoleFlags decode_roles(const std::string& text);
 
 /// Jobs ready to run, in allocation order: higher branch priority, older
 /// flight, build jobs before test jobs, then by name.

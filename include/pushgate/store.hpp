@@ -184,6 +184,17 @@ class Store {
   /// database: of two processes racing, exactly one gets true.
   virtual Result<bool> try_allocate_host(const std::string& host, FlightId flight, const std::string& job,
                                          const std::string& role) = 0;
+  /// Jobs waiting for hosts (see scheduler::try_allocate).
+  struct Waiter {
+    FlightId flight;
+    std::string job;
+    int priority = 0;
+    bool build = false;
+    std::string roles;  ///< "role=flag,flag;role=flag"
+  };
+  virtual Result<void> set_waiting(const Waiter& waiter) = 0;
+  virtual Result<void> clear_waiting(FlightId flight, const std::string& job) = 0;
+  virtual Result<std::vector<Waiter>> waiters() const = 0;
   /// Give back every host held by this job.
   virtual Result<void> release_hosts(FlightId flight, const std::string& job) = 0;
   /// Record a job's end on a host: broken adds to the host's streak and

@@ -178,14 +178,20 @@ class Runner {
     asio::steady_timer wait(io_);
     auto deadline = Clock::now() + std::chrono::seconds(cfg_.daemon.starve_after_seconds);
     scheduler::Allocation alloc;
+    bool waiting = false;
+    auto stop_waiting = [&] {
+      if (waiting) check(st_.clear_waiting(id_, job));
+    };
     for (;;) {
       if (cancel_->cancelled()) {
+        stop_waiting();
         set_status(job, "cancelled", "flight cancelled");
         running_.erase(job);
         co_return;
       }
-      auto r = scheduler::try_allocate(st_, id_, job, cj->hosts);
+      auto r = scheduler::try_allocate(st_, id_, job, cj->hosts, priority_, cj->kind == "build");
       if (!r) {
+        stop_waiting();
         bool never = r.error().code() == StatusCode::not_found;
         set_status(job, never ? "starved" : "broken", r.error().message());
         running_.erase(job);
@@ -193,9 +199,16 @@ class Runner {
       }
       if (r->has_value()) {
         alloc = r->value();
+        stop_waiting();
         break;
       }
+      if (!waiting) {
+        // Tell other flights (and processes) this job is in the queue.
+        check(st_.set_waiting({id_, job, priority_, cj->kind == "build", scheduler::encode_roles(cj->hosts)}));
+        waiting = true;
+      }
       if (Clock::now() >= deadline) {
+        stop_waiting();
         set_status(job, "starved",
                    "no eligible host was free within " + std::to_string(cfg_.daemon.starve_after_seconds) + "s");
         running_.erase(job);

@@ -46,8 +46,40 @@ Allocation pick(const std::vector<const store::Host*>& hosts, const RoleFlags& r
 
 }  // namespace
 
+std::string encode_roles(const RoleFlags& roles) {
+  std::string out;
+  for (const auto& [role, flags] : roles) {
+    if (!out.empty()) out += ";";
+    out += role + "=";
+    for (std::size_t i = 0; i < flags.size(); ++i) out += (i ? "," : "") + flags[i];
+  }
+  return out;
+}
+
+RoleFlags decode_roles(const std::string& text) {
+  RoleFlags out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find(';', start);
+    std::string part = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    auto eq = part.find('=');
+    std::vector<std::string> flags;
+    std::string list = eq == std::string::npos ? "" : part.substr(eq + 1);
+    for (std::size_t a = 0; a < list.size();) {
+      std::size_t b = list.find(',', a);
+      flags.push_back(list.substr(a, b == std::string::npos ? std::string::npos : b - a));
+      if (b == std::string::npos) break;
+      a = b + 1;
+    }
+    out[part.substr(0, eq)] = flags;
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
 Result<std::optional<Allocation>> try_allocate(store::Store& store, FlightId flight, const std::string& job,
-                                               const RoleFlags& roles) {
+                                               const RoleFlags& roles, int priority, bool build) {
   if (roles.empty()) return std::optional<Allocation>(Allocation{});
   auto all = store.list_hosts();
   if (!all) return all.error();
@@ -80,6 +112,29 @@ Result<std::optional<Allocation>> try_allocate(store::Store& store, FlightId fli
     }
     return Status::not_found(any_equiv ? "no set of enabled hosts shares one equiv-* flag for roles of job " + job
                                        : "not enough distinct enabled hosts for the roles of job " + job);
+  }
+  // Waiting jobs that rank above this one claim, in rank order, the free
+  // hosts they could use; this job takes only what is left.
+  auto waiting = store.waiters();
+  if (!waiting) return waiting.error();
+  std::vector<store::Store::Waiter> above;
+  Candidate me{flight, job, build, priority};
+  for (const auto& w : *waiting) {
+    if (w.flight == flight && w.job == job) continue;
+    std::vector<Candidate> pair{me, {w.flight, w.job, w.build, w.priority}};
+    order(pair);
+    if (pair.front().job != job || pair.front().flight != flight) above.push_back(w);
+  }
+  std::sort(above.begin(), above.end(), [](const auto& a, const auto& b) {
+    std::vector<Candidate> pair{{a.flight, a.job, a.build, a.priority}, {b.flight, b.job, b.build, b.priority}};
+    order(pair);
+    return pair.front().flight == a.flight && pair.front().job == a.job;
+  });
+  for (const auto& w : above) {
+    Allocation claim = pick(free, decode_roles(w.roles), "");
+    for (const auto& [role, host] : claim) {
+      free.erase(std::remove_if(free.begin(), free.end(), [&](const auto* h) { return h->host == host; }), free.end());
+    }
   }
   for (const auto& e : equiv_flags) {
     Allocation a = pick(free, roles, e);

@@ -457,6 +457,29 @@ class SqliteStore final : public Store {
     return true;
   }
 
+  Result<void> set_waiting(const Waiter& w) override {
+    Stmt q(db_, "INSERT OR IGNORE INTO host_waits (flight, job, priority, build, roles, since)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    q.bind(1, w.flight.value).bind(2, w.job).bind(3, w.priority).bind(4, w.build ? 1 : 0).bind(5, w.roles).bind(6, now());
+    if (Status s = q.exec(); !s.ok()) return s;
+    return {};
+  }
+
+  Result<void> clear_waiting(FlightId flight, const std::string& job) override {
+    Stmt q(db_, "DELETE FROM host_waits WHERE flight = ?1 AND job = ?2");
+    q.bind(1, flight.value).bind(2, job);
+    if (Status s = q.exec(); !s.ok()) return s;
+    return {};
+  }
+
+  Result<std::vector<Waiter>> waiters() const override {
+    Stmt q(db_, "SELECT flight, job, priority, build, roles FROM host_waits");
+    std::vector<Waiter> out;
+    while (q.step()) out.push_back({FlightId{q.col_int(0)}, q.col_text(1), static_cast<int>(q.col_int(2)), q.col_int(3) != 0, q.col_text(4)});
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
   Result<void> release_hosts(FlightId flight, const std::string& job) override {
     Transaction tx(db_);
     if (!tx.status().ok()) return tx.status();
@@ -587,6 +610,7 @@ class SqliteStore final : public Store {
     if (Status s = db_.exec("UPDATE hosts SET held_flight = NULL, held_job = NULL WHERE held_flight IS NOT NULL"); !s.ok()) {
       return s;
     }
+    if (Status s = db_.exec("DELETE FROM host_waits"); !s.ok()) return s;
     {
       Stmt q(db_, "SELECT DISTINCT flight FROM jobs WHERE status = 'queued' ORDER BY flight");
       while (q.step()) r.unfinished.push_back(FlightId{q.col_int(0)});

@@ -73,6 +73,9 @@ class FaultyStore final : public store::Store {
   Result<bool> try_allocate_host(const std::string& h, FlightId f, const std::string& j, const std::string& r) override {
     return s_.try_allocate_host(h, f, j, r);
   }
+  Result<void> set_waiting(const Waiter& w) override { return s_.set_waiting(w); }
+  Result<void> clear_waiting(FlightId f, const std::string& j) override { return s_.clear_waiting(f, j); }
+  Result<std::vector<Waiter>> waiters() const override { return s_.waiters(); }
   Result<void> release_hosts(FlightId f, const std::string& j) override { return s_.release_hosts(f, j); }
   Result<bool> record_host_result(const std::string& h, const std::string& st, int q) override {
     return s_.record_host_result(h, st, q);
