@@ -77,6 +77,9 @@ asio::awaitable<ProcessResult> run_process(ProcessSpec spec, Cancellation& cance
   posix_spawn_file_actions_addopen(&fa, 1, spec.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   if (!spec.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, spec.cwd.c_str());
+  // Steps get stdin/stdout/stderr only: no listening sockets, database or
+  // lock files of ours (a step outliving a killed daemon would hold them).
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   posix_spawnattr_setpgroup(&attr, 0);

@@ -34,7 +34,7 @@ class DaemonTest : public ::testing::Test {
 
   void config(const std::string& step_run, const std::string& schedule = R"({"poll_seconds": 1})") {
     nlohmann::json cfg = {
-        {"daemon", {{"state_dir", "state"}}},
+        {"daemon", {{"state_dir", "state"}, {"listen", "127.0.0.1:" + std::to_string(test::free_port())}}},
         {"trees", {{{"name", "xen"}, {"upstream", "up/xen.git"}}}},
         {"branches",
          {{{"name", "xen-unstable"}, {"tree", "xen"}, {"input", "staging"}, {"tested", "master"},
