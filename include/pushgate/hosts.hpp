@@ -66,6 +66,15 @@ struct ProcessResult {
 
 asio::awaitable<ProcessResult> run_process(ProcessSpec spec, Cancellation& cancel);
 
+struct StepContext;
+struct StepOutcome;
+/// Run a step's command on the controller (local hosts, and libvirt hosts
+/// whose URI is in the environment): exit 0 passes, another exit or a
+/// timeout is `fail_status`, a command that cannot start or is cancelled is
+/// broken.
+asio::awaitable<StepOutcome> run_on_controller(const std::string& command, const std::string& fail_status,
+                                               StepContext& ctx);
+
 /// What a step needs to run on a host.
 struct StepContext {
   FlightId flight;

@@ -50,6 +50,20 @@ void fail(const Status& s, int code) {
   throw ExitError{code};
 }
 
+std::map<std::string, std::string> parse_overrides(const std::vector<std::string>& revs) {
+  std::map<std::string, std::string> out;
+  for (const std::string& r : revs) {
+    auto eq = r.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == r.size()) {
+      fail(Status::invalid_argument("--rev \"" + r + "\": expected TREE=REV"), kUsage);
+    }
+    out[r.substr(0, eq)] = r.substr(eq + 1);
+  }
+  return out;
+}
+
+int code_of(const Status& s) { return s.code() == StatusCode::invalid_argument ? kUsage : kFailure; }
+
 void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
 
 std::string age(std::int64_t when) {

@@ -3,6 +3,7 @@
 // loaded config and the open store, each made once on first use — and the
 // one place where a Status becomes a message and an exit code.
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +56,12 @@ T must(Result<T> r, int code = kFailure) {
 inline void must(Result<void> r, int code = kFailure) {
   if (!r) fail(r.error(), code);
 }
+
+/// "--rev TREE=REV" options as tree -> revision; a malformed one exits 2.
+std::map<std::string, std::string> parse_overrides(const std::vector<std::string>& revs);
+/// Exit code for a module's Status: bad names and values are usage
+/// errors (2), everything else a failure (1).
+int code_of(const Status& s);
 
 /// Print JSON (pretty) to stdout.
 void print_json(const nlohmann::json& j);

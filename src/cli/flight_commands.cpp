@@ -40,25 +40,12 @@ void sync_hosts(Context& ctx) {
   must(ctx.store().sync_hosts(configured));
 }
 
-std::map<std::string, std::string> overrides(const std::vector<std::string>& revs) {
-  std::map<std::string, std::string> out;
-  for (const std::string& r : revs) {
-    auto eq = r.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == r.size()) {
-      fail(Status::invalid_argument("--rev \"" + r + "\": expected TREE=REV"), kUsage);
-    }
-    out[r.substr(0, eq)] = r.substr(eq + 1);
-  }
-  return out;
-}
-
-int code_of(const Status& s) { return s.code() == StatusCode::invalid_argument ? kUsage : kFailure; }
 
 /// Resolve and create a flight; nullopt when up to date (and not --always).
 std::optional<FlightId> create(Context& ctx, const FlightArgs& a) {
   const config::Config& cfg = ctx.config();
   store::Store& st = ctx.store();
-  auto ov = overrides(a.revs);
+  auto ov = parse_overrides(a.revs);
   revisions::Mirrors mirrors(cfg);
   if (const config::Branch* b = cfg.find_branch(a.branch); b && !a.no_fetch) {
     for (const auto& t : revisions::trees_of(cfg, *b)) {

@@ -28,23 +28,6 @@ struct FrozenArgs {
   int limit = 50;
 };
 
-std::map<std::string, std::string> parse_overrides(const std::vector<std::string>& revs) {
-  std::map<std::string, std::string> out;
-  for (const std::string& r : revs) {
-    auto eq = r.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == r.size()) {
-      fail(Status::invalid_argument("--rev \"" + r + "\": expected TREE=REV"), kUsage);
-    }
-    out[r.substr(0, eq)] = r.substr(eq + 1);
-  }
-  return out;
-}
-
-/// Exit code for a Status from the revisions module: bad names and
-/// revisions are usage errors (2), the rest failures (1).
-int code_of(const Status& s) {
-  return s.code() == StatusCode::invalid_argument ? kUsage : kFailure;
-}
 
 void fetch(Context& ctx, revisions::Mirrors& mirrors, const std::vector<std::string>& trees) {
   for (const std::string& t : trees) {

@@ -153,4 +153,14 @@ asio::awaitable<ProcessResult> run_process(ProcessSpec spec, Cancellation& cance
   co_return result;
 }
 
+asio::awaitable<StepOutcome> run_on_controller(const std::string& command, const std::string& fail_status,
+                                               StepContext& ctx) {
+  ProcessSpec spec{{"/bin/sh", "-c", command}, ctx.env, ctx.workdir, ctx.log_path, ctx.timeout_seconds};
+  ProcessResult r = co_await run_process(std::move(spec), *ctx.cancel);
+  if (r.ok()) co_return StepOutcome::pass();
+  if (!r.error.empty() || r.cancelled) co_return StepOutcome::broken(r.describe());
+  if (r.timed_out) co_return StepOutcome{fail_status, "timed out after " + std::to_string(ctx.timeout_seconds) + "s"};
+  co_return StepOutcome{fail_status, r.describe()};
+}
+
 }  // namespace pushgate::hosts

@@ -14,14 +14,7 @@ class LocalHost final : public Host {
 
   asio::awaitable<StepOutcome> run_command(const std::string& command, const std::string& fail_status,
                                            StepContext& ctx) override {
-    ProcessSpec spec{{"/bin/sh", "-c", command}, ctx.env, ctx.workdir, ctx.log_path, ctx.timeout_seconds};
-    ProcessResult r = co_await run_process(std::move(spec), *ctx.cancel);
-    if (r.ok()) co_return StepOutcome::pass();
-    if (!r.error.empty() || r.cancelled) co_return StepOutcome::broken(r.describe());
-    if (r.timed_out) {
-      co_return StepOutcome{fail_status, "timed out after " + std::to_string(ctx.timeout_seconds) + "s"};
-    }
-    co_return StepOutcome{fail_status, r.describe()};
+    co_return co_await run_on_controller(command, fail_status, ctx);
   }
 
   asio::awaitable<StepOutcome> run_op(const std::string& op, StepContext& ctx) override {
