@@ -22,9 +22,10 @@ packages=(
   # used by tests only: git as an independent oracle (and by the example's
   # build script), sqlite3 to poke at databases, setpriv (util-linux) to drop
   # privileges, a real sshd for bare-metal hosts, a real libvirtd with QEMU,
-  # croniter as the independent oracle for cron times, time zones for DST
+  # croniter as the independent oracle for cron times, time zones for DST,
+  # headless Chromium to load the web pages
   git sqlite3 util-linux openssh-server openssh-client libvirt-daemon-system qemu-system-x86
-  python3-croniter tzdata
+  python3-croniter tzdata chromium
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -66,7 +66,7 @@ Result<Gate> finish_flight(const config::Config& config, store::Store& store, re
 Result<verdict::Report> report(const config::Config& config, const store::Store& store, revisions::Mirrors& mirrors,
                                const Gate& gate);
 
-/// The verdict of a flight without deciding or pushing (for reports).
+/// The verdict of a flight and the push decision, without pushing (for reports).
 Result<Gate> evaluate(const config::Config& config, const store::Store& store, FlightId flight);
 
 }  // namespace pushgate::push

@@ -5,6 +5,7 @@
 #include <pushgate/api.hpp>
 #include <pushgate/push.hpp>
 #include <pushgate/revisions.hpp>
+#include <pushgate/web.hpp>
 
 #include <cstdlib>
 #include <fstream>
@@ -186,7 +187,13 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
     if (auto e = only("GET")) return *e;
     return {200, "text/plain; version=0.0.4", metrics_text(st)};
   }
-  if (p.size() < 2 || p[0] != "api" || p[1] != "v1") return error(404, "no such route: " + req.target);
+  if (p.empty() || p[0] != "api") {
+    // Everything outside /api and /metrics is a web page.
+    if (auto e = only("GET")) return *e;
+    web::Page pg = web::render(*ctx.config, st, req.target);
+    return {pg.status, "text/html; charset=utf-8", pg.html};
+  }
+  if (p.size() < 2 || p[1] != "v1") return error(404, "no such route: " + req.target);
   if (is({"api", "v1", "flights"})) {
     if (auto e = only("GET")) return *e;
     store::FlightFilter f;

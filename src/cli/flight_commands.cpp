@@ -145,9 +145,6 @@ void report(Context& ctx, const FlightArgs& a) {
   must(ctx.store().get_flight(id), kUsage);
   revisions::Mirrors mirrors(cfg);
   auto gate = must(push::evaluate(cfg, ctx.store(), id));
-  auto blocked = must(ctx.store().branch_blocked(gate.flight.branch));
-  gate.decision = push::decide(*cfg.find_branch(gate.flight.branch), gate.flight.blessing, gate.verdict,
-                               gate.baseline_flight, blocked);
   auto rep = must(push::report(cfg, ctx.store(), mirrors, gate));
   std::cout << (a.format == "json" ? verdict::render_json(rep) + "\n"
                 : a.format == "html" ? verdict::render_html(rep)

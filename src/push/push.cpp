@@ -118,6 +118,9 @@ Result<Gate> evaluate(const config::Config& config, const store::Store& store, F
   std::vector<std::string> allow = config.allow;
   allow.insert(allow.end(), branch->allow.begin(), branch->allow.end());
   g.verdict = verdict::classify(g.flight, g.evidence, verdict::AllowList(allow));
+  auto blocked = store.branch_blocked(branch->name);
+  if (!blocked) return blocked.error();
+  g.decision = decide(*branch, g.flight.blessing, g.verdict, g.baseline_flight, *blocked);
   return g;
 }
 
@@ -127,9 +130,6 @@ Result<Gate> finish_flight(const config::Config& config, store::Store& store, re
   if (!g) return g.error();
   if (auto s = store.set_flight_outcome(id, verdict::to_string(g->verdict.outcome)); !s) return s.error();
   const config::Branch* branch = config.find_branch(g->flight.branch);
-  auto blocked = store.branch_blocked(branch->name);
-  if (!blocked) return blocked.error();
-  g->decision = decide(*branch, g->flight.blessing, g->verdict, g->baseline_flight, *blocked);
   if (g->decision.push) {
     auto r = push_branch(config, store, mirrors, branch->name, id, g->basis, g->tested, who);
     if (!r) return r.error();

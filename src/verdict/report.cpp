@@ -204,9 +204,13 @@ std::string render_html(const Report& r) {
   }
   o << "</table>\n<h2>Versions</h2><table><tr><th>tree</th><th>tested</th><th>baseline</th></tr>\n";
   for (const auto& ver : r.versions) {
-    o << "<tr><td>" << html_escape(ver.tree) << "</td><td>" << html_escape(ver.tested.substr(0, 12)) << " "
-      << html_escape(ver.tested_describe) << "</td><td>" << html_escape(ver.baseline.substr(0, 12)) << " "
-      << html_escape(ver.baseline_describe) << "</td></tr>\n";
+    // The describe is shown when a tag says more than the short id.
+    auto cell = [](const std::string& rev, const std::string& describe) {
+      std::string shortid = rev.substr(0, 12);
+      return html_escape(describe.empty() || describe == shortid ? shortid : shortid + " " + describe);
+    };
+    o << "<tr><td>" << html_escape(ver.tree) << "</td><td>" << cell(ver.tested, ver.tested_describe) << "</td><td>"
+      << cell(ver.baseline, ver.baseline_describe) << "</td></tr>\n";
   }
   o << "</table>\n<h2>Report</h2><pre>" << html_escape(render_text(r)) << "</pre>\n</body></html>\n";
   return o.str();

@@ -118,5 +118,55 @@ TEST_F(ApiTest, ManualTriggerRunsAFlightVisibleThroughTheApi) {
   }
 }
 
+TEST_F(ApiTest, WebPagesServeAndRenderInChromium) {
+  ASSERT_EQ(test::http(port, "POST", "/api/v1/branches/xen-unstable/trigger", "", auth()).status, 202);
+  for (int i = 0; i < 400; ++i) {
+    auto f = nlohmann::json::parse(test::http(port, "GET", "/api/v1/flights").body);
+    if (!f.empty() && f[0]["outcome"] != "") break;
+    std::this_thread::sleep_for(50ms);
+  }
+  auto board = test::http(port, "GET", "/");
+  EXPECT_EQ(board.status, 200);
+  EXPECT_NE(board.body.find("<table id=\"branches\">"), std::string::npos);
+  EXPECT_NE(board.body.find("xen-unstable"), std::string::npos);
+  EXPECT_NE(board.body.find("href=\"/flights/1\""), std::string::npos) << board.body;
+  auto flight = test::http(port, "GET", "/flights/1");
+  EXPECT_EQ(flight.status, 200);
+  EXPECT_NE(flight.body.find("[xen-unstable test] 1: all pass"), std::string::npos);
+  EXPECT_NE(flight.body.find("Not pushed: baseline flight"), std::string::npos) << flight.body;
+  EXPECT_NE(flight.body.find("/history/job?branch=xen-unstable&job=test-amd64"), std::string::npos);
+  auto history = test::http(port, "GET", "/history/job?branch=xen-unstable&job=test-amd64");
+  EXPECT_EQ(history.status, 200);
+  EXPECT_NE(history.body.find("href=\"/hosts/h0\""), std::string::npos) << history.body;
+  auto host = test::http(port, "GET", "/hosts/h0");
+  EXPECT_EQ(host.status, 200);
+  EXPECT_NE(host.body.find("allocate"), std::string::npos);
+  EXPECT_EQ(test::http(port, "GET", "/frozen").status, 200);
+  EXPECT_EQ(test::http(port, "GET", "/flights/x").status, 404);
+  EXPECT_EQ(test::http(port, "GET", "/hosts/nope").status, 404);
+  EXPECT_EQ(test::http(port, "POST", "/", "", auth()).status, 405);
+
+  if (!std::filesystem::exists("/usr/bin/chromium")) GTEST_FAIL() << "chromium is missing: scripts/setup.sh installs it";
+  std::filesystem::create_directories("test-artifacts");
+  std::string shot = std::filesystem::absolute("test-artifacts/branch-board.png").string();
+  std::vector<std::string> chrome{"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                                  "--disable-dev-shm-usage", "--disable-background-networking",
+                                  "--disable-component-update", "--disable-sync", "--no-first-run",
+                                  "--user-data-dir=" + dir.str("chrome"), "--window-size=1200,700"};
+  auto dom_args = chrome;
+  dom_args.push_back("--dump-dom");
+  dom_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/");
+  auto dom = test::run(dom_args);
+  ASSERT_EQ(dom.exit_code, 0) << dom.err;
+  EXPECT_NE(dom.out.find("xen-unstable"), std::string::npos) << dom.out;
+  EXPECT_NE(dom.out.find("class=\"good\""), std::string::npos);  // the perfect flight is coloured
+  auto shot_args = chrome;
+  shot_args.push_back("--screenshot=" + shot);
+  shot_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/flights/1");
+  auto s = test::run(shot_args);
+  EXPECT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_GT(std::filesystem::file_size(shot), 1000u) << "screenshot kept at " << shot;
+}
+
 }  // namespace
 }  // namespace pushgate

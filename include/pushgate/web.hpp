@@ -1,0 +1,22 @@
+#pragma once
+/// Server-rendered web pages, no build step: branch board, flight page,
+/// job history, host history, frozen refs. Served by the daemon next to the API.
+
+#include <string>
+
+#include <pushgate/config.hpp>
+#include <pushgate/status.hpp>
+#include <pushgate/store.hpp>
+
+namespace pushgate::web {
+
+struct Page {
+  int status = 200;
+  std::string html;
+};
+
+/// Render the page for `target` ("/", "/flights/12", "/history/job?branch=B&job=J",
+/// "/hosts/H", "/frozen"); 404 page for anything else.
+Page render(const config::Config& config, const store::Store& store, const std::string& target);
+
+}  // namespace pushgate::web

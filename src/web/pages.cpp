@@ -1,0 +1,246 @@
+// The pages: plain HTML tables, one stylesheet, links between them.
+
+#include <pushgate/web.hpp>
+
+#include <pushgate/push.hpp>
+#include <pushgate/revisions.hpp>
+
+#include <cctype>
+#include <ctime>
+#include <map>
+#include <sstream>
+
+namespace pushgate::web {
+namespace {
+
+std::string esc(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string url(const std::string& s) {
+  std::string out;
+  const char* hex = "0123456789ABCDEF";
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.') out += static_cast<char>(c);
+    else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string ago(std::int64_t t) {
+  std::int64_t d = store::now() - t;
+  if (d < 120) return std::to_string(d < 0 ? 0 : d) + "s ago";
+  if (d < 7200) return std::to_string(d / 60) + "m ago";
+  if (d < 172800) return std::to_string(d / 3600) + "h ago";
+  return std::to_string(d / 86400) + "d ago";
+}
+
+std::string css_class(const std::string& status) {
+  if (status == "pass" || status == "perfect" || status == "tolerable" || status == "done" || status == "enabled") return "good";
+  if (status == "fail" || status == "regressions" || status == "refused" || status == "quarantined") return "bad";
+  if (status.empty() || status == "queued" || status == "running" || status == "preparing") return "pending";
+  return "trouble";
+}
+
+std::string page(const std::string& title, const std::string& body) {
+  return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + esc(title) +
+         " - pushgate</title>\n<style>body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse}"
+         "td,th{border:1px solid #aaa;padding:3px 8px;text-align:left}.good{background:#9e9}.bad{background:#f88}"
+         ".trouble{background:#fc7}.pending{background:#ddd}nav a{margin-right:1em}</style></head><body>\n"
+         "<nav><a href=\"/\">branches</a><a href=\"/frozen\">frozen refs</a><a href=\"/api/v1/flights\">API</a>"
+         "<a href=\"/metrics\">metrics</a></nav>\n<h1>" + esc(title) + "</h1>\n" + body + "</body></html>\n";
+}
+
+std::map<std::string, std::string> query_of(const std::string& target) {
+  std::map<std::string, std::string> q;
+  auto pos = target.find('?');
+  if (pos == std::string::npos) return q;
+  std::istringstream in(target.substr(pos + 1));
+  for (std::string kv; std::getline(in, kv, '&');) {
+    auto eq = kv.find('=');
+    std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    std::string dv;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (v[i] == '%' && i + 2 < v.size()) {
+        dv += static_cast<char>(std::stoi(v.substr(i + 1, 2), nullptr, 16));
+        i += 2;
+      } else {
+        dv += v[i] == '+' ? ' ' : v[i];
+      }
+    }
+    q[k] = dv;
+  }
+  return q;
+}
+
+Page board(const config::Config& cfg, const store::Store& st) {
+  revisions::Mirrors mirrors(cfg);
+  std::ostringstream o;
+  o << "<table id=\"branches\"><tr><th>branch</th><th>tree</th><th>tested revision</th><th>last flight</th>"
+       "<th>outcome</th><th>push</th></tr>\n";
+  for (const auto& b : cfg.branches) {
+    std::string tested = "(none)";
+    if (auto repo = mirrors.repo(b.tree)) {
+      auto t = (*repo)->ref_target(b.tested);
+      if (t && t->has_value()) tested = t->value().substr(0, 12) + " " + (*repo)->describe_or_short(t->value());
+    }
+    auto last = st.list_flights({.branch = b.name, .limit = 1});
+    std::string flight = "-", outcome;
+    if (last && !last->empty()) {
+      flight = "<a href=\"/flights/" + last->front().id.str() + "\">" + last->front().id.str() + "</a> " +
+               ago(last->front().created);
+      outcome = last->front().outcome;
+    }
+    auto blocked = st.branch_blocked(b.name);
+    auto pushes = st.pushes(b.name, 1);
+    std::string push = !b.push ? "disabled" : (blocked && *blocked) ? "BLOCKED: " + esc(**blocked)
+                       : (pushes && !pushes->empty()) ? pushes->front().state + " " + ago(pushes->front().created)
+                                                     : "-";
+    o << "<tr><td>" << esc(b.name) << "</td><td>" << esc(b.tree) << "</td><td>" << esc(tested) << "</td><td>"
+      << flight << "</td><td class=\"" << css_class(outcome) << "\">" << esc(outcome.empty() ? "-" : outcome)
+      << "</td><td>" << push << "</td></tr>\n";
+  }
+  o << "</table>\n<h2>Hosts</h2><table id=\"hosts\"><tr><th>host</th><th>kind</th><th>state</th><th>held by</th></tr>\n";
+  if (auto hosts = st.list_hosts()) {
+    for (const auto& h : *hosts) {
+      o << "<tr><td><a href=\"/hosts/" << url(h.host) << "\">" << esc(h.host) << "</a></td><td>" << esc(h.kind)
+        << "</td><td class=\"" << css_class(h.state) << "\">" << esc(h.state) << "</td><td>"
+        << (h.held_flight ? "<a href=\"/flights/" + h.held_flight->str() + "\">" + h.held_flight->str() + "</a> " + esc(h.held_job) : "")
+        << "</td></tr>\n";
+    }
+  }
+  o << "</table>\n";
+  return {200, page("Branches", o.str())};
+}
+
+Page flight_page(const config::Config& cfg, const store::Store& st, const std::string& number) {
+  char* end = nullptr;
+  long long n = std::strtoll(number.c_str(), &end, 10);
+  if (*end || n < 1) return {404, page("No such flight", "<p>\"" + esc(number) + "\" is not a flight number.</p>")};
+  auto gate = push::evaluate(cfg, st, FlightId{n});
+  if (!gate) return {404, page("Flight " + number, "<p>" + esc(gate.error().message()) + "</p>")};
+  revisions::Mirrors mirrors(cfg);
+  auto rep = push::report(cfg, st, mirrors, *gate);
+  if (!rep) return {500, page("Flight " + number, "<p>" + esc(rep.error().message()) + "</p>")};
+  std::string html = verdict::render_html(*rep);
+  // Link each job to its history.
+  for (const auto& j : gate->flight.jobs) {
+    std::string cell = "<tr><th>" + esc(j.name) + "</th>";
+    auto pos = html.find(cell);
+    if (pos != std::string::npos) {
+      html.replace(pos, cell.size(), "<tr><th><a href=\"/history/job?branch=" + url(gate->flight.branch) + "&job=" +
+                                         url(j.name) + "\">" + esc(j.name) + "</a></th>");
+    }
+  }
+  auto nav = html.find("<body>");
+  if (nav != std::string::npos) {
+    html.insert(nav + 6, "\n<nav><a href=\"/\">branches</a> <a href=\"/api/v1/flights/" + number +
+                             "/report?format=text\">text report</a></nav>");
+  }
+  return {200, html};
+}
+
+Page job_history(const store::Store& st, const std::string& target) {
+  auto q = query_of(target);
+  if (!q.count("branch") || !q.count("job")) return {404, page("Job history", "<p>Give ?branch=B&amp;job=J.</p>")};
+  std::ostringstream o;
+  o << "<table id=\"history\"><tr><th>flight</th><th>when</th><th>status</th><th>host</th><th>revisions</th></tr>\n";
+  auto flights = st.list_flights({.branch = q["branch"], .limit = 30});
+  if (flights) {
+    for (const auto& f : *flights) {
+      auto jobs = st.list_jobs(f.id);
+      if (!jobs) continue;
+      for (const auto& j : *jobs) {
+        if (j.job != q["job"]) continue;
+        std::string host, revs;
+        if (auto vars = st.list_runvars(f.id, j.job)) {
+          for (const auto& v : *vars) {
+            if (v.name == "host") host = v.value;
+            if (v.name.starts_with("revision_")) revs += v.name.substr(9) + " " + v.value.substr(0, 12) + " ";
+          }
+        }
+        o << "<tr><td><a href=\"/flights/" << f.id.str() << "\">" << f.id.str() << "</a></td><td>" << ago(f.created)
+          << "</td><td class=\"" << css_class(j.status) << "\">" << esc(j.status) << "</td><td>"
+          << (host.empty() ? "" : "<a href=\"/hosts/" + url(host) + "\">" + esc(host) + "</a>") << "</td><td>"
+          << esc(revs) << "</td></tr>\n";
+      }
+    }
+  }
+  o << "</table>\n";
+  return {200, page("History of " + q["job"] + " on " + q["branch"], o.str())};
+}
+
+Page host_page(const store::Store& st, const std::string& host) {
+  auto hosts = st.list_hosts();
+  if (!hosts) return {500, page("Host", esc(hosts.error().message()))};
+  const store::Host* h = nullptr;
+  for (const auto& x : *hosts) {
+    if (x.host == host) h = &x;
+  }
+  if (!h) return {404, page("No such host", "<p>No host \"" + esc(host) + "\".</p>")};
+  std::ostringstream o;
+  o << "<p>Kind " << esc(h->kind) << ", state <span class=\"" << css_class(h->state) << "\">" << esc(h->state)
+    << "</span> " << esc(h->state_reason) << ", flags:";
+  for (const auto& f : h->flags) o << " " << esc(f);
+  o << "</p>\n<table id=\"history\"><tr><th>when</th><th>event</th><th>flight</th><th>job</th><th>detail</th></tr>\n";
+  if (auto ev = st.host_history(host, 50)) {
+    for (const auto& e : *ev) {
+      o << "<tr><td>" << ago(e.at) << "</td><td>" << esc(e.event) << "</td><td>"
+        << (e.flight ? "<a href=\"/flights/" + e.flight->str() + "\">" + e.flight->str() + "</a>" : "") << "</td><td>"
+        << esc(e.job) << "</td><td>" << esc(e.detail) << "</td></tr>\n";
+    }
+  }
+  o << "</table>\n";
+  return {200, page("Host " + host, o.str())};
+}
+
+Page frozen_page(const config::Config& cfg, const store::Store& st) {
+  revisions::Mirrors mirrors(cfg);
+  std::ostringstream o;
+  o << "<table id=\"frozen\"><tr><th>tree</th><th>branch</th><th>revision</th><th>describe</th></tr>\n";
+  if (auto list = revisions::list_frozen(cfg, mirrors)) {
+    for (const auto& f : *list) {
+      o << "<tr><td>" << esc(f.tree) << "</td><td>" << esc(f.branch) << "</td><td>" << esc(f.revision.substr(0, 12))
+        << "</td><td>" << esc(f.describe) << "</td></tr>\n";
+    }
+  }
+  o << "</table>\n<h2>Changes</h2><table><tr><th>when</th><th>who</th><th>action</th><th>tree</th><th>branch</th>"
+       "<th>new</th><th>reason</th></tr>\n";
+  if (auto h = st.frozen_history("", "", 50)) {
+    for (const auto& c : *h) {
+      o << "<tr><td>" << ago(c.at) << "</td><td>" << esc(c.who) << "</td><td>" << esc(c.action) << "</td><td>"
+        << esc(c.tree) << "</td><td>" << esc(c.branch) << "</td><td>" << esc(c.describe) << "</td><td>"
+        << esc(c.reason) << "</td></tr>\n";
+    }
+  }
+  o << "</table>\n";
+  return {200, page("Frozen refs", o.str())};
+}
+
+}  // namespace
+
+Page render(const config::Config& config, const store::Store& store, const std::string& target) {
+  std::string path = target.substr(0, target.find('?'));
+  if (path == "/" || path == "/branches") return board(config, store);
+  if (path.starts_with("/flights/")) return flight_page(config, store, path.substr(9));
+  if (path == "/history/job") return job_history(store, target);
+  if (path.starts_with("/hosts/")) return host_page(store, query_of("?h=" + path.substr(7))["h"]);
+  if (path == "/frozen") return frozen_page(config, store);
+  return {404, page("Not found", "<p>No page at " + esc(path) + ". <a href=\"/\">Branches</a>.</p>")};
+}
+
+}  // namespace pushgate::web
