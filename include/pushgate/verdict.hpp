@@ -126,6 +126,9 @@ struct Report {
   std::map<std::string, std::string> logs;  ///< "job\nstepno" -> log path
 };
 
+/// Text made safe for HTML (reports here, pages in web/).
+std::string html_escape(const std::string& text);
+
 std::string render_text(const Report& report);
 std::string render_html(const Report& report);
 /// JSON following schemas/verdict.schema.json.

@@ -42,6 +42,9 @@ const char* blocker_name(Blocker b) {
 
 std::string pad(const std::string& s, std::size_t n) { return s.size() >= n ? s + " " : s + std::string(n - s.size(), ' '); }
 
+
+}  // namespace
+
 std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -55,8 +58,6 @@ std::string html_escape(const std::string& s) {
   }
   return out;
 }
-
-}  // namespace
 
 std::string render_text(const Report& r) {
   const Verdict& v = r.verdict;
