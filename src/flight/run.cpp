@@ -254,14 +254,12 @@ class Runner {
       if (cancel_->cancelled() || (failed && !step.always)) continue;
       int stepno = static_cast<int>(k) + 1;
       hosts::Host* host = roles.count(step.role) ? roles[step.role] : nullptr;
-      if (!host) {
-        if (!step.op.empty()) {
-          // Config checks prevent this; a host removed from the config can still cause it.
-          host = nullptr;
-        } else {
-          if (!controller) controller = hosts::make_local(config::Host{"controller", "local"});
-          host = controller.get();
-        }
+      // A command with no host role runs on the controller. An operation with
+      // no host (config checks prevent it; a host removed from the config can
+      // still cause it) is broken below.
+      if (!host && step.op.empty()) {
+        if (!controller) controller = hosts::make_local(config::Host{"controller", "local"});
+        host = controller.get();
       }
       std::string log = log_path(cfg_, id_, job, stepno, step.testid);
       std::filesystem::create_directories(std::filesystem::path(log).parent_path(), ec);
