@@ -154,9 +154,9 @@ class Daemon {
     return it != running_.end() && !it->second->done;
   }
 
-  /// Should `branch` get a flight now? Polling fetches (blocking: runs here
-  /// on the loop only because fetches of local mirrors are short; remote
-  /// mirrors belong on a worker, see the issue notes).
+  /// Should `branch` get a flight now? Nothing blocking happens here: a due
+  /// poll starts a flight thread, which fetches, resolves and stops quietly
+  /// when the branch is up to date.
   bool due(const config::Branch& b, std::int64_t now) {
     bool cron_due = false;
     if (auto it = cron_.find(b.name); it != cron_.end()) {
