@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <ctime>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include <pushgate/config.hpp>
 #include <pushgate/status.hpp>
+#include <pushgate/store.hpp>
 
 namespace pushgate::daemon {
 
@@ -35,6 +37,10 @@ struct Options {
   int poll_floor_seconds = 1;        ///< tests: shortest poll interval honoured
   int drain_seconds = 60;            ///< SIGTERM: how long running steps may take to finish
   std::function<void(const std::string&)> log;
+  /// Opens a connection to the database (one for the loop, one per flight
+  /// thread, one per API worker); empty: store::Store::open. Tests wrap the
+  /// real store here to place crashes.
+  std::function<Result<std::unique_ptr<store::Store>>(const std::string& path)> open_store;
 };
 
 /// Run the daemon until SIGTERM/SIGINT (or, with `once`, until the due work

@@ -58,7 +58,9 @@ struct Gate {
   bool baseline_flight = false;
 };
 
-/// Verdict, outcome (stored on the flight) and, when allowed, the push.
+/// Verdict, then (when allowed) the push, then the outcome stored on the
+/// flight. Safe to call again after a crash: a flight that already pushed
+/// does not push twice, and a flight without an outcome is resumed.
 Result<Gate> finish_flight(const config::Config& config, store::Store& store, revisions::Mirrors& mirrors,
                            FlightId flight, const std::string& who = "pushgate");
 

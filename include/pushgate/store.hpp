@@ -120,6 +120,13 @@ class Store {
   virtual Result<std::vector<Step>> list_steps(FlightId id) const = 0;
   /// Insert or replace one step row.
   virtual Result<void> put_step(const Step& step) = 0;
+  /// Step results of job attempts interrupted by a daemon restart (the
+  /// re-queued job's steps run again; these keep what the first run saw).
+  struct StepAttempt {
+    int attempt = 1;
+    Step step;
+  };
+  virtual Result<std::vector<StepAttempt>> list_step_attempts(FlightId id) const = 0;
   /// All runvars of a flight; `job` empty: every job.
   virtual Result<std::vector<Runvar>> list_runvars(FlightId id, const std::string& job = {}) const = 0;
   virtual Result<void> set_runvar(FlightId id, const Runvar& var) = 0;
@@ -158,6 +165,8 @@ class Store {
   virtual Result<std::vector<Push>> pending_pushes() const = 0;
   /// Newest first; empty branch: all.
   virtual Result<std::vector<Push>> pushes(const std::string& branch, int limit) const = 0;
+  /// The push a flight made (its newest), if any.
+  virtual Result<std::optional<Push>> push_of_flight(FlightId id) const = 0;
 
   // Operator controls per branch.
   struct BranchAudit {
@@ -217,12 +226,15 @@ class Store {
       const std::string& job, const std::string& inputs, FlightId before) const = 0;
 
   /// After a daemon restart, in one transaction: running steps become
-  /// broken; running/preparing jobs are re-queued once (a second
-  /// interruption makes them broken); every held host is released.
+  /// broken; running/preparing jobs are re-queued once (their step results
+  /// move to step_attempts; a second interruption makes them broken); every
+  /// held host is released.
   struct Recovery {
     std::vector<Step> interrupted_steps;
     std::vector<std::pair<FlightId, std::string>> requeued, given_up;
-    std::vector<FlightId> unfinished;  ///< flights with queued jobs, oldest first
+    /// Flights without an outcome, oldest first: queued jobs to run, or
+    /// every job done but the verdict and push not yet recorded.
+    std::vector<FlightId> unfinished;
   };
   virtual Result<Recovery> recover_after_restart(const std::string& reason) = 0;
 

@@ -21,6 +21,8 @@ Result<nlohmann::json> flight_json(const store::Store& st, FlightId id) {
   if (!jobs) return jobs.error();
   auto steps = st.list_steps(id);
   if (!steps) return steps.error();
+  auto attempts = st.list_step_attempts(id);
+  if (!attempts) return attempts.error();
   auto opt = [](const std::optional<std::int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
   nlohmann::json j{{"flight", f->id.value}, {"branch", f->branch},  {"blessing", f->blessing},
                    {"intended", f->intended}, {"created", f->created}, {"started", opt(f->started)},
@@ -33,6 +35,15 @@ Result<nlohmann::json> flight_json(const store::Store& st, FlightId id) {
       if (s.job != job.job) continue;
       jj["steps"].push_back({{"stepno", s.stepno}, {"testid", s.testid}, {"status", s.status},
                              {"started", opt(s.started)}, {"finished", opt(s.finished)}, {"log", s.log_path}});
+    }
+    // Steps of attempts interrupted by a daemon restart (the job ran again).
+    jj["earlier_attempts"] = nlohmann::json::array();
+    for (const auto& a : *attempts) {
+      if (a.step.job != job.job) continue;
+      const auto& s = a.step;
+      jj["earlier_attempts"].push_back({{"attempt", a.attempt}, {"stepno", s.stepno}, {"testid", s.testid},
+                                        {"status", s.status}, {"started", opt(s.started)},
+                                        {"finished", opt(s.finished)}, {"log", s.log_path}});
     }
     jj["runvars"] = nlohmann::json::object();
     auto vars = st.list_runvars(id, job.job);

@@ -92,13 +92,20 @@ void show(Context& ctx, FlightId id, bool json) {
   std::cout << "flight " << f.id.str() << "  branch " << f.branch << "  blessing " << f.blessing
             << (f.outcome.empty() ? "" : "  outcome " + f.outcome) << "\n";
   auto steps = must(st.list_steps(id));
+  auto attempts = must(st.list_step_attempts(id));
+  auto line = [](const store::Step& s, const std::string& prefix) {
+    std::cout << "      " << prefix << std::right << std::setw(2) << s.stepno << " " << std::left << std::setw(24)
+              << s.testid << " " << std::setw(8) << s.status << " " << std::setw(6) << duration(s) << " "
+              << s.log_path << "\n";
+  };
   for (const auto& job : must(st.list_jobs(id))) {
     std::cout << "  " << std::left << std::setw(30) << job.job << " " << std::setw(9) << job.status << " "
               << job.status_reason << "\n";
+    for (const auto& a : attempts) {
+      if (a.step.job == job.job) line(a.step, "(attempt " + std::to_string(a.attempt) + ", interrupted) ");
+    }
     for (const auto& s : steps) {
-      if (s.job != job.job) continue;
-      std::cout << "      " << std::right << std::setw(2) << s.stepno << " " << std::left << std::setw(24) << s.testid
-                << " " << std::setw(8) << s.status << " " << std::setw(6) << duration(s) << " " << s.log_path << "\n";
+      if (s.job == job.job) line(s, "");
     }
   }
 }

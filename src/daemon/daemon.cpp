@@ -74,7 +74,7 @@ class Daemon {
     if (Status s = lock_.acquire(database_); !s.ok()) return s;
     setenv("TZ", cfg_.daemon.time_zone.c_str(), 1);
     tzset();
-    auto st = store::Store::open({database_});
+    auto st = open_store();
     if (!st) return st.error();
     store_ = std::move(*st);
     std::vector<store::Host> hs;
@@ -125,6 +125,11 @@ class Daemon {
   }
 
  private:
+  Result<std::unique_ptr<store::Store>> open_store() {
+    if (opt_.open_store) return opt_.open_store(database_);
+    return store::Store::open({database_});
+  }
+
   void say(const std::string& line) {
     if (opt_.log) opt_.log(line);
   }
@@ -199,7 +204,7 @@ class Daemon {
 
   void flight_thread(const std::string& branch, std::optional<FlightId> existing, bool always,
                      hosts::Cancellation& cancel) {
-    auto st = store::Store::open({database_});
+    auto st = open_store();
     if (!st) {
       say("branch " + branch + ": " + st.error().message());
       return;

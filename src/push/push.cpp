@@ -128,13 +128,25 @@ Result<Gate> finish_flight(const config::Config& config, store::Store& store, re
                            FlightId id, const std::string& who) {
   auto g = evaluate(config, store, id);
   if (!g) return g.error();
-  if (auto s = store.set_flight_outcome(id, verdict::to_string(g->verdict.outcome)); !s) return s.error();
   const config::Branch* branch = config.find_branch(g->flight.branch);
   if (g->decision.push) {
-    auto r = push_branch(config, store, mirrors, branch->name, id, g->basis, g->tested, who);
-    if (!r) return r.error();
-    g->push = *r;
+    // A flight pushes once: after a crash between its push and its outcome,
+    // the resumed flight finds the push (reconciled at start-up) and keeps it.
+    auto earlier = store.push_of_flight(id);
+    if (!earlier) return earlier.error();
+    if (*earlier && (*earlier)->state != "intent") {
+      g->push = PushResult{(*earlier)->state, (*earlier)->message, (*earlier)->id};
+    } else if (*earlier) {
+      return Status::conflict("flight " + id.str() + " has a push intent still pending",
+                              "it is reconciled when pushgate next starts");
+    } else {
+      auto r = push_branch(config, store, mirrors, branch->name, id, g->basis, g->tested, who);
+      if (!r) return r.error();
+      g->push = *r;
+    }
   }
+  // The outcome comes last: a flight without one is resumed after a restart.
+  if (auto s = store.set_flight_outcome(id, verdict::to_string(g->verdict.outcome)); !s) return s.error();
   return g;
 }
 

@@ -204,6 +204,20 @@ class SqliteStore final : public Store {
     return {};
   }
 
+  Result<std::vector<StepAttempt>> list_step_attempts(FlightId id) const override {
+    Stmt q(db_, "SELECT job, stepno, testid, status, started, finished, log_path, attempt FROM step_attempts"
+                " WHERE flight = ?1 ORDER BY job, attempt, stepno");
+    q.bind(1, id.value);
+    std::vector<StepAttempt> out;
+    while (q.step()) {
+      out.push_back({static_cast<int>(q.col_int(7)),
+                     {id, q.col_text(0), static_cast<int>(q.col_int(1)), q.col_text(2), q.col_text(3),
+                      q.col_opt_int(4), q.col_opt_int(5), q.col_text(6)}});
+    }
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
   Result<std::vector<Runvar>> list_runvars(FlightId id, const std::string& job) const override {
     Stmt q(db_, "SELECT job, name, value, synth FROM runvars WHERE flight = ?1 AND (?2 = '' OR job = ?2)"
                 " ORDER BY job, name");
@@ -317,6 +331,15 @@ class SqliteStore final : public Store {
     q.bind(1, branch).bind(2, limit);
     std::vector<Push> out;
     while (q.step()) out.push_back(read_push(q));
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
+  Result<std::optional<Push>> push_of_flight(FlightId id) const override {
+    Stmt q(db_, std::string(kPushCols) + "WHERE flight = ?1 ORDER BY id DESC LIMIT 1");
+    q.bind(1, id.value);
+    std::optional<Push> out;
+    if (q.step()) out = read_push(q);
     if (!q.status().ok()) return q.status();
     return out;
   }
@@ -595,6 +618,16 @@ class SqliteStore final : public Store {
       u.bind(4, again ? "interrupted twice (" + reason + ")" : "re-queued after " + reason);
       if (Status s = u.exec(); !s.ok()) return s;
       if (!again) {
+        // Keep what this attempt recorded; the re-run starts from an empty step list.
+        Stmt keep(db_, "INSERT INTO step_attempts (flight, job, attempt, stepno, testid, status, started, finished, log_path)"
+                       " SELECT flight, job, (SELECT IFNULL(MAX(attempt), 0) + 1 FROM step_attempts a"
+                       "   WHERE a.flight = ?1 AND a.job = ?2), stepno, testid, status, started, finished, log_path"
+                       " FROM steps WHERE flight = ?1 AND job = ?2");
+        keep.bind(1, flight).bind(2, job);
+        if (Status s = keep.exec(); !s.ok()) return s;
+        Stmt drop(db_, "DELETE FROM steps WHERE flight = ?1 AND job = ?2");
+        drop.bind(1, flight).bind(2, job);
+        if (Status s = drop.exec(); !s.ok()) return s;
         Stmt v(db_, "INSERT INTO runvars (flight, job, name, value, synth) VALUES (?1, ?2, 'restarts', '1', 1)");
         v.bind(1, flight).bind(2, job);
         if (Status s = v.exec(); !s.ok()) return s;
@@ -612,7 +645,8 @@ class SqliteStore final : public Store {
     }
     if (Status s = db_.exec("DELETE FROM host_waits"); !s.ok()) return s;
     {
-      Stmt q(db_, "SELECT DISTINCT flight FROM jobs WHERE status = 'queued' ORDER BY flight");
+      Stmt q(db_, "SELECT flight FROM flights f WHERE IFNULL(outcome, '') = ''"
+                  " AND EXISTS (SELECT 1 FROM jobs j WHERE j.flight = f.flight) ORDER BY flight");
       while (q.step()) r.unfinished.push_back(FlightId{q.col_int(0)});
       if (!q.status().ok()) return q.status();
     }

@@ -2,17 +2,28 @@
 // flight and a push; kill -9 during a step, then restart, completes the
 // flight with exactly one push; a second daemon on the same database is
 // refused; SIGTERM drains and exits 0; --once runs due triggers and exits.
+//
+// Crashes at exact points (between steps, between verdict and push, after
+// the push before the outcome): the daemon runs in a forked child whose
+// store is the real one wrapped by FaultyStore, which _exit()s at the point
+// as kill -9 would; the restart is the real `pushgate daemon` binary.
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <fstream>
+#include <mutex>
 #include <thread>
 
+#include <pushgate/config.hpp>
+#include <pushgate/daemon.hpp>
 #include <pushgate/store.hpp>
 
+#include "faulty_store.hpp"
 #include "support.hpp"
 
 namespace pushgate {
@@ -32,7 +43,8 @@ class DaemonTest : public ::testing::Test {
     xen->set_branch("staging", xen->head_of("master"));
   }
 
-  void config(const std::string& step_run, const std::string& schedule = R"({"poll_seconds": 1})") {
+  void config(const std::string& step_run, const std::string& schedule = R"({"poll_seconds": 1})",
+              const std::string& second_step = "") {
     nlohmann::json cfg = {
         {"daemon", {{"state_dir", "state"}, {"listen", "127.0.0.1:" + std::to_string(test::free_port())}}},
         {"trees", {{{"name", "xen"}, {"upstream", "up/xen.git"}}}},
@@ -42,6 +54,7 @@ class DaemonTest : public ::testing::Test {
         {"recipes", {{"r", {{"steps", {{{"testid", "work"}, {"run", step_run}}}}}}}},
         {"jobs", {{{"name", "test-amd64"}, {"recipe", "r"}, {"hosts", {{"host", {"x86"}}}}}}},
         {"hosts", {{{"name", "h0"}, {"kind", "local"}, {"flags", {"x86"}}}}}};
+    if (!second_step.empty()) cfg["recipes"]["r"]["steps"].push_back({{"testid", "more"}, {"run", second_step}});
     test::write_file(dir.path() / "c.json", cfg.dump(2));
     std::filesystem::create_directories(dir.path() / "state");
   }
@@ -61,6 +74,81 @@ class DaemonTest : public ::testing::Test {
   }
 
   std::unique_ptr<store::Store> db() { return store::Store::open({dir.str("state/pushgate.db")}).value(); }
+
+  /// Run the daemon in a forked child whose every store connection dies at
+  /// the point `arm` sets; returns the child's exit code (137 = it crashed there).
+  int crash_daemon(const std::function<void(test::FaultyStore&)>& arm, const std::string& log) {
+    auto loaded = config::load(dir.str("c.json"));
+    if (!loaded.config) {
+      ADD_FAILURE() << config::to_status(loaded).message();
+      return -1;
+    }
+    config::Config cfg = *loaded.config;
+    pid_t child = fork();
+    if (child == 0) {
+      std::ofstream out(dir.str(log));
+      std::mutex m;
+      daemon::Options o;
+      o.log = [&](const std::string& line) {
+        std::lock_guard<std::mutex> g(m);
+        out << line << std::endl;
+      };
+      o.open_store = [&](const std::string& path) -> Result<std::unique_ptr<store::Store>> {
+        auto real = store::Store::open({path});
+        if (!real) return real.error();
+        auto faulty = std::make_unique<test::FaultyStore>(std::move(*real));
+        arm(*faulty);
+        return std::unique_ptr<store::Store>(std::move(faulty));
+      };
+      auto r = daemon::run(cfg, dir.str("state/pushgate.db"), o);
+      _exit(r ? 0 : 1);
+    }
+    int status = 0;
+    auto deadline = std::chrono::steady_clock::now() + 90s;
+    while (waitpid(child, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(child, SIGKILL);
+        waitpid(child, &status, 0);
+        ADD_FAILURE() << "the crash point was never reached:\n" << test::read_file(dir.path() / log);
+        return -1;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  /// The baseline flight (through the CLI), then a new commit to test.
+  std::string baseline_then_commit() {
+    auto r = test::pushgate({"--config", dir.str("c.json"), "flight", "run", "xen-unstable"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return xen->commit_on("staging", "xen: change");
+  }
+
+  /// Restart with the real binary and wait until flight 2 has an outcome.
+  std::string restart_until_finished(const std::string& tested) {
+    auto d = start("restart.log");
+    bool finished = wait_until([&] {
+      auto f = db()->get_flight(FlightId{2});
+      return xen->head_of("master") == tested && f && !f->outcome.empty();
+    });
+    d->signal(SIGTERM);
+    EXPECT_EQ(d->wait(30000), 0);
+    std::string log = test::read_file(dir.path() / "restart.log");
+    EXPECT_TRUE(finished) << log;
+    return log;
+  }
+
+  void expect_exactly_one_push_and_two_flights() {
+    auto store = db();
+    auto pushes = store->pushes("xen-unstable", 10).value();
+    ASSERT_EQ(pushes.size(), 1u);
+    EXPECT_EQ(pushes[0].state, "done");
+    EXPECT_EQ(pushes[0].flight, FlightId{2});
+    auto flights = store->list_flights({.branch = "xen-unstable"}).value();
+    ASSERT_EQ(flights.size(), 2u);  // the interrupted flight completed; none was made again
+    EXPECT_EQ(flights[0].outcome, "perfect");
+    for (const auto& h : store->list_hosts().value()) EXPECT_FALSE(h.held_flight.has_value());
+  }
 };
 
 TEST_F(DaemonTest, NewCommitLeadsToAFlightAndAPush) {
@@ -126,6 +214,65 @@ TEST_F(DaemonTest, KillDashNineDuringAStepThenRestartPushesOnce) {
   for (const auto& v : store->list_runvars(flights[0].id, "test-amd64").value()) restarted |= v.name == "restarts";
   EXPECT_TRUE(restarted);
   for (const auto& h : store->list_hosts().value()) EXPECT_FALSE(h.held_flight.has_value());
+}
+
+TEST_F(DaemonTest, CrashBetweenStepsKeepsTheFirstAttemptAndPushesOnce) {
+  config("true", R"({"poll_seconds": 1})", "true");
+  std::string tested = baseline_then_commit();
+  ASSERT_EQ(crash_daemon([](test::FaultyStore& f) { f.die_after_step_result = 1; }, "crash.log"), 137);
+  {
+    auto store = db();
+    auto steps = store->list_steps(FlightId{2}).value();
+    ASSERT_EQ(steps.size(), 1u);  // step 1 recorded, step 2 never started
+    EXPECT_EQ(steps[0].status, "pass");
+    EXPECT_EQ(store->list_jobs(FlightId{2}).value().at(0).status, "running");
+  }
+  EXPECT_NE(xen->head_of("master"), tested);
+  std::string log = restart_until_finished(tested);
+  EXPECT_NE(log.find("re-queued after restart"), std::string::npos) << log;
+  expect_exactly_one_push_and_two_flights();
+  auto store = db();
+  // No step result is lost: the first attempt's step 1 is kept, the re-run has both.
+  auto earlier = store->list_step_attempts(FlightId{2}).value();
+  ASSERT_EQ(earlier.size(), 1u);
+  EXPECT_EQ(earlier[0].attempt, 1);
+  EXPECT_EQ(earlier[0].step.stepno, 1);
+  EXPECT_EQ(earlier[0].step.status, "pass");
+  auto steps = store->list_steps(FlightId{2}).value();
+  ASSERT_EQ(steps.size(), 2u);
+  for (const auto& st : steps) EXPECT_EQ(st.status, "pass");
+  // ... and the API shows it.
+  auto shown = test::pushgate({"--config", dir.str("c.json"), "flight", "show", "2", "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  auto j = nlohmann::json::parse(shown.out);
+  EXPECT_EQ(j["jobs"][0]["earlier_attempts"].size(), 1u) << shown.out;
+}
+
+TEST_F(DaemonTest, CrashBetweenVerdictAndPushPushesOnceAfterRestart) {
+  config("true");
+  std::string tested = baseline_then_commit();
+  ASSERT_EQ(crash_daemon([](test::FaultyStore& f) { f.die_before_push_intent = true; }, "crash.log"), 137);
+  {
+    auto store = db();
+    EXPECT_TRUE(store->pushes("xen-unstable", 10).value().empty());
+    EXPECT_EQ(store->get_flight(FlightId{2}).value().outcome, "");  // every job done, no outcome yet
+    for (const auto& j : store->list_jobs(FlightId{2}).value()) EXPECT_EQ(j.status, "pass");
+  }
+  EXPECT_NE(xen->head_of("master"), tested);
+  std::string log = restart_until_finished(tested);
+  EXPECT_NE(log.find("flight 2 of xen-unstable: resuming"), std::string::npos) << log;
+  expect_exactly_one_push_and_two_flights();
+}
+
+TEST_F(DaemonTest, CrashAfterPushBeforeOutcomeDoesNotPushAgain) {
+  config("true");
+  std::string tested = baseline_then_commit();
+  ASSERT_EQ(crash_daemon([](test::FaultyStore& f) { f.die_after_push_finished = true; }, "crash.log"), 137);
+  EXPECT_EQ(xen->head_of("master"), tested);  // pushed, then died
+  EXPECT_EQ(db()->get_flight(FlightId{2}).value().outcome, "");
+  std::string log = restart_until_finished(tested);
+  EXPECT_NE(log.find("flight 2 of xen-unstable: resuming"), std::string::npos) << log;
+  expect_exactly_one_push_and_two_flights();
 }
 
 TEST_F(DaemonTest, OnceRunsDueTriggersAndExits) {

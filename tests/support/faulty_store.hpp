@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <memory>
+
 #include <pushgate/store.hpp>
 
 namespace pushgate::test {
@@ -11,8 +13,13 @@ namespace pushgate::test {
 class FaultyStore final : public store::Store {
  public:
   explicit FaultyStore(store::Store& real) : s_(real) {}
-  /// Kill the process (as kill -9 would) right after the push intent is committed.
-  bool die_after_push_intent = false;
+  explicit FaultyStore(std::unique_ptr<store::Store> owned) : owned_(std::move(owned)), s_(*owned_) {}
+
+  // Crash points: kill the process (as kill -9 would, no clean-up) ...
+  int die_after_step_result = 0;         ///< ... once step N of a job has a committed result
+  bool die_before_push_intent = false;   ///< ... after the verdict, before the push intent
+  bool die_after_push_intent = false;    ///< ... right after the push intent is committed
+  bool die_after_push_finished = false;  ///< ... after the push and its outcome, before the flight's outcome
 
   int schema_version() const override { return s_.schema_version(); }
   const std::string& path() const override { return s_.path(); }
@@ -28,7 +35,12 @@ class FaultyStore final : public store::Store {
     return s_.set_job_status(id, j, st, r);
   }
   Result<std::vector<store::Step>> list_steps(FlightId id) const override { return s_.list_steps(id); }
-  Result<void> put_step(const store::Step& st) override { return s_.put_step(st); }
+  Result<void> put_step(const store::Step& st) override {
+    auto r = s_.put_step(st);
+    if (die_after_step_result && st.stepno == die_after_step_result && st.status != "running") _exit(137);
+    return r;
+  }
+  Result<std::vector<StepAttempt>> list_step_attempts(FlightId id) const override { return s_.list_step_attempts(id); }
   Result<std::vector<store::Runvar>> list_runvars(FlightId id, const std::string& j) const override {
     return s_.list_runvars(id, j);
   }
@@ -48,13 +60,17 @@ class FaultyStore final : public store::Store {
     return s_.step_ever_passed(b, j, t);
   }
   Result<std::int64_t> record_push_intent(const Push& p) override {
+    if (die_before_push_intent) _exit(137);
     auto r = s_.record_push_intent(p);
     if (die_after_push_intent) _exit(137);
     return r;
   }
   Result<void> finish_push(std::int64_t id, const std::string& st, const std::string& m) override {
-    return s_.finish_push(id, st, m);
+    auto r = s_.finish_push(id, st, m);
+    if (die_after_push_finished) _exit(137);
+    return r;
   }
+  Result<std::optional<Push>> push_of_flight(FlightId id) const override { return s_.push_of_flight(id); }
   Result<std::vector<Push>> pending_pushes() const override { return s_.pending_pushes(); }
   Result<std::vector<Push>> pushes(const std::string& b, int l) const override { return s_.pushes(b, l); }
   Result<void> set_branch_blocked(const std::string& b, bool x, const std::string& w, const std::string& r) override {
@@ -95,6 +111,7 @@ class FaultyStore final : public store::Store {
   }
 
  private:
+  std::unique_ptr<store::Store> owned_;
   store::Store& s_;
 };
 
