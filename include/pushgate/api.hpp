@@ -4,7 +4,6 @@
 
 #include <utility>  // before Asio: Boost 1.74 Asio needs std::exchange under GCC 12
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include <functional>
@@ -26,10 +25,13 @@ nlohmann::json host_json(const store::Host& host);
 /// What the API needs from the daemon.
 struct Context {
   const config::Config* config = nullptr;
+  /// The connection a request uses; the server sets it per request (each
+  /// worker thread has its own), tests of handle() set it directly.
   store::Store* store = nullptr;
   std::string token;  ///< required for changes (and reads when read_requires_token)
   bool read_requires_token = false;
-  /// Ask for a flight of a branch now (manual trigger).
+  /// Ask for a flight of a branch now (manual trigger). Called on a worker
+  /// thread: it must hand the request to the daemon's loop, not act on it.
   std::function<Status(const std::string& branch)> trigger;
 };
 
@@ -37,6 +39,7 @@ struct Limits {
   std::size_t body_bytes = 64 * 1024;
   std::size_t header_bytes = 8 * 1024;
   int request_seconds = 10;
+  int workers = 4;  ///< threads (each with its own SQLite connection) that run the handlers
 };
 
 /// Read the API token named by the config (file or environment); empty when none.
@@ -54,8 +57,32 @@ struct Response {
 /// Route one request (pure of sockets: tested directly and through the server).
 Response handle(const Context& ctx, const Request& request);
 
-/// Listen on `address` ("host:port"; port 0 picks one) and serve until the
-/// io_context stops. Returns the bound port.
-Result<int> serve(boost::asio::io_context& io, const std::string& address, const Context& ctx, const Limits& limits = {});
+/// Opens one database connection per worker.
+using StoreOpener = std::function<Result<std::unique_ptr<store::Store>>()>;
+
+/// The HTTP server. Sockets live on the caller's io_context; handlers (SQLite
+/// reads and writes, libgit2 work for frozen refs, report rendering) run on
+/// a pool of worker threads and the response is written back on the loop,
+/// so a slow request never stalls the daemon or other clients. Requests that
+/// change state run one at a time.
+class Server {
+ public:
+  /// Listen on `address` ("host:port"; port 0 picks one) until the
+  /// io_context stops or the Server is destroyed.
+  static Result<std::unique_ptr<Server>> start(boost::asio::io_context& io, const std::string& address,
+                                               const Context& ctx, const StoreOpener& open_store,
+                                               const Limits& limits = {});
+  ~Server();  ///< stops accepting; waits for handlers already running
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  int port() const { return port_; }
+
+  struct State;
+
+ private:
+  Server() = default;
+  std::shared_ptr<State> state_;
+  int port_ = 0;
+};
 
 }  // namespace pushgate::api

@@ -1,5 +1,7 @@
 // The HTTP server: Boost.Beast on the daemon's io_context, one coroutine per
-// connection, limits on header size, body size and request time.
+// connection, limits on header size, body size and request time. Handlers
+// run on a thread pool, each worker with its own SQLite connection; the
+// connection coroutine resumes on the loop to write the response.
 
 #include <pushgate/api.hpp>
 
@@ -11,9 +13,49 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <boost/asio/thread_pool.hpp>
+
 #include <chrono>
+#include <mutex>
+#include <vector>
 
 namespace pushgate::api {
+
+struct Server::State {
+  Context ctx;
+  Limits limits;
+  boost::asio::thread_pool pool;
+  std::mutex stores_mutex;
+  std::vector<std::unique_ptr<store::Store>> idle;  ///< one per worker, opened at start
+  std::mutex changes;                               ///< state-changing requests run one at a time
+  std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;
+
+  explicit State(int workers) : pool(static_cast<std::size_t>(workers)) {}
+
+  /// On a worker thread: borrow a connection, route, give it back.
+  Response run(const Request& r) {
+    std::unique_ptr<store::Store> conn;
+    {
+      std::lock_guard<std::mutex> g(stores_mutex);
+      if (idle.empty()) return {503, "application/json", R"({"error": "no database connection free"})" "\n"};
+      conn = std::move(idle.back());
+      idle.pop_back();
+    }
+    Context c = ctx;
+    c.store = conn.get();
+    Response out;
+    if (r.method == "GET" || r.method == "HEAD") {
+      out = handle(c, r);
+    } else {
+      std::lock_guard<std::mutex> g(changes);
+      out = handle(c, r);
+    }
+    std::lock_guard<std::mutex> g(stores_mutex);
+    idle.push_back(std::move(conn));
+    return out;
+  }
+};
+
 namespace {
 
 namespace asio = boost::asio;
@@ -35,7 +77,11 @@ Response limit_error(int status, const std::string& what) {
   return {status, "application/json", nlohmann::json{{"error", what}}.dump() + "\n"};
 }
 
-asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Context> ctx, Limits limits) {
+// A plain function, not a lambda: GCC 12 mis-handles captures of lambda coroutines.
+asio::awaitable<Response> on_worker(std::shared_ptr<Server::State> server, Request r) { co_return server->run(r); }
+
+asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<Server::State> server) {
+  const Limits& limits = server->limits;
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   for (;;) {
@@ -57,7 +103,8 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Context>
     auto& req = parser.get();
     Request r{std::string(req.method_string()), std::string(req.target()), req.body(),
               std::string(req[http::field::authorization])};
-    Response out = handle(*ctx, r);
+    // The handler runs on a worker; this coroutine resumes on the loop.
+    Response out = co_await asio::co_spawn(server->pool, on_worker(server, std::move(r)), asio::use_awaitable);
     bool keep = req.keep_alive();
     auto res = to_beast(out, req.version(), keep);
     co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
@@ -67,34 +114,57 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<const Context>
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
-asio::awaitable<void> listener(tcp::acceptor acceptor, std::shared_ptr<const Context> ctx, Limits limits) {
+asio::awaitable<void> listener(std::shared_ptr<Server::State> server) {
+  tcp::acceptor& acceptor = *server->acceptor;
   for (;;) {
     boost::system::error_code ec;
     tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
-    if (ec == asio::error::operation_aborted) co_return;
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) continue;
-    asio::co_spawn(acceptor.get_executor(), session(std::move(socket), ctx, limits), asio::detached);
+    asio::co_spawn(acceptor.get_executor(), session(std::move(socket), server), asio::detached);
   }
 }
 
 }  // namespace
 
-Result<int> serve(asio::io_context& io, const std::string& address, const Context& ctx, const Limits& limits) {
+Result<std::unique_ptr<Server>> Server::start(asio::io_context& io, const std::string& address, const Context& ctx,
+                                              const StoreOpener& open_store, const Limits& limits) {
   auto colon = address.rfind(':');
   if (colon == std::string::npos) return Status::invalid_argument("listen address \"" + address + "\" is not HOST:PORT");
   boost::system::error_code ec;
   auto ip = asio::ip::make_address(address.substr(0, colon), ec);
   if (ec) return Status::invalid_argument("listen address \"" + address + "\": " + ec.message());
   tcp::endpoint ep(ip, static_cast<unsigned short>(std::stoi(address.substr(colon + 1))));
-  tcp::acceptor acceptor(io);
+  auto state = std::make_shared<State>(std::max(1, limits.workers));
+  state->ctx = ctx;
+  state->limits = limits;
+  for (int i = 0; i < std::max(1, limits.workers); ++i) {
+    auto conn = open_store();
+    if (!conn) return conn.error().with_context("API worker database connection");
+    state->idle.push_back(std::move(*conn));
+  }
+  state->acceptor = std::make_unique<tcp::acceptor>(io);
+  tcp::acceptor& acceptor = *state->acceptor;
   acceptor.open(ep.protocol(), ec);
   if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor.bind(ep, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Status::unavailable("cannot listen on " + address + ": " + ec.message(), "is another daemon running?");
-  int port = acceptor.local_endpoint().port();
-  asio::co_spawn(io, listener(std::move(acceptor), std::make_shared<const Context>(ctx), limits), asio::detached);
-  return port;
+  std::unique_ptr<Server> server(new Server());
+  server->port_ = acceptor.local_endpoint().port();
+  server->state_ = state;
+  asio::co_spawn(io, listener(state), asio::detached);
+  return server;
+}
+
+Server::~Server() {
+  if (!state_) return;
+  // Close the listener on its own thread's terms: the loop has stopped when
+  // the daemon destroys the server, so closing here races with nothing.
+  boost::system::error_code ignored;
+  state_->acceptor->close(ignored);
+  state_->pool.stop();  // queued handlers are dropped; running ones finish
+  state_->pool.join();
 }
 
 }  // namespace pushgate::api

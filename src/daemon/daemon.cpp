@@ -94,18 +94,19 @@ class Daemon {
       if (!token) return token.error();
       api::Context ctx;
       ctx.config = &cfg_;
-      ctx.store = store_.get();
       ctx.token = *token;
       ctx.read_requires_token = cfg_.daemon.read_requires_token;
+      // Runs on an API worker: the request goes to the loop, which owns manual_.
       ctx.trigger = [this](const std::string& branch) {
         if (draining_) return Status::unavailable("the daemon is shutting down");
-        manual_.insert(branch);
+        asio::post(io_, [this, branch] { manual_.insert(branch); });
         return Status();
       };
-      auto port = api::serve(io_, cfg_.daemon.listen, ctx);
-      if (!port) return port.error();
+      auto server = api::Server::start(io_, cfg_.daemon.listen, ctx, [this] { return open_store(); });
+      if (!server) return server.error();
+      server_ = std::move(*server);
       say("listening on http://" + cfg_.daemon.listen.substr(0, cfg_.daemon.listen.rfind(':')) + ":" +
-          std::to_string(*port) + "/ (API under /api/v1/, metrics at /metrics)");
+          std::to_string(server_->port()) + "/ (API under /api/v1/, metrics at /metrics)");
     }
     asio::signal_set signals(io_, SIGINT, SIGTERM);
     signals.async_wait([this](const boost::system::error_code& ec, int sig) {
@@ -117,6 +118,7 @@ class Daemon {
     });
     asio::co_spawn(io_, loop(signals), asio::detached);
     io_.run();
+    server_.reset();  // waits for API handlers still running on its workers
     for (auto& [b, r] : running_) {
       if (r->thread.joinable()) r->thread.join();
     }
@@ -297,12 +299,13 @@ class Daemon {
   InstanceLock lock_;
   std::unique_ptr<store::Store> store_;  // the loop's own connection
   asio::io_context io_;
+  std::unique_ptr<api::Server> server_;  // after io_: destroyed first
   std::map<std::string, std::unique_ptr<Running>> running_;  // by branch; loop thread only
   std::map<std::string, CronExpr> cron_;
   std::map<std::string, std::int64_t> next_cron_, next_poll_;
   std::vector<FlightId> resume_;
   std::set<std::string> manual_;  // branches with a manual request pending (loop thread only)
-  bool draining_ = false;
+  std::atomic<bool> draining_{false};  // read by API workers
   std::chrono::steady_clock::time_point drain_deadline_;
 };
 

@@ -4,10 +4,12 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
 
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <future>
 #include <thread>
 
 #include "support.hpp"
@@ -87,6 +89,35 @@ TEST_F(ApiTest, BadRequestsGet4xxAndTheDaemonKeepsServing) {
     EXPECT_EQ(r.status, 400);
   }
   EXPECT_EQ(test::http(port, "GET", "/api/v1/branches").status, 200);  // still serving
+}
+
+TEST_F(ApiTest, ARequestStuckOnTheDatabaseDoesNotStallOthers) {
+  // Another process holds SQLite's write lock (as a long `flight run` or a
+  // backup could), so a change through the API waits for the busy timeout.
+  sqlite3* holder = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.str("state/pushgate.db").c_str(), &holder), SQLITE_OK);
+  sqlite3_busy_timeout(holder, 5000);
+  auto exec = [&](const char* sql) { return sqlite3_exec(holder, sql, nullptr, nullptr, nullptr); };
+  ASSERT_EQ(exec("BEGIN IMMEDIATE"), SQLITE_OK);
+  std::atomic<bool> released{false};
+  auto stuck = std::async(std::launch::async, [&] {
+    return test::http(port, "POST", "/api/v1/hosts/h0/disable", R"({"reason": "stuck"})", auth());
+  });
+  std::this_thread::sleep_for(300ms);  // the change is waiting inside SQLite now
+  // Reads, pages and errors are answered while it waits ...
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/hosts").status, 200);
+  EXPECT_EQ(test::http(port, "GET", "/metrics").status, 200);
+  EXPECT_EQ(test::http(port, "GET", "/").status, 200);
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/nope").status, 404);
+  EXPECT_FALSE(released.load());
+  EXPECT_EQ(stuck.wait_for(0s), std::future_status::timeout);
+  // ... and the change completes once the lock goes.
+  ASSERT_EQ(exec("ROLLBACK"), SQLITE_OK);
+  released = true;
+  sqlite3_close(holder);
+  auto done = stuck.get();
+  EXPECT_EQ(done.status, 200) << done.body;
+  EXPECT_EQ(nlohmann::json::parse(test::http(port, "GET", "/api/v1/hosts").body)[0]["state"], "disabled");
 }
 
 TEST_F(ApiTest, ManualTriggerRunsAFlightVisibleThroughTheApi) {
