@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pushgate/config.hpp>
+#include <pushgate/push.hpp>
 #include <pushgate/status.hpp>
 #include <pushgate/store.hpp>
 
@@ -21,6 +22,8 @@ namespace pushgate::api {
 /// JSON views (also used by `pushgate ... --json`).
 Result<nlohmann::json> flight_json(const store::Store& store, FlightId id);
 nlohmann::json host_json(const store::Host& host);
+/// A branch's status (push::branch_status) with the age of its tested revision.
+nlohmann::json branch_json(const push::BranchStatus& status);
 
 /// What the API needs from the daemon.
 struct Context {

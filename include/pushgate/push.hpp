@@ -71,4 +71,20 @@ Result<verdict::Report> report(const config::Config& config, const store::Store&
 /// The verdict of a flight and the push decision, without pushing (for reports).
 Result<Gate> evaluate(const config::Config& config, const store::Store& store, FlightId flight);
 
+/// Where a branch stands: its tested revision as the mirror has it, last
+/// flight, streak of (not) tolerable real flights, block and last push.
+struct BranchStatus {
+  std::string branch, tree, tested_ref;
+  std::string tested_revision, tested_describe;  ///< empty: no tested ref in the mirror yet
+  std::optional<std::int64_t> tested_commit_time;
+  std::optional<store::Flight> last_flight;
+  std::string streak_kind;  ///< "tolerable", "not tolerable" or "" when no finished real flight
+  int streak = 0;
+  std::optional<std::string> blocked;  ///< the reason, when blocked
+  bool push_enabled = true;
+  std::optional<store::Store::Push> last_push;
+};
+Result<BranchStatus> branch_status(const config::Config& config, const store::Store& store,
+                                   revisions::Mirrors& mirrors, const config::Branch& branch);
+
 }  // namespace pushgate::push

@@ -54,6 +54,31 @@ Result<nlohmann::json> flight_json(const store::Store& st, FlightId id) {
   return j;
 }
 
+nlohmann::json branch_json(const push::BranchStatus& b) {
+  nlohmann::json j{{"branch", b.branch}, {"tree", b.tree}, {"tested_ref", b.tested_ref}};
+  if (!b.tested_revision.empty()) {
+    j["tested_revision"] = b.tested_revision;
+    j["tested_describe"] = b.tested_describe;
+  }
+  if (b.tested_commit_time) {
+    j["tested_commit_time"] = *b.tested_commit_time;
+    j["tested_age_seconds"] = std::max<std::int64_t>(0, store::now() - *b.tested_commit_time);
+  }
+  if (b.last_flight) {
+    j["last_flight"] = b.last_flight->id.value;
+    j["last_outcome"] = b.last_flight->outcome;
+    j["last_flight_created"] = b.last_flight->created;
+  }
+  j["streak"] = {{"kind", b.streak_kind}, {"flights", b.streak}};
+  j["blocked"] = b.blocked ? nlohmann::json(*b.blocked) : nlohmann::json(nullptr);
+  j["push_enabled"] = b.push_enabled;
+  if (b.last_push) {
+    j["last_push"] = {{"state", b.last_push->state}, {"new", b.last_push->new_rev}, {"at", b.last_push->created},
+                      {"message", b.last_push->message}};
+  }
+  return j;
+}
+
 nlohmann::json host_json(const store::Host& h) {
   return {{"host", h.host}, {"kind", h.kind}, {"state", h.state}, {"reason", h.state_reason},
           {"consecutive_broken", h.consecutive_broken}, {"flags", h.flags},
@@ -242,22 +267,17 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
     if (format == "text") return {200, "text/plain; charset=utf-8", verdict::render_text(*rep)};
     return error(400, "format must be json, html or text");
   }
-  if (is({"api", "v1", "branches"})) {
+  if (is({"api", "v1", "branches"}) || is({"api", "v1", "branches", "*"})) {
     if (auto e = only("GET")) return *e;
+    revisions::Mirrors mirrors(*ctx.config);
     nlohmann::json out = nlohmann::json::array();
     for (const auto& b : ctx.config->branches) {
-      nlohmann::json j{{"branch", b.name}, {"tree", b.tree}, {"push_enabled", b.push}};
-      auto last = st.list_flights({.branch = b.name, .limit = 1});
-      if (last && !last->empty()) {
-        j["last_flight"] = last->front().id.value;
-        j["last_outcome"] = last->front().outcome;
-      }
-      auto blocked = st.branch_blocked(b.name);
-      j["blocked"] = blocked && *blocked ? nlohmann::json(**blocked) : nlohmann::json();
-      auto pushes = st.pushes(b.name, 1);
-      if (pushes && !pushes->empty()) j["last_push"] = {{"state", pushes->front().state}, {"new", pushes->front().new_rev}};
-      out.push_back(j);
+      if (p.size() == 4 && b.name != p[3]) continue;
+      auto status = push::branch_status(*ctx.config, st, mirrors, b);
+      if (!status) return from(status.error());
+      out.push_back(branch_json(*status));
     }
+    if (p.size() == 4) return out.empty() ? error(404, "unknown branch \"" + p[3] + "\"") : json(200, out[0]);
     return json(200, out);
   }
   if (is({"api", "v1", "branches", "*", "trigger"})) {

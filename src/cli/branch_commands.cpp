@@ -3,6 +3,7 @@
 #include <iomanip>
 #include <iostream>
 
+#include <pushgate/api.hpp>
 #include <pushgate/push.hpp>
 #include <pushgate/revisions.hpp>
 
@@ -34,44 +35,8 @@ void status(Context& ctx, const BranchArgs& a) {
   nlohmann::json all = nlohmann::json::array();
   for (const auto& b : cfg.branches) {
     if (!a.branch.empty() && b.name != a.branch) continue;
-    nlohmann::json j{{"branch", b.name}, {"tree", b.tree}, {"tested_ref", git::qualify_ref(b.tested)}};
     if (!a.no_fetch) (void)mirrors.fetch(b.tree);
-    auto repo = mirrors.repo(b.tree);
-    if (repo) {
-      auto tested = (*repo)->ref_target(b.tested);
-      if (tested && tested->has_value()) {
-        j["tested_revision"] = tested->value();
-        j["tested_describe"] = (*repo)->describe_or_short(tested->value());
-        if (auto log = (*repo)->log("", tested->value(), 1); log && !log->empty()) j["tested_commit_time"] = log->front().time;
-      }
-    }
-    auto flights = must(st.list_flights({.branch = b.name, .limit = 1}));
-    if (!flights.empty()) {
-      j["last_flight"] = flights[0].id.value;
-      j["last_outcome"] = flights[0].outcome;
-      j["last_flight_created"] = flights[0].created;
-    }
-    // Streak: consecutive flights (newest first) with the same tolerability.
-    auto recent = must(st.list_flights({.branch = b.name, .blessings = {"real"}, .limit = 50}));
-    int streak = 0;
-    std::string kind;
-    for (const auto& f : recent) {
-      if (f.outcome.empty()) continue;
-      bool tol = f.outcome == "perfect" || f.outcome == "tolerable";
-      std::string k = tol ? "tolerable" : "not tolerable";
-      if (kind.empty()) kind = k;
-      if (k != kind) break;
-      ++streak;
-    }
-    j["streak"] = {{"kind", kind}, {"flights", streak}};
-    auto blocked = must(st.branch_blocked(b.name));
-    j["blocked"] = blocked ? nlohmann::json(*blocked) : nlohmann::json(nullptr);
-    j["push_enabled"] = b.push;
-    auto pushes = must(st.pushes(b.name, 1));
-    if (!pushes.empty()) {
-      j["last_push"] = {{"state", pushes[0].state}, {"new", pushes[0].new_rev}, {"at", pushes[0].created},
-                        {"message", pushes[0].message}};
-    }
+    nlohmann::json j = api::branch_json(must(push::branch_status(cfg, st, mirrors, b)));
     all.push_back(j);
   }
   if (a.json) {

@@ -229,4 +229,41 @@ Result<verdict::Report> report(const config::Config&, const store::Store& store,
   return r;
 }
 
+Result<BranchStatus> branch_status(const config::Config&, const store::Store& st, revisions::Mirrors& mirrors,
+                                   const config::Branch& b) {
+  BranchStatus out;
+  out.branch = b.name;
+  out.tree = b.tree;
+  out.tested_ref = git::qualify_ref(b.tested);
+  out.push_enabled = b.push;
+  if (auto repo = mirrors.repo(b.tree)) {
+    auto tested = (*repo)->ref_target(b.tested);
+    if (tested && tested->has_value()) {
+      out.tested_revision = tested->value();
+      out.tested_describe = (*repo)->describe_or_short(tested->value());
+      if (auto log = (*repo)->log("", tested->value(), 1); log && !log->empty()) out.tested_commit_time = log->front().time;
+    }
+  }
+  auto flights = st.list_flights({.branch = b.name, .limit = 1});
+  if (!flights) return flights.error();
+  if (!flights->empty()) out.last_flight = flights->front();
+  auto recent = st.list_flights({.branch = b.name, .blessings = {"real"}, .limit = 50});
+  if (!recent) return recent.error();
+  for (const auto& f : *recent) {
+    if (f.outcome.empty()) continue;
+    bool tol = f.outcome == "perfect" || f.outcome == "tolerable";
+    std::string k = tol ? "tolerable" : "not tolerable";
+    if (out.streak_kind.empty()) out.streak_kind = k;
+    if (k != out.streak_kind) break;
+    ++out.streak;
+  }
+  auto blocked = st.branch_blocked(b.name);
+  if (!blocked) return blocked.error();
+  out.blocked = *blocked;
+  auto pushes = st.pushes(b.name, 1);
+  if (!pushes) return pushes.error();
+  if (!pushes->empty()) out.last_push = pushes->front();
+  return out;
+}
+
 }  // namespace pushgate::push

@@ -78,29 +78,29 @@ std::map<std::string, std::string> query_of(const std::string& target) {
 Page board(const config::Config& cfg, const store::Store& st) {
   revisions::Mirrors mirrors(cfg);
   std::ostringstream o;
-  o << "<table id=\"branches\"><tr><th>branch</th><th>tree</th><th>tested revision</th><th>last flight</th>"
+  o << "<table id=\"branches\"><tr><th>branch</th><th>tree</th><th>tested revision</th><th>age</th><th>last flight</th>"
        "<th>outcome</th><th>push</th></tr>\n";
   for (const auto& b : cfg.branches) {
-    std::string tested = "(none)";
-    if (auto repo = mirrors.repo(b.tree)) {
-      auto t = (*repo)->ref_target(b.tested);
-      if (t && t->has_value()) tested = t->value().substr(0, 12) + " " + (*repo)->describe_or_short(t->value());
+    auto bs = push::branch_status(cfg, st, mirrors, b);
+    if (!bs) {
+      o << "<tr><td>" << esc(b.name) << "</td><td colspan=\"6\">" << esc(bs.error().message()) << "</td></tr>\n";
+      continue;
     }
-    auto last = st.list_flights({.branch = b.name, .limit = 1});
+    std::string tested = bs->tested_revision.empty() ? "(none)" : bs->tested_revision.substr(0, 12) + " " + bs->tested_describe;
+    std::string age = bs->tested_commit_time ? ago(*bs->tested_commit_time) : "-";
     std::string flight = "-", outcome;
-    if (last && !last->empty()) {
-      flight = "<a href=\"/flights/" + last->front().id.str() + "\">" + last->front().id.str() + "</a> " +
-               ago(last->front().created);
-      outcome = last->front().outcome;
+    if (bs->last_flight) {
+      flight = "<a href=\"/flights/" + bs->last_flight->id.str() + "\">" + bs->last_flight->id.str() + "</a> " +
+               ago(bs->last_flight->created);
+      outcome = bs->last_flight->outcome;
     }
-    auto blocked = st.branch_blocked(b.name);
-    auto pushes = st.pushes(b.name, 1);
-    std::string push = !b.push ? "disabled" : (blocked && *blocked) ? "BLOCKED: " + esc(**blocked)
-                       : (pushes && !pushes->empty()) ? pushes->front().state + " " + ago(pushes->front().created)
-                                                     : "-";
-    o << "<tr><td>" << esc(b.name) << "</td><td>" << esc(b.tree) << "</td><td>" << esc(tested) << "</td><td>"
-      << flight << "</td><td class=\"" << css_class(outcome) << "\">" << esc(outcome.empty() ? "-" : outcome)
-      << "</td><td>" << push << "</td></tr>\n";
+    std::string push = !bs->push_enabled ? "disabled"
+                       : bs->blocked     ? "BLOCKED: " + esc(*bs->blocked)
+                       : bs->last_push   ? bs->last_push->state + " " + ago(bs->last_push->created)
+                                         : "-";
+    o << "<tr><td>" << esc(b.name) << "</td><td>" << esc(b.tree) << "</td><td>" << esc(tested) << "</td><td>" << age
+      << "</td><td>" << flight << "</td><td class=\"" << css_class(outcome) << "\">"
+      << esc(outcome.empty() ? "-" : outcome) << "</td><td>" << push << "</td></tr>\n";
   }
   o << "</table>\n<h2>Hosts</h2><table id=\"hosts\"><tr><th>host</th><th>kind</th><th>state</th><th>held by</th></tr>\n";
   if (auto hosts = st.list_hosts()) {

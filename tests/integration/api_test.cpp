@@ -12,6 +12,11 @@
 #include <future>
 #include <thread>
 
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validator.hpp>
+
 #include "support.hpp"
 
 namespace pushgate {
@@ -32,11 +37,15 @@ class ApiTest : public ::testing::Test {
     test::GitRepoBuilder xen(dir.str("up/xen.git"));
     xen.commit_on("master", "xen: import");
     xen.set_branch("staging", xen.head_of("master"));
+    test::GitRepoBuilder qemu(dir.str("up/qemu.git"));
+    qemu.commit_on("master", "qemu: import");
+    qemu.commit_on("master", "qemu: fix");
     test::write_file(dir.path() / "token", kToken + "\n");
     nlohmann::json cfg = {
         {"daemon", {{"state_dir", "state"}, {"listen", "127.0.0.1:" + std::to_string(port)}, {"api_token_file", "token"}}},
-        {"trees", {{{"name", "xen"}, {"upstream", "up/xen.git"}}}},
-        {"branches", {{{"name", "xen-unstable"}, {"tree", "xen"}, {"input", "staging"}, {"tested", "master"}}}},
+        {"trees", {{{"name", "xen"}, {"upstream", "up/xen.git"}}, {{"name", "qemu"}, {"upstream", "up/qemu.git"}}}},
+        {"branches", {{{"name", "xen-unstable"}, {"tree", "xen"}, {"input", "staging"}, {"tested", "master"},
+                       {"sources", {{"qemu", {{"ref", "master"}}}}}}}},
         {"recipes", {{"r", {{"steps", {{{"testid", "work"}, {"run", "true"}}}}}}}},
         {"jobs", {{{"name", "test-amd64"}, {"recipe", "r"}, {"hosts", {{"host", {"x86"}}}}}}},
         {"hosts", {{{"name", "h0"}, {"kind", "local"}, {"flags", {"x86"}}}}}};
@@ -53,6 +62,31 @@ class ApiTest : public ::testing::Test {
   }
 
   std::map<std::string, std::string> auth(const std::string& token = kToken) { return {{"Authorization", "Bearer " + token}}; }
+
+  /// Whether `body` follows schemas/`schema`; the reasons when it does not.
+  static std::string schema_errors(const std::string& schema, const std::string& body) {
+    auto schema_doc = nlohmann::json::parse(test::read_file(test::source_dir() / "schemas" / schema));
+    valijson::Schema compiled;
+    valijson::SchemaParser parser;
+    valijson::adapters::NlohmannJsonAdapter sa(schema_doc);
+    parser.populateSchema(sa, compiled);
+    auto doc = nlohmann::json::parse(body);
+    valijson::Validator validator;
+    valijson::adapters::NlohmannJsonAdapter target(doc);
+    valijson::ValidationResults results;
+    if (validator.validate(compiled, target, &results)) return "";
+    std::string why = "does not follow " + schema + ":\n";
+    valijson::ValidationResults::Error e;
+    while (results.popError(e)) {
+      for (const auto& c : e.context) why += c;
+      why += ": " + e.description + "\n";
+    }
+    return why + body;
+  }
+  void expect_follows(const std::string& schema, const test::HttpResult& r, int status = 200) {
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_EQ(schema_errors(schema, r.body), "");
+  }
 };
 
 TEST_F(ApiTest, TokensGuardChangesReadsAreOpen) {
@@ -118,6 +152,67 @@ TEST_F(ApiTest, ARequestStuckOnTheDatabaseDoesNotStallOthers) {
   auto done = stuck.get();
   EXPECT_EQ(done.status, 200) << done.body;
   EXPECT_EQ(nlohmann::json::parse(test::http(port, "GET", "/api/v1/hosts").body)[0]["state"], "disabled");
+}
+
+TEST_F(ApiTest, EveryResponseFollowsItsSchema) {
+  // The check itself can fail.
+  EXPECT_NE(schema_errors("api/flights.schema.json", R"([{"flight": 1, "branch": "b", "blessing": "real",
+                                                          "created": 1, "outcome": "bogus"}])"), "");
+  EXPECT_NE(schema_errors("api/error.schema.json", R"({"message": "x"})"), "");
+
+  expect_follows("api/trigger.schema.json", test::http(port, "POST", "/api/v1/branches/xen-unstable/trigger", "", auth()), 202);
+  nlohmann::json flights;
+  for (int i = 0; i < 400; ++i) {
+    flights = nlohmann::json::parse(test::http(port, "GET", "/api/v1/flights").body);
+    if (!flights.empty() && flights[0]["outcome"] != "") break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(flights.size(), 1u);
+  expect_follows("api/flights.schema.json", test::http(port, "GET", "/api/v1/flights?branch=xen-unstable&limit=5"));
+  expect_follows("api/flight.schema.json", test::http(port, "GET", "/api/v1/flights/1"));
+  expect_follows("verdict.schema.json", test::http(port, "GET", "/api/v1/flights/1/report?format=json"));
+  auto branches = test::http(port, "GET", "/api/v1/branches");
+  expect_follows("api/branches.schema.json", branches);
+  EXPECT_TRUE(nlohmann::json::parse(branches.body)[0].contains("tested_age_seconds")) << branches.body;
+  expect_follows("api/branch.schema.json", test::http(port, "GET", "/api/v1/branches/xen-unstable"));
+  expect_follows("api/hosts.schema.json", test::http(port, "GET", "/api/v1/hosts"));
+  expect_follows("api/history-host.schema.json", test::http(port, "GET", "/api/v1/history/host/h0"));
+  expect_follows("api/history-job.schema.json",
+                 test::http(port, "GET", "/api/v1/history/job?branch=xen-unstable&job=test-amd64"));
+  auto steps = test::http(port, "GET", "/api/v1/history/step?branch=xen-unstable&job=test-amd64&testid=work");
+  expect_follows("api/history-job.schema.json", steps);
+  EXPECT_EQ(nlohmann::json::parse(steps.body)[0]["status"], "pass");
+
+  // Frozen refs: add, list, move, remove.
+  expect_follows("api/frozen-change.schema.json",
+                 test::http(port, "POST", "/api/v1/frozen",
+                            R"({"tree": "qemu", "branch": "xen-unstable", "rev": "master~1", "reason": "test"})", auth()));
+  auto frozen = test::http(port, "GET", "/api/v1/frozen");
+  expect_follows("api/frozen.schema.json", frozen);
+  EXPECT_EQ(nlohmann::json::parse(frozen.body).size(), 1u) << frozen.body;
+  expect_follows("api/frozen-change.schema.json",
+                 test::http(port, "PUT", "/api/v1/frozen", R"({"tree": "qemu", "branch": "xen-unstable", "rev": "master"})", auth()));
+  expect_follows("api/frozen-change.schema.json", test::http(port, "DELETE", "/api/v1/frozen/qemu/xen-unstable", "", auth()));
+  expect_follows("api/host-state.schema.json", test::http(port, "POST", "/api/v1/hosts/h0/disable", "{}", auth()));
+
+  // Errors.
+  expect_follows("api/error.schema.json", test::http(port, "GET", "/api/v1/nope"), 404);
+  expect_follows("api/error.schema.json", test::http(port, "GET", "/api/v1/branches/nope"), 404);
+  expect_follows("api/error.schema.json", test::http(port, "GET", "/api/v1/flights/x"), 400);
+  expect_follows("api/error.schema.json", test::http(port, "POST", "/api/v1/hosts/h0/enable"), 401);
+  expect_follows("api/error.schema.json", test::http(port, "PUT", "/api/v1/hosts", "", auth()), 405);
+  expect_follows("api/error.schema.json", test::http(port, "POST", "/api/v1/frozen", std::string(100000, 'x'), auth()), 413);
+
+  // The CLI's --json shares these views.
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--config", dir.str("c.json")});
+    auto r = test::pushgate(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return test::HttpResult{200, r.out};
+  };
+  expect_follows("api/flight.schema.json", cli({"flight", "show", "1", "--json"}));
+  expect_follows("api/branches.schema.json", cli({"branch", "status", "--json", "--no-fetch"}));
+  expect_follows("api/hosts.schema.json", cli({"host", "list", "--json"}));
 }
 
 TEST_F(ApiTest, ManualTriggerRunsAFlightVisibleThroughTheApi) {
