@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The README's "run" command: set up, create the example's git repositories
-# (first run only), and run pushgate on config/example/ as far as the product
-# goes today: validate the config, open the database, resolve every branch's
-# revisions (fetching the mirrors) and list the frozen refs.
+# and API token (first run only), and run pushgate on config/example/:
+# validate the config, open the database, resolve every branch's revisions
+# (fetching the mirrors), list the frozen refs, then one complete cycle per
+# branch. Pass --daemon to go on with the daemon in the foreground.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/example-repos.sh
+daemon=false
+[[ ${1:-} == --daemon ]] && daemon=true
 pg() { echo "+ pushgate $*" >&2; build/pushgate --config config/example/pushgate.json "$@"; }
 pg config check
 pg db status
@@ -29,6 +32,14 @@ Done. What ran: config validation, the SQLite store (var/example/pushgate.db),
 libgit2 mirrors under var/example/mirrors, revision resolution with the frozen
 ref osstest/frozen/xen-4.7-testing, flights on local and libvirt test:///
 hosts (logs under var/example/logs), verdicts, reports and pushes into
-var/example/upstream. Not built yet: the daemon (schedules, HTTP API, web
-pages, metrics) and bisection. Try: build/pushgate --config config/example/pushgate.json --help
+var/example/upstream.
+
+Next, the daemon on the same config (polls xen-unstable every minute, serves
+the board at http://127.0.0.1:8480/, the API under /api/v1/, /metrics; the
+API token is in var/example/api-token; Ctrl-C drains and stops it):
+  build/pushgate --config config/example/pushgate.json daemon
+Not built yet: bisection and the real-retest flight. Every command has --help.
 MSG
+if $daemon; then
+  pg daemon
+fi

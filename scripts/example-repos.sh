@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Create the example's upstream repositories under var/example/upstream
-# (once): xen with staging/master/staging-4.7/stable-4.7 and release tags,
+# Create the example's data (once): an API token in var/example/api-token
+# and the upstream repositories under var/example/upstream: xen with staging/master/staging-4.7/stable-4.7 and release tags,
 # qemu with master, libvirt with master, xen-tested-master and the frozen
 # ref osstest/frozen/xen-4.7-testing. The git CLI is used here only to make
 # demo data; pushgate itself does all git work through libgit2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 up=var/example/upstream
+# The API token the example daemon reads (daemon.api_token_file), made once.
+mkdir -p var/example
+if [[ ! -s var/example/api-token ]]; then
+  (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > var/example/api-token)
+  echo "example-repos: wrote an API token to var/example/api-token"
+fi
 if [[ -d $up/xen.git && -d $up/qemu.git && -d $up/libvirt.git ]]; then
   echo "example-repos: $up already exists"
   exit 0

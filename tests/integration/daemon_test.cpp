@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <pushgate/config.hpp>
@@ -289,6 +290,66 @@ TEST_F(DaemonTest, BadCronIsAConfigurationErrorAtStart) {
   auto r = test::pushgate({"--config", dir.str("c.json"), "daemon", "--once"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("cron"), std::string::npos) << r.err;
+}
+
+// The README's example config (config/example/, repositories made by
+// scripts/example-repos.sh): the daemon tests a new staging commit on the
+// local and libvirt test:/// hosts and pushes it; all observed through the API.
+TEST(ExampleConfigDaemon, NewStagingCommitIsTestedAndPushedObservedThroughTheApi) {
+  TempDir root;
+  namespace fs = std::filesystem;
+  fs::create_directories(root.path() / "config" / "example");
+  fs::create_directories(root.path() / "scripts");
+  fs::copy(test::source_dir() / "config" / "example", root.path() / "config" / "example", fs::copy_options::recursive);
+  fs::copy(test::source_dir() / "scripts" / "example-repos.sh", root.path() / "scripts" / "example-repos.sh");
+  auto made = test::run({"bash", root.str("scripts/example-repos.sh")});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  // Two changes for a test: a port of its own and a one-second poll.
+  int port = test::free_port();
+  auto cfg_path = root.path() / "config" / "example" / "pushgate.json";
+  auto cfg = nlohmann::json::parse(test::read_file(cfg_path));
+  cfg["daemon"]["listen"] = "127.0.0.1:" + std::to_string(port);
+  for (auto& b : cfg["branches"]) {
+    if (b["name"] == "xen-unstable") b["schedule"] = {{"poll_seconds", 1}};
+  }
+  test::write_file(cfg_path, cfg.dump(2));
+  test::Background d({test::pushgate_binary(), "--config", cfg_path.string(), "daemon"}, root.str("daemon.log"));
+  ASSERT_TRUE(test::wait_for_port(port, 10000)) << test::read_file(root.path() / "daemon.log");
+  auto get = [&](const std::string& target) {
+    auto r = test::http(port, "GET", target);
+    return r.status == 200 ? nlohmann::json::parse(r.body) : nlohmann::json();
+  };
+  auto poll = [&](const std::function<bool()>& cond) {
+    for (int i = 0; i < 1200; ++i) {
+      if (cond()) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  };
+  // The baseline flight of xen-unstable first.
+  ASSERT_TRUE(poll([&] {
+    auto f = get("/api/v1/flights?branch=xen-unstable");
+    return f.is_array() && !f.empty() && f[0]["outcome"] != "";
+  })) << test::read_file(root.path() / "daemon.log");
+  // The staging commit the example made, plus one more, get tested and pushed.
+  test::GitRepoBuilder xen(root.str("var/example/upstream/xen.git"));
+  std::string good = xen.commit_on("staging", "xen: one more change");
+  nlohmann::json branch;
+  ASSERT_TRUE(poll([&] {
+    branch = get("/api/v1/branches/xen-unstable");
+    return branch.contains("last_push") && branch["last_push"]["new"] == good && branch["tested_revision"] == good;
+  })) << branch.dump(2) << "\n" << test::read_file(root.path() / "daemon.log");
+  EXPECT_EQ(branch["last_push"]["state"], "done");
+  auto flights = get("/api/v1/flights?branch=xen-unstable");
+  ASSERT_GE(flights.size(), 2u);
+  EXPECT_EQ(flights[0]["outcome"], "perfect") << flights.dump(2);
+  auto flight = get("/api/v1/flights/" + std::to_string(flights[0]["flight"].get<int>()));
+  std::set<std::string> hosts;
+  for (const auto& j : flight["jobs"]) hosts.insert(j["runvars"].value("host", ""));
+  EXPECT_TRUE(hosts.count("lv-test0")) << flight.dump(2);  // a job ran on the libvirt test:/// host
+  EXPECT_EQ(xen.head_of("master"), good);
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait(30000), 0) << test::read_file(root.path() / "daemon.log");
 }
 
 }  // namespace
