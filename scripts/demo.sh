@@ -38,7 +38,7 @@ Next, the daemon on the same config (polls xen-unstable every minute, serves
 the board at http://127.0.0.1:8480/, the API under /api/v1/, /metrics; the
 API token is in var/example/api-token; Ctrl-C drains and stops it):
   build/pushgate --config config/example/pushgate.json daemon
-Not built yet: bisection and the real-retest flight. Every command has --help.
+Not built yet: bisection. Every command has --help.
 MSG
 if $daemon; then
   pg daemon

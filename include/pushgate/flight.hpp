@@ -42,6 +42,13 @@ struct RunOptions {
 Result<std::vector<store::Job>> run(const config::Config& config, store::Store& store, hosts::Registry& hosts,
                                     FlightId flight, const RunOptions& options = {});
 
+/// SPEC section 5: the real-retest flight of `original` for `jobs` (and the
+/// jobs they depend on), with the same input runvars, so the same revisions.
+/// Made once (runvar retest_of) and run until its jobs are done; returns its
+/// id. unavailable when cancelled (it resumes at the next start).
+Result<FlightId> retest(const config::Config& config, store::Store& store, hosts::Registry& hosts,
+                        FlightId original, const std::vector<std::string>& jobs, const RunOptions& options = {});
+
 /// Where a step's log goes: STATE_DIR/logs/FLIGHT/JOB/STEPNO-TESTID.log.
 std::string log_path(const config::Config& config, FlightId flight, const std::string& job, int stepno,
                      const std::string& testid);

@@ -56,13 +56,21 @@ struct Gate {
   std::string basis;                ///< the tested ref when the flight was made
   std::string tested;               ///< the revision of the tree under test it tested
   bool baseline_flight = false;
+  std::optional<FlightId> retest_flight;  ///< the real-retest flight run before this verdict
 };
 
+/// Runs the real-retest flight of a flight's regressed jobs (flight::retest
+/// with the caller's hosts and options); returns the retest flight.
+using Retester = std::function<Result<FlightId>(FlightId original, const std::vector<std::string>& jobs)>;
+
 /// Verdict, then (when allowed) the push, then the outcome stored on the
-/// flight. Safe to call again after a crash: a flight that already pushed
-/// does not push twice, and a flight without an outcome is resumed.
+/// flight. With `retest` (and daemon.retest_regressions), a real flight with
+/// regressions first has its regressed non-build jobs rerun on the same
+/// revisions and is judged again: passes there make heisenbugs. Safe to call
+/// again after a crash: the retest flight is made once, a flight that already
+/// pushed does not push twice, and a flight without an outcome is resumed.
 Result<Gate> finish_flight(const config::Config& config, store::Store& store, revisions::Mirrors& mirrors,
-                           FlightId flight, const std::string& who = "pushgate");
+                           FlightId flight, const std::string& who = "pushgate", const Retester& retest = {});
 
 /// The report of a flight (after finish_flight, or later from the store).
 Result<verdict::Report> report(const config::Config& config, const store::Store& store, revisions::Mirrors& mirrors,

@@ -131,7 +131,13 @@ void run_flight(Context& ctx, const FlightArgs& a) {
   opts.progress = [](const std::string& line) { std::cerr << line << "\n"; };
   auto jobs = flight::run(cfg, ctx.store(), *reg, *id, opts);
   if (!jobs) fail(jobs.error());
-  auto gate = must(push::finish_flight(cfg, ctx.store(), mirrors, *id, ctx.who));
+  push::Retester retest = [&](FlightId original, const std::vector<std::string>& regressed) {
+    std::string list;
+    for (const auto& j : regressed) list += (list.empty() ? "" : ", ") + j;
+    std::cerr << "flight " << original.str() << ": regressions in " << list << "; retesting on the same revisions\n";
+    return flight::retest(cfg, ctx.store(), *reg, original, regressed, opts);
+  };
+  auto gate = must(push::finish_flight(cfg, ctx.store(), mirrors, *id, ctx.who, retest));
   auto rep = must(push::report(cfg, ctx.store(), mirrors, gate));
   if (a.json) {
     nlohmann::json j = flight_json(ctx, *id);

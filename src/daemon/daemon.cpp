@@ -152,8 +152,23 @@ class Daemon {
     revisions::Mirrors mirrors(cfg_);
     auto done = push::reconcile(cfg_, *store_, mirrors, [this](const std::string& l) { say(l); });
     if (!done) return done.error();
-    for (FlightId f : rec->unfinished) resume_.push_back(f);
+    for (FlightId f : rec->unfinished) {
+      auto fl = store_->get_flight(f);
+      if (!fl) return fl.error();
+      if (!cfg_.find_branch(fl->branch)) {
+        say("flight " + f.str() + " of " + fl->branch + ": not resumed, the branch is no longer configured");
+        continue;
+      }
+      resume_.emplace_back(f, fl->branch);
+    }
     return {};
+  }
+
+  bool pending_resume(const std::string& branch) const {
+    for (const auto& r : resume_) {
+      if (r.second == branch) return true;
+    }
+    return false;
   }
 
   bool busy(const std::string& branch) {
@@ -253,7 +268,13 @@ class Daemon {
       say("flight " + id.str() + ": cancelled by shutdown; it resumes at the next start");
       return;
     }
-    auto gate = push::finish_flight(cfg_, s, mirrors, id, "daemon");
+    push::Retester retest = [&](FlightId original, const std::vector<std::string>& regressed) {
+      std::string list;
+      for (const auto& j : regressed) list += (list.empty() ? "" : ", ") + j;
+      say("flight " + original.str() + ": regressions in " + list + "; retesting on the same revisions");
+      return flight::retest(cfg_, s, **reg, original, regressed, ro);
+    };
+    auto gate = push::finish_flight(cfg_, s, mirrors, id, "daemon", retest);
     if (!gate) {
       say("flight " + id.str() + ": " + gate.error().message());
       return;
@@ -264,28 +285,29 @@ class Daemon {
 
   asio::awaitable<void> loop(asio::signal_set& signals) {
     asio::steady_timer tick(io_);
-    bool first = true;
     for (;;) {
       std::int64_t now = store::now();
       if (!draining_) {
-        if (first) {
-          for (FlightId f : resume_) {
-            auto fl = store_->get_flight(f);
-            if (fl && !busy(fl->branch)) start(fl->branch, f, false);
+        // Unfinished flights first, oldest first, one per branch at a time.
+        for (auto it = resume_.begin(); it != resume_.end();) {
+          if (busy(it->second)) {
+            ++it;
+            continue;
           }
+          start(it->second, it->first, false);
+          it = resume_.erase(it);
         }
         for (const auto& b : cfg_.branches) {
-          if (busy(b.name)) continue;
+          if (busy(b.name) || pending_resume(b.name)) continue;
           if (manual_.erase(b.name)) start(b.name, std::nullopt, true);
           else if (due(b, now)) start(b.name, std::nullopt, false);
         }
       } else if (std::chrono::steady_clock::now() > drain_deadline_) {
         for (auto& [b, r] : running_) r->cancel->cancel();
       }
-      first = false;
       bool any_running = false;
       for (auto& [b, r] : running_) any_running = any_running || !r->done;
-      if ((draining_ || opt_.once) && !any_running) break;
+      if (!any_running && (draining_ || (opt_.once && resume_.empty()))) break;
       tick.expires_after(std::chrono::milliseconds(250));
       co_await tick.async_wait(asio::use_awaitable);
     }
@@ -303,7 +325,7 @@ class Daemon {
   std::map<std::string, std::unique_ptr<Running>> running_;  // by branch; loop thread only
   std::map<std::string, CronExpr> cron_;
   std::map<std::string, std::int64_t> next_cron_, next_poll_;
-  std::vector<FlightId> resume_;
+  std::vector<std::pair<FlightId, std::string>> resume_;  // unfinished flights and their branches, oldest first
   std::set<std::string> manual_;  // branches with a manual request pending (loop thread only)
   std::atomic<bool> draining_{false};  // read by API workers
   std::chrono::steady_clock::time_point drain_deadline_;

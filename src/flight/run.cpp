@@ -41,6 +41,8 @@ class Runner {
     if (!flight) return flight.error();
     branch_ = flight->branch;
     if (const config::Branch* b = cfg_.find_branch(branch_)) priority_ = b->priority;
+    // Retests and bisections wait behind normal work (SPEC section 4).
+    if (flight->blessing == "real-retest" || flight->blessing == "real-bisect") priority_ -= 1000;
     auto jobs = st_.list_jobs(id_);
     if (!jobs) return jobs.error();
     for (auto& j : *jobs) status_[j.job] = j.status;

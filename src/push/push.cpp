@@ -1,5 +1,6 @@
 #include <pushgate/push.hpp>
 
+#include <algorithm>
 #include <set>
 
 namespace pushgate::push {
@@ -125,9 +126,35 @@ Result<Gate> evaluate(const config::Config& config, const store::Store& store, F
 }
 
 Result<Gate> finish_flight(const config::Config& config, store::Store& store, revisions::Mirrors& mirrors,
-                           FlightId id, const std::string& who) {
+                           FlightId id, const std::string& who, const Retester& retest) {
   auto g = evaluate(config, store, id);
   if (!g) return g.error();
+  if (retest && config.daemon.retest_regressions && g->flight.blessing == "real" &&
+      g->verdict.outcome == verdict::Outcome::regressions) {
+    // SPEC section 5: rerun the regressed jobs before reporting. Build jobs
+    // are not retested: a heisenbug never excuses a build.
+    std::vector<std::string> jobs;
+    for (const auto& c : g->verdict.steps) {
+      const verdict::FlightData::Job* j = g->flight.job(c.job);
+      if (c.flight == id && c.blocker == verdict::Blocker::regression && j && !j->build &&
+          std::find(jobs.begin(), jobs.end(), c.job) == jobs.end()) {
+        jobs.push_back(c.job);
+      }
+    }
+    if (!jobs.empty()) {
+      auto r = retest(id, jobs);
+      if (!r) return r.error().with_context("retest of flight " + id.str());
+      // The retest flight's own outcome (it never pushes), then ours again.
+      if (auto rf = store.get_flight(*r); rf && rf->outcome.empty()) {
+        if (auto rg = evaluate(config, store, *r)) {
+          if (auto s = store.set_flight_outcome(*r, verdict::to_string(rg->verdict.outcome)); !s) return s.error();
+        }
+      }
+      g = evaluate(config, store, id);
+      if (!g) return g.error();
+      g->retest_flight = *r;
+    }
+  }
   const config::Branch* branch = config.find_branch(g->flight.branch);
   if (g->decision.push) {
     // A flight pushes once: after a crash between its push and its outcome,

@@ -109,11 +109,59 @@ TEST_F(Gate, GoodCommitPushedRegressionNotNeverPassTolerable) {
   auto html = pg({"flight", "report", "3", "--format", "html"});
   EXPECT_NE(html.out.find("class=\"blocking\""), std::string::npos);
   EXPECT_EQ(pg({"flight", "report", "3", "--format", "pdf"}).exit_code, 2);
-  // 4: fixed, and the new test passes for the first time: perfect, pushed.
+  // 4 was the real-retest of 3's regressed job: it failed the same way.
+  auto cfg = config::load(dir.str("c.json")).config.value();
+  auto st = store::Store::open({cfg.daemon.database}).value();
+  auto retest = st->get_flight(FlightId{4}).value();
+  EXPECT_EQ(retest.blessing, "real-retest");
+  EXPECT_EQ(retest.outcome, "regressions");
+  EXPECT_EQ(st->flights_with_runvar("xen-unstable", "retest_of", "3").value(), std::vector<FlightId>{FlightId{4}});
+  {
+    // Asked again (as after a restart), the same retest flight comes back; none is made.
+    auto reg = hosts::Registry::create(cfg).value();
+    EXPECT_EQ(pushgate::flight::retest(cfg, *st, *reg, FlightId{3}, {"test-amd64-amd64-xl"}).value(), FlightId{4});
+    EXPECT_EQ(st->list_flights({}).value().size(), 4u);
+  }
+  // 5: fixed, and the new test passes for the first time: perfect, pushed.
   std::string fixed = commit("fixed NEWTEST-OK");
   EXPECT_EQ(flight(v), 0);
-  EXPECT_EQ(v["subject"], "[xen-unstable test] 4: all pass - PUSHED");
+  EXPECT_EQ(v["subject"], "[xen-unstable test] 5: all pass - PUSHED");
   EXPECT_EQ(xen->head_of("master"), fixed);
+}
+
+TEST_F(Gate, ARegressionThatPassesOnRetestIsAHeisenbugAndPushes) {
+  nlohmann::json v;
+  flight(v);  // 1: baseline
+  // The first step fails once, then passes: a flaky test.
+  test::write_file(dir.path() / "meddle", "f=$PUSHGATE_STATE_DIR/flaked; test -f $f && exit 0; touch $f; exit 1\n");
+  std::string good = commit("good change");
+  EXPECT_EQ(flight(v), 0) << v.dump(2);  // 2 fails meddle; its retest 3 passes it
+  EXPECT_EQ(v["outcome"], "tolerable");
+  EXPECT_TRUE(v["pushed"].get<bool>());
+  bool heisen = false;
+  for (const auto& s : v["steps"]) heisen = heisen || (s["testid"] == "meddle" && s["summary"] == "pass in 3");
+  EXPECT_TRUE(heisen) << v.dump(2);
+  EXPECT_EQ(xen->head_of("master"), good);
+  auto cfg = config::load(dir.str("c.json")).config.value();
+  auto st = store::Store::open({cfg.daemon.database}).value();
+  auto retest = st->get_flight(FlightId{3}).value();
+  EXPECT_EQ(retest.blessing, "real-retest");
+  EXPECT_EQ(retest.outcome, "tolerable");  // meddle passed; new-test never passes
+  EXPECT_TRUE(st->pushes("xen-unstable", 10).value().size() == 1u);  // the retest flight never pushes
+}
+
+TEST_F(Gate, RetestCanBeTurnedOff) {
+  auto cfg = nlohmann::json::parse(test::read_file(dir.path() / "c.json"));
+  cfg["daemon"]["retest_regressions"] = false;
+  test::write_file(dir.path() / "c.json", cfg.dump(2));
+  nlohmann::json v;
+  flight(v);
+  test::write_file(dir.path() / "meddle", "f=$PUSHGATE_STATE_DIR/flaked; test -f $f && exit 0; touch $f; exit 1\n");
+  commit("good change");
+  EXPECT_EQ(flight(v), 3);
+  EXPECT_EQ(v["outcome"], "regressions");
+  auto flights = nlohmann::json::parse(pg({"flight", "list", "--json"}).out);
+  EXPECT_EQ(flights.size(), 2u) << flights.dump(2);  // no retest flight
 }
 
 TEST_F(Gate, ReportJsonFollowsTheSchema) {

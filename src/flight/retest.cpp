@@ -1,0 +1,69 @@
+// The real-retest flight (SPEC section 5): before regressions are reported,
+// the regressed jobs run again on the same revisions. A step that passes
+// there makes the failure a heisenbug ("pass in N") in the original's verdict.
+
+#include <pushgate/flight.hpp>
+
+#include <functional>
+#include <set>
+
+namespace pushgate::flight {
+
+Result<FlightId> retest(const config::Config& config, store::Store& store, hosts::Registry& hosts,
+                        FlightId original, const std::vector<std::string>& jobs, const RunOptions& options) {
+  auto orig = store.get_flight(original);
+  if (!orig) return orig.error();
+  // Made once: after a restart the same retest flight is resumed, not made again.
+  std::optional<FlightId> id;
+  auto made = store.flights_with_runvar(orig->branch, "retest_of", original.str());
+  if (!made) return made.error();
+  for (FlightId f : *made) {
+    auto fl = store.get_flight(f);
+    if (fl && fl->blessing == "real-retest") id = f;
+  }
+  if (!id) {
+    // The regressed jobs and every job they depend on (builds are reused by
+    // their inputs, so they do not build again).
+    std::set<std::string> names;
+    std::function<void(const std::string&)> add = [&](const std::string& name) {
+      if (!names.insert(name).second) return;
+      if (const config::Job* j = config.find_job(name)) {
+        for (const auto& d : j->depends) add(d);
+      }
+    };
+    for (const auto& j : jobs) add(j);
+    auto orig_jobs = store.list_jobs(original);
+    if (!orig_jobs) return orig_jobs.error();
+    store::NewFlight f;
+    f.branch = orig->branch;
+    f.blessing = "real-retest";
+    f.intended = "real-retest";
+    for (const auto& j : *orig_jobs) {
+      if (!names.count(j.job)) continue;
+      f.jobs.push_back({{}, j.job, j.recipe, "queued", ""});
+      auto vars = store.list_runvars(original, j.job);
+      if (!vars) return vars.error();
+      for (const auto& v : *vars) {
+        if (!v.synth) f.runvars.push_back({j.job, v.name, v.value, false});  // inputs only
+      }
+      f.runvars.push_back({j.job, "retest_of", original.str(), false});
+    }
+    if (f.jobs.empty()) return Status::invalid_argument("flight " + original.str() + " has none of the jobs to retest");
+    auto created = store.create_flight(f);
+    if (!created) return created.error();
+    id = *created;
+    if (options.progress) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      options.progress("flight " + id->str() + ": real-retest of flight " + original.str() + " (" + list + ")");
+    }
+  }
+  auto ran = run(config, store, hosts, *id, options);
+  if (!ran) return ran.error();
+  if (options.cancel && options.cancel->cancelled()) {
+    return Status::unavailable("retest flight " + id->str() + " cancelled", "it resumes at the next start");
+  }
+  return *id;
+}
+
+}  // namespace pushgate::flight
