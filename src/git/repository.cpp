@@ -176,6 +176,8 @@ Result<void> Repository::fetch(const std::string& url, const Progress& progress)
   opts.callbacks.update_tips = on_update_tips;
   opts.callbacks.payload = &st;
   opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+  // A mirror: refs deleted upstream go too (a removed frozen ref must stop pinning).
+  opts.prune = GIT_FETCH_PRUNE;
   const char* specs[] = {"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"};
   git_strarray refspecs{const_cast<char**>(specs), 2};
   if (progress) progress("fetching " + url + " into " + impl_->path);

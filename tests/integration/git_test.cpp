@@ -170,6 +170,24 @@ TEST(GitFetch, FileUrlAndUnreachableUpstream) {
   EXPECT_EQ(mirror->ref_target("master").value().value(), b2);  // untouched
 }
 
+TEST(GitFetch, RefsDeletedUpstreamArePrunedFromTheMirror) {
+  TempDir dir;
+  GitRepoBuilder up(dir.str("up.git"));
+  std::string a = up.commit_on("master", "a");
+  up.set_branch("osstest/frozen/xen-4.7-testing", a);
+  up.lightweight_tag("v0", a);
+  auto mirror = Repository::open_or_create_bare(dir.str("mirror.git")).value();
+  ASSERT_TRUE(mirror->fetch(dir.str("up.git")).has_value());
+  ASSERT_TRUE(mirror->ref_target("osstest/frozen/xen-4.7-testing").value().has_value());
+  auto del = test::run({"git", "--git-dir", dir.str("up.git"), "branch", "-D", "osstest/frozen/xen-4.7-testing"});
+  ASSERT_EQ(del.exit_code, 0) << del.err;
+  ASSERT_EQ(test::run({"git", "--git-dir", dir.str("up.git"), "tag", "-d", "v0"}).exit_code, 0);
+  ASSERT_TRUE(mirror->fetch(dir.str("up.git")).has_value());
+  EXPECT_FALSE(mirror->ref_target("osstest/frozen/xen-4.7-testing").value().has_value());
+  EXPECT_FALSE(mirror->ref_target("refs/tags/v0").value().has_value());
+  EXPECT_EQ(mirror->ref_target("master").value().value(), a);
+}
+
 TEST(GitPush, FastForwardOnlyAndRefusedWhenRemoteMoved) {
   TempDir dir;
   GitRepoBuilder up(dir.str("up.git"));
