@@ -276,6 +276,40 @@ TEST_F(DaemonTest, CrashAfterPushBeforeOutcomeDoesNotPushAgain) {
   expect_exactly_one_push_and_two_flights();
 }
 
+TEST_F(DaemonTest, CrashDuringTheRetestFlightResumesItAndPushesOnce) {
+  // The step passes while state/flaked exists, and fails once (creating it) when not.
+  config("f=$PUSHGATE_STATE_DIR/flaked; test -f $f && exit 0; touch $f; exit 1");
+  test::write_file(dir.path() / "state" / "flaked", "");
+  auto r = test::pushgate({"--config", dir.str("c.json"), "flight", "run", "xen-unstable"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;  // 1: the baseline passes
+  std::filesystem::remove(dir.path() / "state" / "flaked");
+  std::string tested = xen->commit_on("staging", "xen: change");
+  // 2 fails the step (a regression), its retest 3 passes it; the daemon dies
+  // right after the retest's step result is committed.
+  ASSERT_EQ(crash_daemon(
+                [](test::FaultyStore& f) {
+                  f.die_after_step_result = 1;
+                  f.only_in_flight = 3;
+                },
+                "crash.log"),
+            137);
+  {
+    auto store = db();
+    EXPECT_EQ(store->get_flight(FlightId{3}).value().blessing, "real-retest");
+    EXPECT_EQ(store->get_flight(FlightId{2}).value().outcome, "");  // judged only after its retest
+  }
+  EXPECT_NE(xen->head_of("master"), tested);
+  std::string log = restart_until_finished(tested);
+  auto store = db();
+  EXPECT_EQ(store->get_flight(FlightId{2}).value().outcome, "tolerable") << log;  // pass in 3: a heisenbug
+  EXPECT_EQ(store->flights_with_runvar("xen-unstable", "retest_of", "2").value(), std::vector<FlightId>{FlightId{3}});
+  EXPECT_EQ(store->list_flights({}).value().size(), 3u) << log;  // no second retest, no new flight
+  auto pushes = store->pushes("xen-unstable", 10).value();
+  ASSERT_EQ(pushes.size(), 1u);
+  EXPECT_EQ(pushes[0].flight, FlightId{2});
+  EXPECT_EQ(pushes[0].state, "done");
+}
+
 TEST_F(DaemonTest, OnceRunsDueTriggersAndExits) {
   config("true", R"({"cron": "* * * * *"})");
   auto r = test::pushgate({"--config", dir.str("c.json"), "daemon", "--once"});

@@ -17,6 +17,7 @@ class FaultyStore final : public store::Store {
 
   // Crash points: kill the process (as kill -9 would, no clean-up) ...
   int die_after_step_result = 0;         ///< ... once step N of a job has a committed result
+  std::int64_t only_in_flight = 0;       ///< ... (that step: only in this flight, when set)
   bool die_before_push_intent = false;   ///< ... after the verdict, before the push intent
   bool die_after_push_intent = false;    ///< ... right after the push intent is committed
   bool die_after_push_finished = false;  ///< ... after the push and its outcome, before the flight's outcome
@@ -37,7 +38,10 @@ class FaultyStore final : public store::Store {
   Result<std::vector<store::Step>> list_steps(FlightId id) const override { return s_.list_steps(id); }
   Result<void> put_step(const store::Step& st) override {
     auto r = s_.put_step(st);
-    if (die_after_step_result && st.stepno == die_after_step_result && st.status != "running") _exit(137);
+    if (die_after_step_result && st.stepno == die_after_step_result && st.status != "running" &&
+        (!only_in_flight || st.flight.value == only_in_flight)) {
+      _exit(137);
+    }
     return r;
   }
   Result<std::vector<StepAttempt>> list_step_attempts(FlightId id) const override { return s_.list_step_attempts(id); }
