@@ -116,6 +116,8 @@ struct Report {
   std::optional<FlightId> same_since;    ///< oldest flight of the same revisions
   std::int64_t same_since_time = 0;
   int same_attempts = 1;
+  std::optional<FlightId> retest_flight;  ///< the real-retest flight of this flight's regressions
+  std::string retest_outcome;
   std::vector<std::string> people;       ///< authors of baseline..tested
   struct Commit {
     std::string tree, id, author, subject;

@@ -105,6 +105,10 @@ std::string render_text(const Report& r) {
     o << pad("Testing same since", 21) << pad(r.same_since->str(), 8) << utc(r.same_since_time) << "  "
       << r.same_attempts << " attempt" << (r.same_attempts == 1 ? "" : "s") << "\n";
   }
+  if (r.retest_flight) {
+    o << pad("Regressions retested", 21) << pad(r.retest_flight->str(), 8)
+      << (r.retest_outcome.empty() ? "(unfinished)" : r.retest_outcome) << "\n";
+  }
   o << "\n";
   if (!r.people.empty()) {
     o << "People who touched revisions under test:\n";
@@ -141,6 +145,7 @@ std::string render_json(const Report& r) {
   j["last_test_of_basis"] = r.basis_flight ? nlohmann::json(r.basis_flight->value) : nlohmann::json(nullptr);
   j["failing_since"] = r.failing_since ? nlohmann::json(r.failing_since->value) : nlohmann::json(nullptr);
   j["testing_same_since"] = r.same_since ? nlohmann::json(r.same_since->value) : nlohmann::json(nullptr);
+  j["retest_flight"] = r.retest_flight ? nlohmann::json(r.retest_flight->value) : nlohmann::json(nullptr);
   j["versions"] = nlohmann::json::array();
   for (const auto& ver : r.versions) {
     j["versions"].push_back({{"tree", ver.tree}, {"this", ver.tested}, {"that", ver.baseline},
@@ -166,6 +171,10 @@ std::string render_html(const Report& r) {
        ".allowable{background:#ccf}.notblocking{background:#ddd}.none{background:#fff}</style></head><body>\n";
   o << "<h1>" << html_escape(v.subject(r.pushed)) << "</h1>\n<p>Outcome: <b>" << to_string(v.outcome) << "</b>. "
     << (r.pushed ? "Pushed: " : "Not pushed: ") << html_escape(r.push_text) << "</p>\n";
+  if (r.retest_flight) {
+    o << "<p>Regressions retested in flight " << r.retest_flight->str() << ": "
+      << html_escape(r.retest_outcome.empty() ? "unfinished" : r.retest_outcome) << "</p>\n";
+  }
   std::vector<std::string> testids;
   std::set<std::string> seen;
   for (const auto& j : r.flight.jobs) {

@@ -106,6 +106,8 @@ TEST_F(Gate, GoodCommitPushedRegressionNotNeverPassTolerable) {
   EXPECT_NE(text.out.find("Jan Beulich <jbeulich@example.org>"), std::string::npos);
   EXPECT_NE(text.out.find("Last test of basis   2"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("Failing since        3"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("Regressions retested 4       regressions"), std::string::npos) << text.out;
+  EXPECT_EQ(nlohmann::json::parse(pg({"flight", "report", "3", "--format", "json"}).out)["retest_flight"], 4);
   auto html = pg({"flight", "report", "3", "--format", "html"});
   EXPECT_NE(html.out.find("class=\"blocking\""), std::string::npos);
   EXPECT_EQ(pg({"flight", "report", "3", "--format", "pdf"}).exit_code, 2);
