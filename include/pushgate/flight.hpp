@@ -49,6 +49,27 @@ Result<std::vector<store::Job>> run(const config::Config& config, store::Store& 
 Result<FlightId> retest(const config::Config& config, store::Store& store, hosts::Registry& hosts,
                         FlightId original, const std::vector<std::string>& jobs, const RunOptions& options = {});
 
+/// Held by whoever runs a flight to its end (flight run, a daemon flight
+/// thread, a retest): flock on STATE_DIR/locks/flight-N.lock, so the kernel
+/// drops it when the process dies, however it dies. Two runners never share
+/// a flight, and a daemon's restart recovery leaves alone the flights a live
+/// process is running.
+class RunLock {
+ public:
+  /// conflict when another runner holds it.
+  static Result<RunLock> acquire(const config::Config& config, FlightId flight);
+  /// True when a live runner (this process included) holds the flight's lock.
+  static bool held(const config::Config& config, FlightId flight);
+  RunLock(RunLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  RunLock& operator=(RunLock&&) = delete;
+  RunLock(const RunLock&) = delete;
+  ~RunLock();
+
+ private:
+  explicit RunLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
 /// Where a step's log goes: STATE_DIR/logs/FLIGHT/JOB/STEPNO-TESTID.log.
 std::string log_path(const config::Config& config, FlightId flight, const std::string& job, int stepno,
                      const std::string& testid);

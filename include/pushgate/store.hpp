@@ -3,6 +3,7 @@
 /// frozen-ref change and push. All SQL lives behind this header.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -228,15 +229,18 @@ class Store {
   /// After a daemon restart, in one transaction: running steps become
   /// broken; running/preparing jobs are re-queued once (their step results
   /// move to step_attempts; a second interruption makes them broken); every
-  /// held host is released.
+  /// held host is released. Flights for which `in_use` says true (another
+  /// live process runs them) are left as they are.
   struct Recovery {
     std::vector<Step> interrupted_steps;
     std::vector<std::pair<FlightId, std::string>> requeued, given_up;
     /// Flights without an outcome, oldest first: queued jobs to run, or
     /// every job done but the verdict and push not yet recorded.
     std::vector<FlightId> unfinished;
+    std::vector<FlightId> in_use;  ///< left alone: another process runs them
   };
-  virtual Result<Recovery> recover_after_restart(const std::string& reason) = 0;
+  virtual Result<Recovery> recover_after_restart(const std::string& reason,
+                                                 const std::function<bool(FlightId)>& in_use = {}) = 0;
 
   /// Counts for /metrics.
   struct Counts {

@@ -124,6 +124,8 @@ void run_flight(Context& ctx, const FlightArgs& a) {
     id = create(ctx, a);
     if (!id) return;
   }
+  // Held to the end (steps, verdict, push): a daemon restarting meanwhile leaves this flight alone.
+  auto lock = must(flight::RunLock::acquire(cfg, *id));
   sync_hosts(ctx);
   auto reg = must(hosts::Registry::create(cfg));
   flight::RunOptions opts;

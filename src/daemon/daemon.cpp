@@ -140,8 +140,10 @@ class Daemon {
   /// hosts of dead jobs released, pending pushes reconciled; unfinished
   /// flights are resumed by the loop.
   Status recover() {
-    auto rec = store_->recover_after_restart("daemon restart");
+    auto rec = store_->recover_after_restart(
+        "daemon restart", [this](FlightId f) { return flight::RunLock::held(cfg_, f); });
     if (!rec) return rec.error();
+    for (FlightId f : rec->in_use) say("flight " + f.str() + ": left alone, another process is running it");
     for (const auto& s : rec->interrupted_steps) {
       hosts::append_log(s.log_path, "pushgate: broken (daemon restart)");
       say("flight " + s.flight.str() + " " + s.job + " step " + std::to_string(s.stepno) + " " + s.testid +
@@ -253,6 +255,11 @@ class Daemon {
       }
       id = *created;
       say("flight " + id.str() + " of " + branch + " created" + (res->baseline_flight ? " (baseline flight)" : ""));
+    }
+    auto lock = flight::RunLock::acquire(cfg_, id);
+    if (!lock) {
+      say("flight " + id.str() + ": " + lock.error().message());
+      return;
     }
     auto reg = hosts::Registry::create(cfg_);
     if (!reg) return;

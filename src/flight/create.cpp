@@ -2,7 +2,13 @@
 
 #include <pushgate/flight.hpp>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -20,6 +26,40 @@ std::string log_path(const config::Config& config, FlightId flight, const std::s
 
 std::string work_dir(const config::Config& config, FlightId flight, const std::string& job) {
   return config.daemon.state_dir + "/work/" + flight.str() + "/" + job;
+}
+
+namespace {
+
+std::string lock_path(const config::Config& config, FlightId flight) {
+  return config.daemon.state_dir + "/locks/flight-" + flight.str() + ".lock";
+}
+
+}  // namespace
+
+Result<RunLock> RunLock::acquire(const config::Config& config, FlightId flight) {
+  std::string path = lock_path(config, flight);
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::unavailable("cannot open " + path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return Status::conflict("flight " + flight.str() + " is being run by another process",
+                            "wait for it, or stop that process first");
+  }
+  return RunLock(fd);
+}
+
+bool RunLock::held(const config::Config& config, FlightId flight) {
+  int fd = ::open(lock_path(config, flight).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;  // never run, or its state is gone: nobody holds it
+  bool busy = ::flock(fd, LOCK_SH | LOCK_NB) != 0;
+  ::close(fd);  // also drops the shared lock just taken
+  return busy;
+}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 namespace {

@@ -58,6 +58,8 @@ Result<FlightId> retest(const config::Config& config, store::Store& store, hosts
       options.progress("flight " + id->str() + ": real-retest of flight " + original.str() + " (" + list + ")");
     }
   }
+  auto lock = RunLock::acquire(config, *id);
+  if (!lock) return lock.error();
   auto ran = run(config, store, hosts, *id, options);
   if (!ran) return ran.error();
   if (options.cancel && options.cancel->cancelled()) {

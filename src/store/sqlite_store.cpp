@@ -2,6 +2,8 @@
 
 #include <pushgate/store.hpp>
 
+#include <functional>
+
 #include <chrono>
 #include <filesystem>
 #include <set>
@@ -589,26 +591,42 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<Recovery> recover_after_restart(const std::string& reason) override {
+  Result<Recovery> recover_after_restart(const std::string& reason,
+                                         const std::function<bool(FlightId)>& in_use) override {
     Transaction tx(db_);
     if (!tx.status().ok()) return tx.status();
     Recovery r;
+    // Flights another live process is running (a `pushgate flight run`) are left alone.
+    std::string skip = "(-1";
+    {
+      Stmt q(db_, "SELECT flight FROM flights WHERE IFNULL(outcome, '') = '' ORDER BY flight");
+      while (q.step()) {
+        FlightId f{q.col_int(0)};
+        if (in_use && in_use(f)) {
+          r.in_use.push_back(f);
+          skip += "," + std::to_string(f.value);
+        }
+      }
+      if (!q.status().ok()) return q.status();
+    }
+    skip += ")";
     {
       Stmt q(db_, "SELECT flight, job, stepno, testid, status, started, finished, log_path FROM steps"
-                  " WHERE status = 'running'");
+                  " WHERE status = 'running' AND flight NOT IN " + skip);
       while (q.step()) {
         r.interrupted_steps.push_back({FlightId{q.col_int(0)}, q.col_text(1), static_cast<int>(q.col_int(2)),
                                        q.col_text(3), "broken", q.col_opt_int(5), now(), q.col_text(7)});
       }
       if (!q.status().ok()) return q.status();
     }
-    Stmt steps(db_, "UPDATE steps SET status = 'broken', finished = ?1 WHERE status = 'running'");
+    Stmt steps(db_, "UPDATE steps SET status = 'broken', finished = ?1 WHERE status = 'running' AND flight NOT IN " + skip);
     steps.bind(1, now());
     if (Status s = steps.exec(); !s.ok()) return s;
     std::vector<std::tuple<std::int64_t, std::string, bool>> jobs;
     {
       Stmt q(db_, "SELECT j.flight, j.job, EXISTS (SELECT 1 FROM runvars v WHERE v.flight = j.flight"
-                  " AND v.job = j.job AND v.name = 'restarts') FROM jobs j WHERE j.status IN ('running', 'preparing')");
+                  " AND v.job = j.job AND v.name = 'restarts') FROM jobs j WHERE j.status IN ('running', 'preparing')"
+                  " AND j.flight NOT IN " + skip);
       while (q.step()) jobs.emplace_back(q.col_int(0), q.col_text(1), q.col_int(2) != 0);
       if (!q.status().ok()) return q.status();
     }
@@ -637,16 +655,19 @@ class SqliteStore final : public Store {
       }
     }
     Stmt ev(db_, "INSERT INTO host_events (host, flight, job, event, detail, at)"
-                 " SELECT host, held_flight, held_job, 'release', ?1, ?2 FROM hosts WHERE held_flight IS NOT NULL");
+                 " SELECT host, held_flight, held_job, 'release', ?1, ?2 FROM hosts"
+                 " WHERE held_flight IS NOT NULL AND held_flight NOT IN " + skip);
     ev.bind(1, reason).bind(2, now());
     if (Status s = ev.exec(); !s.ok()) return s;
-    if (Status s = db_.exec("UPDATE hosts SET held_flight = NULL, held_job = NULL WHERE held_flight IS NOT NULL"); !s.ok()) {
+    if (Status s = db_.exec("UPDATE hosts SET held_flight = NULL, held_job = NULL"
+                            " WHERE held_flight IS NOT NULL AND held_flight NOT IN " + skip); !s.ok()) {
       return s;
     }
-    if (Status s = db_.exec("DELETE FROM host_waits"); !s.ok()) return s;
+    if (Status s = db_.exec("DELETE FROM host_waits WHERE flight NOT IN " + skip); !s.ok()) return s;
     {
       Stmt q(db_, "SELECT flight FROM flights f WHERE IFNULL(outcome, '') = ''"
-                  " AND EXISTS (SELECT 1 FROM jobs j WHERE j.flight = f.flight) ORDER BY flight");
+                  " AND EXISTS (SELECT 1 FROM jobs j WHERE j.flight = f.flight)"
+                  " AND flight NOT IN " + skip + " ORDER BY flight");
       while (q.step()) r.unfinished.push_back(FlightId{q.col_int(0)});
       if (!q.status().ok()) return q.status();
     }

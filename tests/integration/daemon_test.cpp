@@ -310,6 +310,34 @@ TEST_F(DaemonTest, CrashDuringTheRetestFlightResumesItAndPushesOnce) {
   EXPECT_EQ(pushes[0].state, "done");
 }
 
+TEST_F(DaemonTest, ADaemonStartingLeavesAFlightRunByTheCliAlone) {
+  // A release manager runs a flight by hand; the daemon (re)starts meanwhile.
+  std::string marker = dir.str("started");
+  config("touch " + marker + "; sleep 3", R"({"cron": "0 0 1 1 *"})");
+  test::Background cli({test::pushgate_binary(), "--config", dir.str("c.json"), "flight", "run", "xen-unstable"},
+                       dir.str("cli.log"));
+  ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(marker); })) << test::read_file(dir.path() / "cli.log");
+  auto d = start();
+  ASSERT_TRUE(wait_until([&] { return test::read_file(dir.path() / "daemon.log").find("listening") != std::string::npos; }))
+      << test::read_file(dir.path() / "daemon.log");
+  // A second runner of the same flight is refused.
+  auto second = test::pushgate({"--config", dir.str("c.json"), "flight", "run", "--flight", "1"});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_NE(second.err.find("flight 1 is being run by another process"), std::string::npos) << second.err;
+  EXPECT_EQ(cli.wait(30000), 0) << test::read_file(dir.path() / "cli.log");
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(30000), 0);
+  std::string log = test::read_file(dir.path() / "daemon.log");
+  EXPECT_NE(log.find("flight 1: left alone, another process is running it"), std::string::npos) << log;
+  EXPECT_EQ(log.find("daemon restart"), std::string::npos) << log;
+  EXPECT_EQ(log.find("resuming"), std::string::npos) << log;
+  auto store = db();
+  EXPECT_EQ(store->get_flight(FlightId{1}).value().outcome, "perfect");
+  EXPECT_TRUE(store->list_step_attempts(FlightId{1}).value().empty());
+  for (const auto& v : store->list_runvars(FlightId{1}, "test-amd64").value()) EXPECT_NE(v.name, "restarts");
+  EXPECT_EQ(store->list_flights({}).value().size(), 1u);
+}
+
 TEST_F(DaemonTest, OnceRunsDueTriggersAndExits) {
   config("true", R"({"cron": "* * * * *"})");
   auto r = test::pushgate({"--config", dir.str("c.json"), "daemon", "--once"});

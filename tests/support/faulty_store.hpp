@@ -106,7 +106,9 @@ class FaultyStore final : public store::Store {
                                                                                    FlightId b) const override {
     return s_.find_builds(j, i, b);
   }
-  Result<Recovery> recover_after_restart(const std::string& r) override { return s_.recover_after_restart(r); }
+  Result<Recovery> recover_after_restart(const std::string& r, const std::function<bool(FlightId)>& u) override {
+    return s_.recover_after_restart(r, u);
+  }
   Result<Counts> counts() const override { return s_.counts(); }
   Result<void> record_frozen_change(const store::FrozenChange& c) override { return s_.record_frozen_change(c); }
   Result<std::vector<store::FrozenChange>> frozen_history(const std::string& t, const std::string& b,
