@@ -36,6 +36,9 @@ struct Context {
   /// Ask for a flight of a branch now (manual trigger). Called on a worker
   /// thread: it must hand the request to the daemon's loop, not act on it.
   std::function<Status(const std::string& branch)> trigger;
+  /// Poll a branch now (a webhook said a ref changed): fetch and resolve, and
+  /// start a flight only when there is something new. Same threading as trigger.
+  std::function<Status(const std::string& branch)> poll;
 };
 
 struct Limits {

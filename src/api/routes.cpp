@@ -7,6 +7,7 @@
 #include <pushgate/revisions.hpp>
 #include <pushgate/web.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -286,6 +287,26 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
     if (!ctx.trigger) return error(503, "this server cannot start flights");
     if (Status s = ctx.trigger(p[3]); !s.ok()) return from(s);
     return json(202, {{"branch", p[3]}, {"queued", true}});
+  }
+  if (is({"api", "v1", "hooks", "ref-updated"})) {
+    // A git server's post-receive hook (or a forge's webhook relay): poll
+    // every branch that uses the tree now instead of at its next interval.
+    if (auto e = only("POST")) return *e;
+    nlohmann::json body = nlohmann::json::parse(req.body.empty() ? "{}" : req.body);
+    if (!body.is_object() || !body.contains("tree") || !body["tree"].is_string()) {
+      return error(400, "body needs \"tree\" (and may name the \"ref\" that changed)");
+    }
+    std::string tree = body["tree"];
+    if (!ctx.config->find_tree(tree)) return error(404, "unknown tree \"" + tree + "\"");
+    if (!ctx.poll) return error(503, "this server cannot poll branches");
+    nlohmann::json polled = nlohmann::json::array();
+    for (const auto& b : ctx.config->branches) {
+      auto trees = revisions::trees_of(*ctx.config, b);
+      if (std::find(trees.begin(), trees.end(), tree) == trees.end()) continue;
+      if (Status s = ctx.poll(b.name); !s.ok()) return from(s);
+      polled.push_back(b.name);
+    }
+    return json(202, {{"tree", tree}, {"ref", body.value("ref", "")}, {"polling", polled}});
   }
   if (is({"api", "v1", "hosts"})) {
     if (auto e = only("GET")) return *e;

@@ -102,6 +102,11 @@ class Daemon {
         asio::post(io_, [this, branch] { manual_.insert(branch); });
         return Status();
       };
+      ctx.poll = [this](const std::string& branch) {
+        if (draining_) return Status::unavailable("the daemon is shutting down");
+        asio::post(io_, [this, branch] { poll_now_.insert(branch); });
+        return Status();
+      };
       auto server = api::Server::start(io_, cfg_.daemon.listen, ctx, [this] { return open_store(); });
       if (!server) return server.error();
       server_ = std::move(*server);
@@ -306,8 +311,9 @@ class Daemon {
         }
         for (const auto& b : cfg_.branches) {
           if (busy(b.name) || pending_resume(b.name)) continue;
+          bool hooked = poll_now_.erase(b.name) > 0;  // a webhook: poll now (still skipped when up to date)
           if (manual_.erase(b.name)) start(b.name, std::nullopt, true);
-          else if (due(b, now)) start(b.name, std::nullopt, false);
+          else if (due(b, now) || hooked) start(b.name, std::nullopt, false);
         }
       } else if (std::chrono::steady_clock::now() > drain_deadline_) {
         for (auto& [b, r] : running_) r->cancel->cancel();
@@ -333,7 +339,8 @@ class Daemon {
   std::map<std::string, CronExpr> cron_;
   std::map<std::string, std::int64_t> next_cron_, next_poll_;
   std::vector<std::pair<FlightId, std::string>> resume_;  // unfinished flights and their branches, oldest first
-  std::set<std::string> manual_;  // branches with a manual request pending (loop thread only)
+  std::set<std::string> manual_;    // branches with a manual request pending (loop thread only)
+  std::set<std::string> poll_now_;  // branches a webhook asked to poll (loop thread only)
   std::atomic<bool> draining_{false};  // read by API workers
   std::chrono::steady_clock::time_point drain_deadline_;
 };

@@ -215,6 +215,36 @@ TEST_F(ApiTest, EveryResponseFollowsItsSchema) {
   expect_follows("api/hosts.schema.json", cli({"host", "list", "--json"}));
 }
 
+TEST_F(ApiTest, RefUpdatedWebhookPollsTheBranchesThatUseTheTree) {
+  EXPECT_EQ(test::http(port, "POST", "/api/v1/hooks/ref-updated", R"({"tree": "xen"})").status, 401);
+  expect_follows("api/error.schema.json", test::http(port, "POST", "/api/v1/hooks/ref-updated", R"({"tree": "nope"})", auth()), 404);
+  expect_follows("api/error.schema.json", test::http(port, "POST", "/api/v1/hooks/ref-updated", "{}", auth()), 400);
+  auto flights = [&] { return nlohmann::json::parse(test::http(port, "GET", "/api/v1/flights").body); };
+  auto finished = [&](std::size_t n) {
+    for (int i = 0; i < 400; ++i) {
+      auto f = flights();
+      if (f.size() >= n && f[0]["outcome"] != "") return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  };
+  // No schedule in this config: only the hook makes the daemon look.
+  auto hook = test::http(port, "POST", "/api/v1/hooks/ref-updated", R"({"tree": "qemu", "ref": "refs/heads/master"})", auth());
+  expect_follows("api/hook.schema.json", hook, 202);
+  EXPECT_EQ(nlohmann::json::parse(hook.body)["polling"], nlohmann::json::array({"xen-unstable"}));  // qemu is a dependency
+  ASSERT_TRUE(finished(1)) << test::read_file(dir.path() / "daemon.log");  // the baseline flight
+  test::GitRepoBuilder xen(dir.str("up/xen.git"));
+  std::string good = xen.commit_on("staging", "xen: new");
+  ASSERT_EQ(test::http(port, "POST", "/api/v1/hooks/ref-updated", R"({"tree": "xen", "ref": "refs/heads/staging"})", auth()).status, 202);
+  ASSERT_TRUE(finished(2)) << test::read_file(dir.path() / "daemon.log");
+  for (int i = 0; i < 200 && xen.head_of("master") != good; ++i) std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(xen.head_of("master"), good);
+  // Nothing new: a poll, but no flight.
+  ASSERT_EQ(test::http(port, "POST", "/api/v1/hooks/ref-updated", R"({"tree": "xen"})", auth()).status, 202);
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(flights().size(), 2u);
+}
+
 TEST_F(ApiTest, ManualTriggerRunsAFlightVisibleThroughTheApi) {
   auto t = test::http(port, "POST", "/api/v1/branches/xen-unstable/trigger", "", auth());
   ASSERT_EQ(t.status, 202) << t.body;
