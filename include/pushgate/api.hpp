@@ -22,6 +22,12 @@ namespace pushgate::api {
 /// JSON views (also used by `pushgate ... --json`).
 Result<nlohmann::json> flight_json(const store::Store& store, FlightId id);
 nlohmann::json host_json(const store::Host& host);
+nlohmann::json host_event_json(const store::Store::HostEvent& event);
+/// The last `limit` flights of `branch` that ran `job`, newest first: job
+/// status, host, (built) revisions; with `testid`, only those that ran that
+/// step, with its status (step history).
+Result<nlohmann::json> job_history_json(const store::Store& store, const std::string& branch, const std::string& job,
+                                        const std::string& testid, int limit);
 /// A branch's status (push::branch_status) with the age of its tested revision.
 nlohmann::json branch_json(const push::BranchStatus& status);
 

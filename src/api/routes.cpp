@@ -80,6 +80,41 @@ nlohmann::json branch_json(const push::BranchStatus& b) {
   return j;
 }
 
+nlohmann::json host_event_json(const store::Store::HostEvent& e) {
+  return {{"event", e.event}, {"flight", e.flight ? nlohmann::json(e.flight->value) : nlohmann::json()},
+          {"job", e.job}, {"role", e.role}, {"detail", e.detail}, {"at", e.at}};
+}
+
+Result<nlohmann::json> job_history_json(const store::Store& st, const std::string& branch, const std::string& job,
+                                        const std::string& testid, int limit) {
+  auto flights = st.list_flights({.branch = branch, .limit = limit});
+  if (!flights) return flights.error();
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& fl : *flights) {
+    auto jobs = st.list_jobs(fl.id);
+    if (!jobs) return jobs.error();
+    for (const auto& j : *jobs) {
+      if (j.job != job) continue;
+      nlohmann::json row{{"flight", fl.id.value}, {"created", fl.created}, {"job_status", j.status}};
+      auto vars = st.list_runvars(fl.id, j.job);
+      if (!vars) return vars.error();
+      for (const auto& v : *vars) {
+        if (v.name == "host" || v.name.starts_with("built_revision_") || v.name.starts_with("revision_")) row[v.name] = v.value;
+      }
+      if (!testid.empty()) {
+        auto steps = st.list_steps(fl.id);
+        if (!steps) return steps.error();
+        for (const auto& s : *steps) {
+          if (s.job == j.job && s.testid == testid) row["status"] = s.status;
+        }
+        if (!row.contains("status")) continue;
+      }
+      out.push_back(row);
+    }
+  }
+  return out;
+}
+
 nlohmann::json host_json(const store::Host& h) {
   return {{"host", h.host}, {"kind", h.kind}, {"state", h.state}, {"reason", h.state_reason},
           {"consecutive_broken", h.consecutive_broken}, {"flags", h.flags},
@@ -331,10 +366,7 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
     auto ev = st.host_history(p[4], int_param(t, "limit", 50));
     if (!ev) return from(ev.error());
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& e : *ev) {
-      out.push_back({{"event", e.event}, {"flight", e.flight ? nlohmann::json(e.flight->value) : nlohmann::json()},
-                     {"job", e.job}, {"role", e.role}, {"detail", e.detail}, {"at", e.at}});
-    }
+    for (const auto& e : *ev) out.push_back(host_event_json(e));
     return json(200, out);
   }
   if (is({"api", "v1", "history", "job"}) || is({"api", "v1", "history", "step"})) {
@@ -344,33 +376,9 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
     }
     bool step = p[3] == "step";
     if (step && !t.query.count("testid")) return error(400, "missing query parameter testid");
-    auto flights = st.list_flights({.branch = t.query.at("branch"), .limit = int_param(t, "limit", 20)});
-    if (!flights) return from(flights.error());
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& fl : *flights) {
-      auto jobs = st.list_jobs(fl.id);
-      if (!jobs) return from(jobs.error());
-      for (const auto& j : *jobs) {
-        if (j.job != t.query.at("job")) continue;
-        nlohmann::json row{{"flight", fl.id.value}, {"created", fl.created}, {"job_status", j.status}};
-        auto vars = st.list_runvars(fl.id, j.job);
-        if (vars) {
-          for (const auto& v : *vars) {
-            if (v.name == "host" || v.name.starts_with("built_revision_") || v.name.starts_with("revision_")) row[v.name] = v.value;
-          }
-        }
-        if (step) {
-          auto steps = st.list_steps(fl.id);
-          if (!steps) return from(steps.error());
-          for (const auto& s : *steps) {
-            if (s.job == j.job && s.testid == t.query.at("testid")) row["status"] = s.status;
-          }
-          if (!row.contains("status")) continue;
-        }
-        out.push_back(row);
-      }
-    }
-    return json(200, out);
+    auto out = job_history_json(st, t.query.at("branch"), t.query.at("job"), step ? t.query.at("testid") : "",
+                                int_param(t, "limit", 20));
+    return out ? json(200, *out) : from(out.error());
   }
   if (is({"api", "v1", "frozen"}) && m == "GET") {
     revisions::Mirrors mirrors(*ctx.config);

@@ -97,6 +97,7 @@ int run(int argc, char** argv) {
   add_revision_commands(app, ctx);
   add_flight_commands(app, ctx);
   add_branch_commands(app, ctx);
+  add_history_commands(app, ctx);
   add_daemon_command(app, ctx);
 
   try {

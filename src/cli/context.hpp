@@ -73,6 +73,7 @@ void add_config_commands(CLI::App& app, Context& ctx);
 void add_revision_commands(CLI::App& app, Context& ctx);
 void add_flight_commands(CLI::App& app, Context& ctx);
 void add_branch_commands(CLI::App& app, Context& ctx);
+void add_history_commands(CLI::App& app, Context& ctx);
 void add_daemon_command(CLI::App& app, Context& ctx);
 
 }  // namespace pushgate::cli

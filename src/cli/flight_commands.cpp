@@ -275,10 +275,7 @@ void add_flight_commands(CLI::App& app, Context& ctx) {
     if (ha.json) {
       nlohmann::json j = api::host_json(h);
       j["history"] = nlohmann::json::array();
-      for (const auto& e : events) {
-        j["history"].push_back({{"event", e.event}, {"flight", e.flight ? nlohmann::json(e.flight->value) : nlohmann::json()},
-                                {"job", e.job}, {"role", e.role}, {"detail", e.detail}, {"at", e.at}});
-      }
+      for (const auto& e : events) j["history"].push_back(api::host_event_json(e));
       print_json(j);
       return;
     }

@@ -122,5 +122,47 @@ TEST_F(CliFlight, ShowListAndHostCommands) {
   }
 }
 
+TEST_F(CliFlight, HistoryOfJobStepAndHost) {
+  write_config("true");
+  ASSERT_EQ(pg({"flight", "run", "xen-unstable", "--no-fetch"}).exit_code, 0);
+  ASSERT_EQ(pg({"flight", "run", "xen-unstable", "--no-fetch", "--always"}).exit_code, 0);
+  auto job = pg({"history", "job", "xen-unstable", "test-amd64", "--json"});
+  ASSERT_EQ(job.exit_code, 0) << job.err;
+  auto rows = nlohmann::json::parse(job.out);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0]["flight"], 2);  // newest first
+  EXPECT_EQ(rows[0]["job_status"], "pass");
+  EXPECT_EQ(rows[0]["host"], "h0");
+  EXPECT_EQ(rows[0]["revision_xen"].get<std::string>().size(), 40u);
+  auto limited = nlohmann::json::parse(pg({"history", "job", "xen-unstable", "test-amd64", "--limit", "1", "--json"}).out);
+  EXPECT_EQ(limited.size(), 1u);
+  auto step = nlohmann::json::parse(pg({"history", "step", "xen-unstable", "test-amd64", "work", "--json"}).out);
+  ASSERT_EQ(step.size(), 2u);
+  EXPECT_EQ(step[1]["status"], "pass");
+  EXPECT_TRUE(nlohmann::json::parse(pg({"history", "step", "xen-unstable", "test-amd64", "nope", "--json"}).out).empty());
+  auto host = nlohmann::json::parse(pg({"history", "host", "h0", "--json"}).out);
+  ASSERT_EQ(host.size(), 4u);  // allocate and release, twice
+  EXPECT_EQ(host[0]["event"], "release");
+  EXPECT_EQ(host[0]["flight"], 2);
+  auto text = pg({"history", "job", "xen-unstable", "test-amd64"});
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_NE(text.out.find("test-amd64 on xen-unstable"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("pass"), std::string::npos) << text.out;
+  EXPECT_NE(pg({"history", "host", "h0"}).out.find("allocate"), std::string::npos);
+  // Bad input: exit 2 with a suggestion, and nothing written.
+  auto bad = pg({"history", "job", "xen-unstabel", "test-amd64"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("did you mean \"xen-unstable\""), std::string::npos) << bad.err;
+  EXPECT_EQ(pg({"history", "job", "xen-unstable", "test-amd65"}).exit_code, 2);
+  EXPECT_EQ(pg({"history", "host", "h9"}).exit_code, 2);
+  EXPECT_EQ(pg({"history", "job", "xen-unstable", "test-amd64", "--limit", "0"}).exit_code, 2);
+  EXPECT_EQ(pg({"history"}).exit_code, 2);
+  for (std::vector<std::string> cmd : std::vector<std::vector<std::string>>{
+           {"history"}, {"history", "job"}, {"history", "step"}, {"history", "host"}}) {
+    cmd.push_back("--help");
+    EXPECT_EQ(test::pushgate(cmd).exit_code, 0) << cmd[0];
+  }
+}
+
 }  // namespace
 }  // namespace pushgate
