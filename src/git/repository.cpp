@@ -5,7 +5,12 @@
 
 #include <git2.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <mutex>
 
@@ -163,6 +168,33 @@ int on_update_tips(const char* refname, const git_oid* a, const git_oid* b, void
 }
 }  // namespace
 
+namespace {
+
+/// Serialises the writers of one repository (fetch, local ref updates, the
+/// push's temporary source ref) across threads and processes: libgit2 takes
+/// a lock file per ref and fails, not waits, when another writer holds it.
+/// flock on GITDIR/pushgate.lock; the kernel drops it if the process dies.
+class WriteLock {
+ public:
+  explicit WriteLock(git_repository* repo) {
+    std::string path = std::string(git_repository_path(repo)) + "pushgate.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) return;  // a read-only repository has no writers to wait for
+    while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  ~WriteLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  WriteLock(const WriteLock&) = delete;
+  WriteLock& operator=(const WriteLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace
+
 Result<void> Repository::fetch(const std::string& url, const Progress& progress) {
   git_remote* remote = nullptr;
   if (int rc = git_remote_create_anonymous(&remote, impl_->repo.get(), url.c_str()); rc < 0) {
@@ -181,6 +213,7 @@ Result<void> Repository::fetch(const std::string& url, const Progress& progress)
   const char* specs[] = {"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"};
   git_strarray refspecs{const_cast<char**>(specs), 2};
   if (progress) progress("fetching " + url + " into " + impl_->path);
+  WriteLock lock(impl_->repo.get());
   if (int rc = git_remote_fetch(remote, &refspecs, &opts, "pushgate: fetch"); rc < 0) {
     return error_status(rc, "fetch from " + url + " failed").with_context("git");
   }
@@ -314,6 +347,7 @@ Result<void> Repository::update_ref(const std::string& ref, const std::string& n
   if (!target) return target.error();
   git_reference* out = nullptr;
   int rc;
+  WriteLock lock(impl_->repo.get());
   if (expected_old) {
     git_oid old;
     if (git_oid_fromstr(&old, expected_old->c_str()) < 0) {
@@ -341,6 +375,7 @@ Result<void> Repository::update_ref(const std::string& ref, const std::string& n
 
 Result<void> Repository::delete_ref(const std::string& ref, const std::string& expected_old) {
   std::string full = qualify_ref(ref);
+  WriteLock lock(impl_->repo.get());
   git_reference* r = nullptr;
   if (int rc = git_reference_lookup(&r, impl_->repo.get(), full.c_str()); rc < 0) {
     return error_status(rc, "cannot delete " + full);
@@ -432,7 +467,9 @@ Result<void> Repository::push_ref(const std::string& url, const std::string& ref
                                 (want.empty() ? "absent" : want),
                             "someone else moved it meanwhile; nothing was changed");
   }
-  // libgit2 pushes from a local ref: use a private temporary one.
+  // libgit2 pushes from a local ref: use a private temporary one, held under
+  // the write lock so a concurrent push from this mirror cannot swap it.
+  WriteLock lock(impl_->repo.get());
   const std::string tmp = "refs/pushgate/push-source";
   std::string spec;
   RefPtr tmpholder;

@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 #include <set>
 #include <sstream>
 
@@ -186,6 +189,41 @@ TEST(GitFetch, RefsDeletedUpstreamArePrunedFromTheMirror) {
   EXPECT_FALSE(mirror->ref_target("osstest/frozen/xen-4.7-testing").value().has_value());
   EXPECT_FALSE(mirror->ref_target("refs/tags/v0").value().has_value());
   EXPECT_EQ(mirror->ref_target("master").value().value(), a);
+}
+
+TEST(GitFetch, ConcurrentFetchesIntoOneMirrorAllSucceed) {
+  // Branches sharing a tree poll at the same moment (daemon threads, or a
+  // daemon and a `pushgate flight run`): their fetches must not trip over
+  // each other's ref locks.
+  TempDir dir;
+  GitRepoBuilder up(dir.str("up.git"));
+  for (int b = 0; b < 20; ++b) up.commit_on("b" + std::to_string(b), "start");
+  ASSERT_TRUE(Repository::open_or_create_bare(dir.str("mirror.git")).value()->fetch(dir.str("up.git")).has_value());
+  std::atomic<int> failures{0};
+  std::string first_error;
+  std::mutex m;
+  auto fetcher = [&] {
+    auto mirror = Repository::open_or_create_bare(dir.str("mirror.git")).value();
+    for (int i = 0; i < 15; ++i) {
+      auto r = mirror->fetch(dir.str("up.git"));
+      if (!r) {
+        ++failures;
+        std::lock_guard<std::mutex> g(m);
+        if (first_error.empty()) first_error = r.error().message();
+      }
+    }
+  };
+  std::thread a(fetcher), b(fetcher), c(fetcher);
+  for (int round = 0; round < 10; ++round) {
+    for (int br = 0; br < 20; ++br) up.commit_on("b" + std::to_string(br), "change " + std::to_string(round));
+  }
+  a.join();
+  b.join();
+  c.join();
+  EXPECT_EQ(failures.load(), 0) << first_error;
+  auto mirror = Repository::open_or_create_bare(dir.str("mirror.git")).value();
+  ASSERT_TRUE(mirror->fetch(dir.str("up.git")).has_value());
+  EXPECT_EQ(mirror->ref_target("b7").value().value(), up.head_of("b7"));
 }
 
 TEST(GitPush, FastForwardOnlyAndRefusedWhenRemoteMoved) {
