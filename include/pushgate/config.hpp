@@ -92,6 +92,7 @@ struct Daemon {
   std::string log_level = "info";
   std::string api_token_file, api_token_env;
   bool read_requires_token = false;
+  int api_workers = 4;  ///< threads serving API requests, each with its own database connection
   std::string time_zone = "UTC";
   int starve_after_seconds = 3600;
   int quarantine_after = 3;

@@ -282,6 +282,7 @@ Config build(const json& j, const std::string& path) {
   if (d.contains("api_token_file")) c.daemon.api_token_file = absolute(dir, d["api_token_file"]);
   c.daemon.api_token_env = d.value("api_token_env", "");
   c.daemon.read_requires_token = d.value("read_requires_token", false);
+  c.daemon.api_workers = d.value("api_workers", c.daemon.api_workers);
   c.daemon.time_zone = d.value("time_zone", c.daemon.time_zone);
   c.daemon.starve_after_seconds = d.value("starve_after_seconds", c.daemon.starve_after_seconds);
   c.daemon.quarantine_after = d.value("quarantine_after", c.daemon.quarantine_after);

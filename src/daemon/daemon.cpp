@@ -107,7 +107,9 @@ class Daemon {
         asio::post(io_, [this, branch] { poll_now_.insert(branch); });
         return Status();
       };
-      auto server = api::Server::start(io_, cfg_.daemon.listen, ctx, [this] { return open_store(); });
+      api::Limits limits;
+      limits.workers = cfg_.daemon.api_workers;
+      auto server = api::Server::start(io_, cfg_.daemon.listen, ctx, [this] { return open_store(); }, limits);
       if (!server) return server.error();
       server_ = std::move(*server);
       say("listening on http://" + cfg_.daemon.listen.substr(0, cfg_.daemon.listen.rfind(':')) + ":" +

@@ -134,6 +134,19 @@ Page flight_page(const config::Config& cfg, const store::Store& st, const std::s
                                          url(j.name) + "\">" + esc(j.name) + "</a></th>");
     }
   }
+  // Steps of job attempts a daemon restart interrupted (the jobs ran again).
+  if (auto attempts = st.list_step_attempts(FlightId{n}); attempts && !attempts->empty()) {
+    std::ostringstream o;
+    o << "<h2>Interrupted attempts</h2>\n<table id=\"attempts\"><tr><th>job</th><th>attempt</th><th>step</th>"
+         "<th>testid</th><th>status</th><th>log</th></tr>\n";
+    for (const auto& a : *attempts) {
+      o << "<tr><td>" << esc(a.step.job) << "</td><td>" << a.attempt << "</td><td>" << a.step.stepno << "</td><td>"
+        << esc(a.step.testid) << "</td><td class=\"" << css_class(a.step.status) << "\">" << esc(a.step.status)
+        << "</td><td>" << esc(a.step.log_path) << "</td></tr>\n";
+    }
+    o << "</table>\n";
+    if (auto end = html.rfind("</body>"); end != std::string::npos) html.insert(end, o.str());
+  }
   auto nav = html.find("<body>");
   if (nav != std::string::npos) {
     html.insert(nav + 6, "\n<nav><a href=\"/\">branches</a> <a href=\"/api/v1/flights/" + number +

@@ -44,10 +44,13 @@ class DaemonTest : public ::testing::Test {
     xen->set_branch("staging", xen->head_of("master"));
   }
 
+  int port = 0;
+
   void config(const std::string& step_run, const std::string& schedule = R"({"poll_seconds": 1})",
               const std::string& second_step = "") {
+    port = test::free_port();
     nlohmann::json cfg = {
-        {"daemon", {{"state_dir", "state"}, {"listen", "127.0.0.1:" + std::to_string(test::free_port())}}},
+        {"daemon", {{"state_dir", "state"}, {"listen", "127.0.0.1:" + std::to_string(port)}}},
         {"trees", {{{"name", "xen"}, {"upstream", "up/xen.git"}}}},
         {"branches",
          {{{"name", "xen-unstable"}, {"tree", "xen"}, {"input", "staging"}, {"tested", "master"},
@@ -247,6 +250,13 @@ TEST_F(DaemonTest, CrashBetweenStepsKeepsTheFirstAttemptAndPushesOnce) {
   ASSERT_EQ(shown.exit_code, 0) << shown.err;
   auto j = nlohmann::json::parse(shown.out);
   EXPECT_EQ(j["jobs"][0]["earlier_attempts"].size(), 1u) << shown.out;
+  auto d = start("pages.log");
+  ASSERT_TRUE(test::wait_for_port(port, 10000));
+  auto page = test::http(port, "GET", "/flights/2");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("<h2>Interrupted attempts</h2>"), std::string::npos) << page.body;
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(30000), 0);
 }
 
 TEST_F(DaemonTest, CrashBetweenVerdictAndPushPushesOnceAfterRestart) {

@@ -51,6 +51,7 @@ std::vector<BadCase> bad_cases() {
       {"bad_name_characters", doc({R"("trees": [{"name": "x y", "upstream": "/x"}])"}), "/trees/0/name",
        "pattern"},
       {"bad_enum", doc({R"("daemon": {"log_level": "loud"})"}), "/daemon/log_level", "enum"},
+      {"api_workers_zero", doc({R"("daemon": {"api_workers": 0})"}), "/daemon/api_workers", "greater than or equal to 1"},
       {"libvirt_host_without_uri", doc({R"("hosts": [{"name": "lv", "kind": "libvirt"}])"}), "/hosts/0",
        "missing required key \"uri\""},
       {"baremetal_without_known_hosts",
