@@ -260,4 +260,7 @@ class Store {
   Store() = default;
 };
 
+/// The real-retest flight made for `original` of `branch` (runvar retest_of), if any.
+Result<std::optional<Flight>> retest_flight_of(const Store& store, const std::string& branch, FlightId original);
+
 }  // namespace pushgate::store

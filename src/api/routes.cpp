@@ -25,6 +25,10 @@ Result<nlohmann::json> flight_json(const store::Store& st, FlightId id) {
   auto attempts = st.list_step_attempts(id);
   if (!attempts) return attempts.error();
   auto opt = [](const std::optional<std::int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
+  auto step_json = [&](const store::Step& s) {
+    return nlohmann::json{{"stepno", s.stepno}, {"testid", s.testid}, {"status", s.status},
+                          {"started", opt(s.started)}, {"finished", opt(s.finished)}, {"log", s.log_path}};
+  };
   nlohmann::json j{{"flight", f->id.value}, {"branch", f->branch},  {"blessing", f->blessing},
                    {"intended", f->intended}, {"created", f->created}, {"started", opt(f->started)},
                    {"finished", opt(f->finished)}, {"outcome", f->outcome}};
@@ -33,18 +37,15 @@ Result<nlohmann::json> flight_json(const store::Store& st, FlightId id) {
     nlohmann::json jj{{"job", job.job}, {"recipe", job.recipe}, {"status", job.status}, {"reason", job.status_reason}};
     jj["steps"] = nlohmann::json::array();
     for (const auto& s : *steps) {
-      if (s.job != job.job) continue;
-      jj["steps"].push_back({{"stepno", s.stepno}, {"testid", s.testid}, {"status", s.status},
-                             {"started", opt(s.started)}, {"finished", opt(s.finished)}, {"log", s.log_path}});
+      if (s.job == job.job) jj["steps"].push_back(step_json(s));
     }
     // Steps of attempts interrupted by a daemon restart (the job ran again).
     jj["earlier_attempts"] = nlohmann::json::array();
     for (const auto& a : *attempts) {
       if (a.step.job != job.job) continue;
-      const auto& s = a.step;
-      jj["earlier_attempts"].push_back({{"attempt", a.attempt}, {"stepno", s.stepno}, {"testid", s.testid},
-                                        {"status", s.status}, {"started", opt(s.started)},
-                                        {"finished", opt(s.finished)}, {"log", s.log_path}});
+      nlohmann::json e = step_json(a.step);
+      e["attempt"] = a.attempt;
+      jj["earlier_attempts"].push_back(e);
     }
     jj["runvars"] = nlohmann::json::object();
     auto vars = st.list_runvars(id, job.job);

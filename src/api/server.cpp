@@ -135,10 +135,11 @@ Result<std::unique_ptr<Server>> Server::start(asio::io_context& io, const std::s
   auto ip = asio::ip::make_address(address.substr(0, colon), ec);
   if (ec) return Status::invalid_argument("listen address \"" + address + "\": " + ec.message());
   tcp::endpoint ep(ip, static_cast<unsigned short>(std::stoi(address.substr(colon + 1))));
-  auto state = std::make_shared<State>(std::max(1, limits.workers));
+  const int workers = std::max(1, limits.workers);
+  auto state = std::make_shared<State>(workers);
   state->ctx = ctx;
   state->limits = limits;
-  for (int i = 0; i < std::max(1, limits.workers); ++i) {
+  for (int i = 0; i < workers; ++i) {
     auto conn = open_store();
     if (!conn) return conn.error().with_context("API worker database connection");
     state->idle.push_back(std::move(*conn));

@@ -23,9 +23,7 @@ const config::Branch& branch_of(Context& ctx, const std::string& name) {
   if (const config::Branch* b = cfg.find_branch(name)) return *b;
   std::vector<std::string> names;
   for (const auto& b : cfg.branches) names.push_back(b.name);
-  std::string hint = config::did_you_mean(name, names);
-  fail(Status::invalid_argument("unknown branch \"" + name + "\"", hint.empty() ? "see `pushgate branch status`" : hint),
-       kUsage);
+  fail_unknown("branch", name, names, "see `pushgate branch status`");
 }
 
 void status(Context& ctx, const BranchArgs& a) {

@@ -50,6 +50,12 @@ void fail(const Status& s, int code) {
   throw ExitError{code};
 }
 
+void fail_unknown(const std::string& what, const std::string& name, const std::vector<std::string>& known,
+                  const std::string& see) {
+  std::string hint = config::did_you_mean(name, known);
+  fail(Status::invalid_argument("unknown " + what + " \"" + name + "\"", hint.empty() ? see : hint), kUsage);
+}
+
 std::map<std::string, std::string> parse_overrides(const std::vector<std::string>& revs) {
   std::map<std::string, std::string> out;
   for (const std::string& r : revs) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -47,6 +48,10 @@ void print_error(const Status& s);
 /// Exit code for a Status: invalid_argument/not_found of user input -> 2 is
 /// decided by the caller; this maps everything else to 1.
 [[noreturn]] void fail(const Status& s, int code = kFailure);
+/// Exit 2 with "unknown WHAT \"NAME\"" and a did-you-mean among `known`,
+/// else the hint `see`.
+[[noreturn]] void fail_unknown(const std::string& what, const std::string& name, const std::vector<std::string>& known,
+                               const std::string& see);
 /// Unwrap a Result or fail with its status.
 template <typename T>
 T must(Result<T> r, int code = kFailure) {

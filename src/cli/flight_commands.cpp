@@ -134,9 +134,6 @@ void run_flight(Context& ctx, const FlightArgs& a) {
   auto jobs = flight::run(cfg, ctx.store(), *reg, *id, opts);
   if (!jobs) fail(jobs.error());
   push::Retester retest = [&](FlightId original, const std::vector<std::string>& regressed) {
-    std::string list;
-    for (const auto& j : regressed) list += (list.empty() ? "" : ", ") + j;
-    std::cerr << "flight " << original.str() << ": regressions in " << list << "; retesting on the same revisions\n";
     return flight::retest(cfg, ctx.store(), *reg, original, regressed, opts);
   };
   auto gate = must(push::finish_flight(cfg, ctx.store(), mirrors, *id, ctx.who, retest));
@@ -194,9 +191,7 @@ const store::Host& find_host(const std::vector<store::Host>& hosts, const std::s
   }
   std::vector<std::string> names;
   for (const auto& h : hosts) names.push_back(h.host);
-  std::string hint = config::did_you_mean(name, names);
-  fail(Status::invalid_argument("unknown host \"" + name + "\"", hint.empty() ? "see `pushgate host list`" : hint),
-       kUsage);
+  fail_unknown("host", name, names, "see `pushgate host list`");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // `pushgate history job|step|host`: the same views as /api/v1/history.
 
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
 
@@ -19,11 +20,7 @@ struct HistoryArgs {
 /// A configured name, or exit 2 with a suggestion.
 void known(const std::string& what, const std::string& name, const std::vector<std::string>& names,
            const std::string& see) {
-  for (const auto& n : names) {
-    if (n == name) return;
-  }
-  std::string hint = config::did_you_mean(name, names);
-  fail(Status::invalid_argument("unknown " + what + " \"" + name + "\"", hint.empty() ? see : hint), kUsage);
+  if (std::find(names.begin(), names.end(), name) == names.end()) fail_unknown(what, name, names, see);
 }
 
 void job_history(Context& ctx, const HistoryArgs& a, bool step) {

@@ -283,9 +283,6 @@ class Daemon {
       return;
     }
     push::Retester retest = [&](FlightId original, const std::vector<std::string>& regressed) {
-      std::string list;
-      for (const auto& j : regressed) list += (list.empty() ? "" : ", ") + j;
-      say("flight " + original.str() + ": regressions in " + list + "; retesting on the same revisions");
       return flight::retest(cfg_, s, **reg, original, regressed, ro);
     };
     auto gate = push::finish_flight(cfg_, s, mirrors, id, "daemon", retest);

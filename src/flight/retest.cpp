@@ -11,16 +11,22 @@ namespace pushgate::flight {
 
 Result<FlightId> retest(const config::Config& config, store::Store& store, hosts::Registry& hosts,
                         FlightId original, const std::vector<std::string>& jobs, const RunOptions& options) {
+  auto say = [&](const std::string& line) {
+    if (options.progress) options.progress(line);
+  };
+  auto join = [](const auto& names) {
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    return list;
+  };
+  say("flight " + original.str() + ": regressions in " + join(jobs) + "; retesting on the same revisions");
   auto orig = store.get_flight(original);
   if (!orig) return orig.error();
   // Made once: after a restart the same retest flight is resumed, not made again.
-  std::optional<FlightId> id;
-  auto made = store.flights_with_runvar(orig->branch, "retest_of", original.str());
+  auto made = store::retest_flight_of(store, orig->branch, original);
   if (!made) return made.error();
-  for (FlightId f : *made) {
-    auto fl = store.get_flight(f);
-    if (fl && fl->blessing == "real-retest") id = f;
-  }
+  std::optional<FlightId> id;
+  if (*made) id = (*made)->id;
   if (!id) {
     // The regressed jobs and every job they depend on (builds are reused by
     // their inputs, so they do not build again).
@@ -52,11 +58,7 @@ Result<FlightId> retest(const config::Config& config, store::Store& store, hosts
     auto created = store.create_flight(f);
     if (!created) return created.error();
     id = *created;
-    if (options.progress) {
-      std::string list;
-      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      options.progress("flight " + id->str() + ": real-retest of flight " + original.str() + " (" + list + ")");
-    }
+    say("flight " + id->str() + ": real-retest of flight " + original.str() + " (" + join(names) + ")");
   }
   auto lock = RunLock::acquire(config, *id);
   if (!lock) return lock.error();

@@ -212,14 +212,9 @@ Result<verdict::Report> report(const config::Config&, const store::Store& store,
       }
     }
   }
-  if (auto retests = store.flights_with_runvar(g.flight.branch, "retest_of", g.flight.id.str())) {
-    for (FlightId id : *retests) {
-      auto rf = store.get_flight(id);
-      if (rf && rf->blessing == "real-retest") {
-        r.retest_flight = id;
-        r.retest_outcome = rf->outcome;
-      }
-    }
+  if (auto rf = store::retest_flight_of(store, g.flight.branch, g.flight.id); rf && *rf) {
+    r.retest_flight = (*rf)->id;
+    r.retest_outcome = (*rf)->outcome;
   }
   r.same_since = g.flight.id;
   r.same_since_time = fl->created;

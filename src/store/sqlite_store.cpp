@@ -22,6 +22,17 @@ std::int64_t now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+Result<std::optional<Flight>> retest_flight_of(const Store& store, const std::string& branch, FlightId original) {
+  auto made = store.flights_with_runvar(branch, "retest_of", original.str());
+  if (!made) return made.error();
+  std::optional<Flight> out;
+  for (FlightId f : *made) {
+    auto fl = store.get_flight(f);
+    if (fl && fl->blessing == "real-retest") out = *fl;
+  }
+  return out;
+}
+
 int Store::latest_schema_version() { return static_cast<int>(kMigrations.size()); }
 
 namespace {
@@ -184,15 +195,18 @@ class SqliteStore final : public Store {
     return changed_one(q, "job " + id.str() + "." + job);
   }
 
+  /// A step from columns 0-6: job, stepno, testid, status, started, finished, log_path.
+  static Step read_step(const Stmt& q, FlightId id) {
+    return {id, q.col_text(0), static_cast<int>(q.col_int(1)), q.col_text(2), q.col_text(3),
+            q.col_opt_int(4), q.col_opt_int(5), q.col_text(6)};
+  }
+
   Result<std::vector<Step>> list_steps(FlightId id) const override {
     Stmt q(db_, "SELECT job, stepno, testid, status, started, finished, log_path FROM steps WHERE flight = ?1"
                 " ORDER BY job, stepno");
     q.bind(1, id.value);
     std::vector<Step> out;
-    while (q.step()) {
-      out.push_back({id, q.col_text(0), static_cast<int>(q.col_int(1)), q.col_text(2), q.col_text(3),
-                     q.col_opt_int(4), q.col_opt_int(5), q.col_text(6)});
-    }
+    while (q.step()) out.push_back(read_step(q, id));
     if (!q.status().ok()) return q.status();
     return out;
   }
@@ -211,11 +225,7 @@ class SqliteStore final : public Store {
                 " WHERE flight = ?1 ORDER BY job, attempt, stepno");
     q.bind(1, id.value);
     std::vector<StepAttempt> out;
-    while (q.step()) {
-      out.push_back({static_cast<int>(q.col_int(7)),
-                     {id, q.col_text(0), static_cast<int>(q.col_int(1)), q.col_text(2), q.col_text(3),
-                      q.col_opt_int(4), q.col_opt_int(5), q.col_text(6)}});
-    }
+    while (q.step()) out.push_back({static_cast<int>(q.col_int(7)), read_step(q, id)});
     if (!q.status().ok()) return q.status();
     return out;
   }
