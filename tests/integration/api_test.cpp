@@ -261,7 +261,7 @@ TEST_F(ApiTest, ManualTriggerRunsAFlightVisibleThroughTheApi) {
   EXPECT_EQ(one["jobs"][0]["status"], "pass");
   auto report = test::http(port, "GET", "/api/v1/flights/1/report?format=text");
   EXPECT_EQ(report.status, 200);
-  EXPECT_NE(report.body.find("[xen-unstable test] 1: all pass"), std::string::npos) << report.body;
+  EXPECT_NE(report.body.find("[xen-unstable baseline test] 1: all pass"), std::string::npos) << report.body;
   auto hist = nlohmann::json::parse(test::http(port, "GET", "/api/v1/history/job?branch=xen-unstable&job=test-amd64").body);
   ASSERT_EQ(hist.size(), 1u);
   EXPECT_EQ(hist[0]["host"], "h0");
@@ -288,7 +288,7 @@ TEST_F(ApiTest, WebPagesServeAndRenderInChromium) {
   EXPECT_NE(board.body.find("href=\"/flights/1\""), std::string::npos) << board.body;
   auto flight = test::http(port, "GET", "/flights/1");
   EXPECT_EQ(flight.status, 200);
-  EXPECT_NE(flight.body.find("[xen-unstable test] 1: all pass"), std::string::npos);
+  EXPECT_NE(flight.body.find("[xen-unstable baseline test] 1: all pass"), std::string::npos);
   EXPECT_NE(flight.body.find("Not pushed: baseline flight"), std::string::npos) << flight.body;
   EXPECT_NE(flight.body.find("/history/job?branch=xen-unstable&job=test-amd64"), std::string::npos);
   auto history = test::http(port, "GET", "/history/job?branch=xen-unstable&job=test-amd64");
@@ -303,8 +303,10 @@ TEST_F(ApiTest, WebPagesServeAndRenderInChromium) {
   EXPECT_EQ(test::http(port, "POST", "/", "", auth()).status, 405);
 
   if (!std::filesystem::exists("/usr/bin/chromium")) GTEST_FAIL() << "chromium is missing: scripts/setup.sh installs it";
-  std::filesystem::create_directories("test-artifacts");
-  std::string shot = std::filesystem::absolute("test-artifacts/branch-board.png").string();
+  // Kept for people to look at, under the build directory (never the checkout).
+  auto artifacts = std::filesystem::path(test::pushgate_binary()).parent_path() / "tests" / "test-artifacts";
+  std::filesystem::create_directories(artifacts);
+  std::string shot = (artifacts / "branch-board.png").string();
   std::vector<std::string> chrome{"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
                                   "--disable-dev-shm-usage", "--disable-background-networking",
                                   "--disable-component-update", "--disable-sync", "--no-first-run",
