@@ -56,6 +56,7 @@ struct Step {
   int timeout = 3600;
   std::string on_failure = "fail";  ///< fail or broken
   bool always = false;
+  bool non_fatal = false;  ///< a failure is judged but neither fails the job nor skips later steps
 };
 
 struct Recipe {

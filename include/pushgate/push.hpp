@@ -72,12 +72,29 @@ using Retester = std::function<Result<FlightId>(FlightId original, const std::ve
 Result<Gate> finish_flight(const config::Config& config, store::Store& store, revisions::Mirrors& mirrors,
                            FlightId flight, const std::string& who = "pushgate", const Retester& retest = {});
 
-/// The report of a flight (after finish_flight, or later from the store).
+/// The report of a judged flight (after finish_flight, or a stored Gate).
 Result<verdict::Report> report(const config::Config& config, const store::Store& store, revisions::Mirrors& mirrors,
                                const Gate& gate);
 
-/// The verdict of a flight and the push decision, without pushing (for reports).
-Result<Gate> evaluate(const config::Config& config, const store::Store& store, FlightId flight);
+/// The report every reader sees (CLI, API, pages): a finished flight's
+/// stored verdict, never judged again; a running or queued flight's
+/// progress (Report::judged false). A flight that finished before verdicts
+/// were stored is judged when viewed, and the report says so.
+Result<verdict::Report> flight_report(const config::Config& config, const store::Store& store,
+                                      revisions::Mirrors& mirrors, FlightId flight);
+
+/// Judge a flight now from the store (SPEC section 5), with the push
+/// decision, without pushing or storing anything.
+Result<Gate> judge(const config::Config& config, const store::Store& store, FlightId flight);
+
+/// The stored verdict of a flight, if it has one (the newest).
+Result<std::optional<Gate>> stored_gate(const config::Config& config, const store::Store& store, FlightId flight);
+
+/// `pushgate flight rejudge`: judge a finished flight again and store the new
+/// verdict beside the old one, with who and why (the only way a verdict
+/// changes). Never pushes. Returns the new gate.
+Result<Gate> rejudge(const config::Config& config, store::Store& store, FlightId flight, const std::string& who,
+                     const std::string& reason);
 
 /// Where a branch stands: its tested revision as the mirror has it, last
 /// flight, streak of (not) tolerable real flights, block and last push.

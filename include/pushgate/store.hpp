@@ -145,9 +145,24 @@ class Store {
   /// real-bisect) having runvar `name` = `value` on some job (index-backed).
   virtual Result<std::vector<FlightId>> flights_with_runvar(const std::string& branch, const std::string& name,
                                                             const std::string& value) const = 0;
-  /// True when step `testid` of `job` ever passed in a real flight of `branch`.
-  virtual Result<bool> step_ever_passed(const std::string& branch, const std::string& job,
-                                        const std::string& testid) const = 0;
+  /// The oldest finished flight of `branch` with a real blessing in which
+  /// step `testid` of `job` passed (index-backed); nullopt when none did.
+  virtual Result<std::optional<FlightId>> first_pass(const std::string& branch, const std::string& job,
+                                                     const std::string& testid) const = 0;
+
+  // Verdicts (SPEC section 5): given once when a flight finishes, kept.
+  struct StoredVerdict {
+    std::int64_t id = 0;
+    FlightId flight;
+    std::int64_t judged = 0;
+    std::string who, reason;
+    std::string outcome;  ///< perfect, tolerable, regressions, problems
+    std::string body;     ///< JSON written by push::
+  };
+  /// Store a verdict and set the flight's outcome to it, in one transaction.
+  virtual Result<std::int64_t> record_verdict(const StoredVerdict& verdict) = 0;
+  /// Every verdict of a flight, oldest first (the last one is current).
+  virtual Result<std::vector<StoredVerdict>> verdicts(FlightId flight) const = 0;
 
   // Pushes (SPEC section 6).
   struct Push {

@@ -6,8 +6,11 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include <pushgate/ids.hpp>
 #include <pushgate/status.hpp>
@@ -20,6 +23,8 @@ struct FlightData {
   FlightId id;
   std::string branch;
   std::string blessing = "real";
+  bool finished = true;               ///< its run has ended: only then is it evidence
+  std::optional<FlightId> retest_of;  ///< a real-retest flight: the flight whose regressions it reran
   struct Step {
     int stepno = 0;
     std::string testid;
@@ -32,21 +37,62 @@ struct FlightData {
     std::vector<Step> steps;
   };
   std::vector<Job> jobs;
-  std::map<std::string, std::string> revisions;  ///< tree -> built (else input) revision
+  std::map<std::string, std::string> revisions;  ///< tree -> input revision (what the flight was made to test)
+  /// tree -> every built revision recorded in the flight's jobs and,
+  /// transitively, their build jobs (possibly in other flights), leaving out
+  /// previous-release (`-prev`) jobs. SPEC section 5 matches on these.
+  std::map<std::string, std::set<std::string>> built;
 
   const Job* job(const std::string& name) const;
+  /// True when every built revision of `tree` equals `revision` and there is at least one.
+  bool built_only(const std::string& tree, const std::string& revision) const;
+  /// The revision of `tree` this flight tested: its single built revision,
+  /// else (nothing built yet, or several) its input revision.
+  std::string tested(const std::string& tree) const;
 };
+
+/// A job of an earlier release (`test-...-prev`, `build-...-prev`): its
+/// revisions are not the ones under test and never decide a baseline.
+bool is_prev_job(const std::string& job);
+
+/// Runvars of several flights: flight -> job -> name -> value.
+using FlightRunvars = std::map<std::int64_t, std::map<std::string, std::map<std::string, std::string>>>;
+
+/// The build jobs a job's runvars name: `buildjob`, `*buildjob` (osstest's
+/// xenbuildjob, kernbuildjob...) and the comma-separated `buildjobs`; "JOB"
+/// in flight `here`, "FLIGHT.JOB" in another.
+std::vector<std::pair<FlightId, std::string>> build_refs(FlightId here, const std::map<std::string, std::string>& vars);
+
+/// tree -> every `built_revision_<tree>` of flight `f`'s jobs and,
+/// transitively, their build jobs (looked up in `all`, which must hold every
+/// flight build_refs() reaches), leaving out `-prev` jobs. Pure.
+std::map<std::string, std::set<std::string>> built_revisions(FlightId f, const FlightRunvars& all);
+
+/// True when `f` may be evidence for judging flight `judged` (SPEC section 5):
+/// finished, real blessing (real, real-retest, real-bisect), not `judged`
+/// itself, created before it.
+bool is_evidence_for(const FlightData& f, FlightId judged);
 
 /// What the verdict compares against.
 struct Evidence {
-  /// Flights of the branch whose revisions equal the baseline's, newest first.
+  /// Evidence flights whose built revisions of the tree under test all equal
+  /// the baseline revision, newest first.
   std::vector<FlightData> baselines;
-  /// Other flights of the branch that tested the same revisions as this one.
+  /// Evidence flights whose built revision of the tree under test equals
+  /// ours, newest first; the flight's own real-retest flights count too.
   std::vector<FlightData> same_revisions;
-  /// job + '\n' + testid for every step that ever passed on this branch.
-  std::vector<std::string> ever_passed;
-  bool passed_before(const std::string& job, const std::string& testid) const;
+  /// job + '\n' + testid -> the oldest finished real flight of the branch in
+  /// which that step passed; absent: it never passed.
+  std::map<std::string, FlightId> first_pass;
+  /// Did the step pass in an evidence flight created before `before`?
+  bool passed_before(const std::string& job, const std::string& testid, FlightId before) const;
 };
+
+/// Choose the evidence for `ours` among `candidates` (flights of the same
+/// branch, in any order), by the built revision of `tree` only: baselines at
+/// `basis`, same-revision flights at ours. Pure.
+Evidence select_evidence(const FlightData& ours, const std::vector<FlightData>& candidates, const std::string& tree,
+                         const std::string& basis, std::map<std::string, FlightId> first_pass = {});
 
 /// Allow-list patterns, in order: global entries, then the branch's.
 /// "@@" matches any run of non-space characters, "@" any run without space,
@@ -62,6 +108,11 @@ class AllowList {
 };
 
 enum class Blocker { none, broken, unfinished, regression };
+const char* to_string(Blocker b);
+Result<Blocker> parse_blocker(const std::string& s);
+
+/// The testid of the pseudo-item for a job's own status.
+inline constexpr const char* kJobStatusItem = "<job status>";
 
 /// One non-pass step and what it means.
 struct Classified {
@@ -71,6 +122,7 @@ struct Classified {
   std::string testid;
   std::string status;
   std::string summary;  ///< "REGR. vs. 12", "like 10", "never pass", "pass in 14", "n/a", ...
+  std::optional<FlightId> cited;  ///< the flight the summary names, if any
   Blocker blocker = Blocker::none;
   bool allowable = false;   ///< a blocker excused by the allow list
   bool heisenbug = false;   ///< excused by a pass in another flight of the same revisions
@@ -80,7 +132,10 @@ struct Classified {
 
 enum class Outcome { perfect, tolerable, regressions, problems };
 const char* to_string(Outcome o);
+Result<Outcome> parse_outcome(const std::string& s);
 bool tolerable(Outcome o);
+/// osstest's headline: "Perfect :-)", "Regressions :-(", ...
+const char* headline(Outcome o);
 
 struct Verdict {
   FlightId flight;
@@ -88,11 +143,18 @@ struct Verdict {
   std::vector<Classified> steps;
   Outcome outcome = Outcome::perfect;
   std::string job_word;  ///< all pass, ALL FAIL, FAIL, trouble: a/b/c
-  std::vector<FlightId> baselines;  ///< the baseline flights compared against
+  std::vector<FlightId> baselines;  ///< the baseline flights compared against, newest first
+  std::vector<FlightId> same_revisions;  ///< evidence flights of the same built revision
+  bool baseline_flight = false;     ///< it tested the tested ref itself
 
-  /// `[<branch> test] <flight>: [regressions - |tolerable ]<word>[ - PUSHED]`
+  /// `[<branch> test] <flight>: [regressions - |tolerable ]<word>[ - PUSHED]`,
+  /// `[<branch> baseline test] ...` for a baseline flight.
   std::string subject(bool pushed) const;
 };
+
+/// A verdict as stored when given, and read back unchanged.
+nlohmann::json to_json(const Verdict& v);
+Result<Verdict> verdict_from_json(const nlohmann::json& j);
 
 /// Apply SPEC section 5 rules 1-7 and the outcome rules.
 Verdict classify(const FlightData& ours, const Evidence& evidence, const AllowList& allow);
@@ -102,7 +164,10 @@ std::string job_word(const std::vector<std::string>& statuses);
 
 /// Everything a flight report shows; filled by push::report().
 struct Report {
-  Verdict verdict;
+  Verdict verdict;      ///< the stored verdict (meaningless while !judged)
+  bool judged = true;   ///< false: the flight has not finished; reports show its progress instead
+  std::int64_t now = 0; ///< when the report was made: ages are counted to here
+  std::vector<std::string> earlier_verdicts;  ///< verdicts replaced by a rejudge, oldest first
   FlightData flight;
   std::string intended;
   struct Version {
@@ -113,6 +178,7 @@ struct Report {
   std::int64_t basis_time = 0;
   std::optional<FlightId> failing_since; ///< first real flight after the basis, when not tolerable
   std::int64_t failing_since_time = 0;
+  int failing_attempts = 0;              ///< real flights from failing_since to this one
   std::optional<FlightId> same_since;    ///< oldest flight of the same revisions
   std::int64_t same_since_time = 0;
   int same_attempts = 1;
@@ -138,11 +204,12 @@ std::string render_json(const Report& report);
 /// The JSON Schema of render_json's output.
 const std::string& report_schema();
 
-/// Read a flight (steps, statuses, revisions following build-job references).
+/// Read a flight: steps, statuses, input revisions, and built revisions
+/// following build-job references (`buildjob`, `*buildjob`, `buildjobs`;
+/// `JOB` or `FLIGHT.JOB`) transitively.
 Result<FlightData> load_flight(const store::Store& store, FlightId id);
-/// Gather the evidence for a flight: baseline flights by built revisions
-/// (the tree under test at `basis`, the others as tested), same-revision
-/// flights, steps that ever passed. Only real blessings count.
+/// Gather the evidence for a flight from the store (candidates by the
+/// runvars index on built_revision_<tree>, never a scan) and select_evidence().
 Result<Evidence> gather(const store::Store& store, const FlightData& flight, const std::string& tree_under_test,
                         const std::string& basis);
 

@@ -293,10 +293,8 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
       auto j = flight_json(st, FlightId{n});
       return j ? json(200, *j) : from(j.error());
     }
-    auto gate = push::evaluate(*ctx.config, st, FlightId{n});
-    if (!gate) return from(gate.error());
     revisions::Mirrors mirrors(*ctx.config);
-    auto rep = push::report(*ctx.config, st, mirrors, *gate);
+    auto rep = push::flight_report(*ctx.config, st, mirrors, FlightId{n});
     if (!rep) return from(rep.error());
     std::string format = t.query.count("format") ? t.query.at("format") : "json";
     if (format == "json") return {200, "application/json", verdict::render_json(*rep) + "\n"};

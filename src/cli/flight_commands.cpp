@@ -25,6 +25,7 @@ struct FlightArgs {
   std::int64_t flight = 0;
   int limit = 20;
   std::string format = "text";
+  std::string reason;
 };
 
 struct HostArgs {
@@ -156,11 +157,25 @@ void report(Context& ctx, const FlightArgs& a) {
   FlightId id{a.flight};
   must(ctx.store().get_flight(id), kUsage);
   revisions::Mirrors mirrors(cfg);
-  auto gate = must(push::evaluate(cfg, ctx.store(), id));
-  auto rep = must(push::report(cfg, ctx.store(), mirrors, gate));
+  auto rep = must(push::flight_report(cfg, ctx.store(), mirrors, id));
   std::cout << (a.format == "json" ? verdict::render_json(rep) + "\n"
                 : a.format == "html" ? verdict::render_html(rep)
                                      : verdict::render_text(rep));
+}
+
+void rejudge(Context& ctx, const FlightArgs& a) {
+  const config::Config& cfg = ctx.config();
+  FlightId id{a.flight};
+  auto before = must(ctx.store().get_flight(id), kUsage);
+  if (a.reason.empty()) fail(Status::invalid_argument("--reason is required: it is kept with both verdicts"), kUsage);
+  auto gate = must(push::rejudge(cfg, ctx.store(), id, ctx.who, a.reason), kUsage);
+  std::string now = verdict::to_string(gate.verdict.outcome);
+  if (a.json) {
+    print_json({{"flight", id.value}, {"before", before.outcome}, {"after", now}, {"who", ctx.who}, {"reason", a.reason}});
+  } else {
+    std::cout << "flight " << id.str() << ": " << before.outcome << " -> " << now << " (both verdicts kept; "
+              << "`pushgate flight report " << id.str() << "` shows the new one)\n";
+  }
 }
 
 void list_flights(Context& ctx, const FlightArgs& a) {
@@ -232,6 +247,13 @@ void add_flight_commands(CLI::App& app, Context& ctx) {
   report_cmd->add_option("flight", fa.flight, "flight number")->required();
   report_cmd->add_option("--format", fa.format, "text, html or json");
   report_cmd->callback([&ctx] { report(ctx, fa); });
+  auto* rejudge_cmd = fl->add_subcommand(
+      "rejudge", "Judge finished flight N again by today's evidence and store that verdict beside the old one\n"
+                 "(audited: who and --reason). Never pushes. Reports show the newest verdict.");
+  rejudge_cmd->add_option("flight", fa.flight, "flight number")->required();
+  rejudge_cmd->add_option("--reason", fa.reason, "why it is judged again (required, kept)")->required();
+  rejudge_cmd->add_flag("--json", fa.json, "machine-readable output");
+  rejudge_cmd->callback([&ctx] { rejudge(ctx, fa); });
   auto* list_cmd = fl->add_subcommand("list", "Recent flights, newest first");
   list_cmd->add_option("--branch", fa.branch, "only this branch");
   list_cmd->add_option("--limit", fa.limit, "at most this many")->check(CLI::PositiveNumber);

@@ -349,6 +349,7 @@ Config build(const json& j, const std::string& path) {
       st.timeout = s.value("timeout", st.timeout);
       st.on_failure = s.value("on_failure", st.on_failure);
       st.always = s.value("always", false);
+      st.non_fatal = s.value("non_fatal", false);
       recipe.steps.push_back(std::move(st));
     }
     c.recipes[name] = std::move(recipe);

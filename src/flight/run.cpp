@@ -99,15 +99,20 @@ class Runner {
           continue;
         }
         std::string bad_dep;
-        bool deps_done = true;
+        bool deps_done = true, only_starved = true;
         for (const auto& d : cj->depends) {
           auto it = status_.find(d);
           if (it == status_.end()) continue;
-          if (terminal_bad(it->second)) bad_dep = d + " " + it->second;
-          else if (it->second != "pass") deps_done = false;
+          if (terminal_bad(it->second)) {
+            bad_dep = d + " " + it->second;
+            only_starved = only_starved && it->second == "starved";
+          } else if (it->second != "pass") {
+            deps_done = false;
+          }
         }
         if (!bad_dep.empty()) {
-          block(job, bad_dep);
+          // SPEC section 4: blocked, or starved when what it waited for starved.
+          block(job, only_starved ? "starved" : "blocked", bad_dep);
           continue;
         }
         if (deps_done) ready.push_back({id_, job, cj->kind == "build", priority_});
@@ -134,10 +139,17 @@ class Runner {
     if (signals) signals->cancel();
   }
 
-  void block(const std::string& job, const std::string& why) {
-    store::Step s{id_, job, 1, "build-check", "blocked", store::now(), store::now(), ""};
+  void block(const std::string& job, const std::string& status, const std::string& why) {
+    store::Step s{id_, job, 1, "build-check", status, store::now(), store::now(), ""};
     check(st_.put_step(s));
-    set_status(job, "blocked", "dependency " + why);
+    set_status(job, status, "dependency " + why);
+  }
+
+  /// osstest's record of a job that got no host in time: step hosts-allocate, starved.
+  void starve(const std::string& job, const std::string& why) {
+    store::Step s{id_, job, 1, "hosts-allocate", "starved", store::now(), store::now(), ""};
+    check(st_.put_step(s));
+    set_status(job, "starved", why);
   }
 
   /// A reusable earlier build: same inputs, passed, outputs still there.
@@ -194,8 +206,8 @@ class Runner {
       auto r = scheduler::try_allocate(st_, id_, job, cj->hosts, priority_, cj->kind == "build");
       if (!r) {
         stop_waiting();
-        bool never = r.error().code() == StatusCode::not_found;
-        set_status(job, never ? "starved" : "broken", r.error().message());
+        if (r.error().code() == StatusCode::not_found) starve(job, r.error().message());
+        else set_status(job, "broken", r.error().message());
         running_.erase(job);
         co_return;
       }
@@ -211,8 +223,7 @@ class Runner {
       }
       if (Clock::now() >= deadline) {
         stop_waiting();
-        set_status(job, "starved",
-                   "no eligible host was free within " + std::to_string(cfg_.daemon.starve_after_seconds) + "s");
+        starve(job, "no eligible host was free within " + std::to_string(cfg_.daemon.starve_after_seconds) + "s");
         running_.erase(job);
         co_return;
       }
@@ -224,6 +235,17 @@ class Runner {
       say("flight " + id_.str() + " " + job + ": " + role + " = " + host);
     }
     set_status(job, "running", "");
+    // What this job runs is what it built: a build job, or a job with no
+    // build job, records the input revisions as built now (a re-run
+    // overwrites the attempt before); its steps may refine them through
+    // $PUSHGATE_OUTPUTS. The verdict matches baselines on these (SPEC section 5).
+    if (cj->kind == "build" || !vars.count("buildjob")) {
+      for (const auto& t : cfg_.trees) {
+        if (auto rev = vars.find("revision_" + t.name); rev != vars.end()) {
+          check(st_.set_runvar(id_, {job, "built_revision_" + t.name, rev->second, true}));
+        }
+      }
+    }
 
     std::string workdir = work_dir(cfg_, id_, job);
     std::error_code ec;
@@ -249,7 +271,11 @@ class Runner {
     // A job with no host roles runs its commands on the controller.
     std::unique_ptr<hosts::Host> controller;
     const config::Recipe& recipe = cfg_.recipes.at(cj->recipe);
+    // SPEC section 4: broken if any step ended broken, else fail if a fatal
+    // step failed; the first fatal failure skips the normal steps after it.
     std::string job_status = "pass", job_reason;
+    bool any_broken = false;
+    std::string broken_reason;
     for (std::size_t k = 0; k < recipe.steps.size(); ++k) {
       const config::Step& step = recipe.steps[k];
       bool failed = job_status != "pass";
@@ -316,25 +342,25 @@ class Runner {
       say("flight " + id_.str() + " " + job + " step " + std::to_string(stepno) + " " + step.testid + ": " +
           out.status + " (" + buf + (out.message.empty() ? "" : ", " + out.message) + ")");
       read_outputs(job, outputs);
-      if (out.status != "pass" && job_status == "pass") {
-        job_status = out.status;
-        job_reason = "step " + std::to_string(stepno) + " " + step.testid + ": " + out.message;
+      std::string why = "step " + std::to_string(stepno) + " " + step.testid + ": " + out.message;
+      if (out.status == "broken" && !any_broken) {
+        any_broken = true;
+        broken_reason = why;
       }
+      if (out.status != "pass" && job_status == "pass" && !(step.non_fatal && out.status == "fail")) {
+        job_status = out.status;
+        job_reason = why;
+      }
+    }
+    if (any_broken) {
+      job_status = "broken";
+      job_reason = broken_reason;
     }
     if (cancel_->cancelled()) {
       job_status = "cancelled";
       job_reason = "flight cancelled";
     }
-    if (job_status == "pass" && cj->kind == "build") {
-      check(st_.set_runvar(id_, {job, "build_dir", workdir, true}));
-      auto now_vars = runvars_of(job);
-      for (const auto& t : cfg_.trees) {
-        auto rev = now_vars.find("revision_" + t.name);
-        if (rev != now_vars.end() && !now_vars.count("built_revision_" + t.name)) {
-          check(st_.set_runvar(id_, {job, "built_revision_" + t.name, rev->second, true}));
-        }
-      }
-    }
+    if (job_status == "pass" && cj->kind == "build") check(st_.set_runvar(id_, {job, "build_dir", workdir, true}));
     check(st_.release_hosts(id_, job));
     for (const auto& [role, host] : alloc) {
       auto q = st_.record_host_result(host, job_status, cfg_.daemon.quarantine_after);

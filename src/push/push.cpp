@@ -1,6 +1,8 @@
 #include <pushgate/push.hpp>
 
 #include <algorithm>
+
+#include <nlohmann/json.hpp>
 #include <set>
 
 namespace pushgate::push {
@@ -98,7 +100,7 @@ Result<std::vector<store::Store::Push>> reconcile(const config::Config& config, 
   return out;
 }
 
-Result<Gate> evaluate(const config::Config& config, const store::Store& store, FlightId id) {
+Result<Gate> judge(const config::Config& config, const store::Store& store, FlightId id) {
   Gate g;
   auto f = verdict::load_flight(store, id);
   if (!f) return f.error();
@@ -111,23 +113,100 @@ Result<Gate> evaluate(const config::Config& config, const store::Store& store, F
   for (const auto& v : *vars) {
     if (v.name == "basis_revision_" + g.tree) g.basis = v.value;
   }
-  g.tested = g.flight.revisions.count(g.tree) ? g.flight.revisions.at(g.tree) : "";
-  g.baseline_flight = !g.basis.empty() && g.basis == g.tested;
+  g.tested = g.flight.tested(g.tree);
+  g.baseline_flight = !g.basis.empty() && g.basis == g.flight.revisions[g.tree];
   auto ev = verdict::gather(store, g.flight, g.tree, g.basis);
   if (!ev) return ev.error();
   g.evidence = std::move(*ev);
   std::vector<std::string> allow = config.allow;
   allow.insert(allow.end(), branch->allow.begin(), branch->allow.end());
   g.verdict = verdict::classify(g.flight, g.evidence, verdict::AllowList(allow));
+  g.verdict.baseline_flight = g.baseline_flight;
   auto blocked = store.branch_blocked(branch->name);
   if (!blocked) return blocked.error();
   g.decision = decide(*branch, g.flight.blessing, g.verdict, g.baseline_flight, *blocked);
+  if (auto rf = store::retest_flight_of(store, g.flight.branch, id); rf && *rf) g.retest_flight = (*rf)->id;
+  return g;
+}
+
+namespace {
+
+nlohmann::json gate_json(const Gate& g) {
+  nlohmann::json j{{"verdict", verdict::to_json(g.verdict)},
+                   {"decision", {{"push", g.decision.push}, {"reason", g.decision.reason}}},
+                   {"tree", g.tree},
+                   {"basis", g.basis},
+                   {"tested", g.tested},
+                   {"retest_flight", g.retest_flight ? nlohmann::json(g.retest_flight->value) : nlohmann::json(nullptr)}};
+  j["push"] = g.push ? nlohmann::json{{"state", g.push->state}, {"message", g.push->message}, {"intent", g.push->intent_id}}
+                     : nlohmann::json(nullptr);
+  return j;
+}
+
+/// Store the gate's verdict (and through it the flight's outcome) in one transaction.
+Status store_verdict(store::Store& store, const Gate& g, const std::string& who, const std::string& reason) {
+  store::Store::StoredVerdict v;
+  v.flight = g.flight.id;
+  v.who = who;
+  v.reason = reason;
+  v.outcome = verdict::to_string(g.verdict.outcome);
+  v.body = gate_json(g).dump();
+  auto r = store.record_verdict(v);
+  return r ? Status{} : r.error();
+}
+
+}  // namespace
+
+Result<std::optional<Gate>> stored_gate(const config::Config&, const store::Store& store, FlightId id) {
+  auto all = store.verdicts(id);
+  if (!all) return all.error();
+  if (all->empty()) return std::optional<Gate>{};
+  Gate g;
+  auto f = verdict::load_flight(store, id);
+  if (!f) return f.error();
+  g.flight = std::move(*f);
+  try {
+    nlohmann::json j = nlohmann::json::parse(all->back().body);
+    auto v = verdict::verdict_from_json(j.at("verdict"));
+    if (!v) return v.error().with_context("flight " + id.str());
+    g.verdict = std::move(*v);
+    g.decision = {j.at("decision").at("push").get<bool>(), j.at("decision").at("reason").get<std::string>()};
+    g.tree = j.at("tree").get<std::string>();
+    g.basis = j.at("basis").get<std::string>();
+    g.tested = j.at("tested").get<std::string>();
+    g.baseline_flight = g.verdict.baseline_flight;
+    if (!j.at("retest_flight").is_null()) g.retest_flight = FlightId{j.at("retest_flight").get<std::int64_t>()};
+    if (!j.at("push").is_null()) {
+      const auto& p = j.at("push");
+      g.push = PushResult{p.at("state").get<std::string>(), p.at("message").get<std::string>(), p.at("intent").get<std::int64_t>()};
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return Status::corruption("stored verdict of flight " + id.str() + ": " + e.what());
+  }
+  return std::optional<Gate>(std::move(g));
+}
+
+Result<Gate> rejudge(const config::Config& config, store::Store& store, FlightId id, const std::string& who,
+                     const std::string& reason) {
+  auto f = store.get_flight(id);
+  if (!f) return f.error();
+  if (!f->finished || f->outcome.empty()) {
+    return Status::invalid_argument("flight " + id.str() + " has not finished; it gets its verdict when it does");
+  }
+  if (reason.empty()) return Status::invalid_argument("a rejudge needs --reason: it is kept beside both verdicts");
+  auto g = judge(config, store, id);
+  if (!g) return g.error();
+  // What happened to the push is history, not a new decision.
+  if (auto p = store.push_of_flight(id); p && *p) g->push = PushResult{(*p)->state, (*p)->message, (*p)->id};
+  g->decision.reason = "rejudged (never pushes): " + g->decision.reason;
+  g->decision.push = false;
+  if (Status s = store_verdict(store, *g, who, reason); !s.ok()) return s;
   return g;
 }
 
 Result<Gate> finish_flight(const config::Config& config, store::Store& store, revisions::Mirrors& mirrors,
                            FlightId id, const std::string& who, const Retester& retest) {
-  auto g = evaluate(config, store, id);
+  auto g = judge(config, store, id);
   if (!g) return g.error();
   if (retest && config.daemon.retest_regressions && g->flight.blessing == "real" &&
       g->verdict.outcome == verdict::Outcome::regressions) {
@@ -144,13 +223,13 @@ Result<Gate> finish_flight(const config::Config& config, store::Store& store, re
     if (!jobs.empty()) {
       auto r = retest(id, jobs);
       if (!r) return r.error().with_context("retest of flight " + id.str());
-      // The retest flight's own outcome (it never pushes), then ours again.
+      // The retest flight's own verdict (it never pushes), then ours again.
       if (auto rf = store.get_flight(*r); rf && rf->outcome.empty()) {
-        if (auto rg = evaluate(config, store, *r)) {
-          if (auto s = store.set_flight_outcome(*r, verdict::to_string(rg->verdict.outcome)); !s) return s.error();
+        if (auto rg = judge(config, store, *r)) {
+          if (Status s = store_verdict(store, *rg, who, ""); !s.ok()) return s;
         }
       }
-      g = evaluate(config, store, id);
+      g = judge(config, store, id);
       if (!g) return g.error();
       g->retest_flight = *r;
     }
@@ -172,8 +251,9 @@ Result<Gate> finish_flight(const config::Config& config, store::Store& store, re
       g->push = *r;
     }
   }
-  // The outcome comes last: a flight without one is resumed after a restart.
-  if (auto s = store.set_flight_outcome(id, verdict::to_string(g->verdict.outcome)); !s) return s.error();
+  // The verdict (and with it the outcome) comes last: a flight without one
+  // is resumed after a restart.
+  if (Status s = store_verdict(store, *g, who, ""); !s.ok()) return s;
   return g;
 }
 
@@ -193,8 +273,9 @@ Result<verdict::Report> report(const config::Config&, const store::Store& store,
     }
     r.versions.push_back(v);
   }
-  if (!g.evidence.baselines.empty()) {
-    r.basis_flight = g.evidence.baselines.front().id;
+  r.now = store::now();
+  if (!g.verdict.baselines.empty()) {
+    r.basis_flight = g.verdict.baselines.front();
     if (auto b = store.get_flight(*r.basis_flight)) r.basis_time = b->created;
   }
   if (r.basis_flight && !verdict::tolerable(g.verdict.outcome)) {
@@ -208,22 +289,25 @@ Result<verdict::Report> report(const config::Config&, const store::Store& store,
         if (*r.basis_flight < fl2.id && !(g.flight.id < fl2.id)) {
           r.failing_since = fl2.id;
           r.failing_since_time = fl2.created;
+          ++r.failing_attempts;
         }
       }
     }
   }
-  if (auto rf = store::retest_flight_of(store, g.flight.branch, g.flight.id); rf && *rf) {
-    r.retest_flight = (*rf)->id;
-    r.retest_outcome = (*rf)->outcome;
+  if (g.retest_flight) {
+    r.retest_flight = g.retest_flight;
+    if (auto rf = store.get_flight(*g.retest_flight)) r.retest_outcome = rf->outcome;
   }
   r.same_since = g.flight.id;
   r.same_since_time = fl->created;
   r.same_attempts = 1;
-  for (const auto& h : g.evidence.same_revisions) {
+  for (FlightId h : g.verdict.same_revisions) {
+    auto hf = store.get_flight(h);
+    if (!hf || hf->blessing != "real") continue;  // retests and bisections are not attempts of the branch
     ++r.same_attempts;
-    if (h.id < *r.same_since) {
-      r.same_since = h.id;
-      if (auto hf = store.get_flight(h.id)) r.same_since_time = hf->created;
+    if (h < *r.same_since) {
+      r.same_since = h;
+      r.same_since_time = hf->created;
     }
   }
   if (!g.basis.empty() && !g.tested.empty() && g.basis != g.tested) {
@@ -257,6 +341,59 @@ Result<verdict::Report> report(const config::Config&, const store::Store& store,
       }
     }
   }
+  return r;
+}
+
+Result<verdict::Report> flight_report(const config::Config& config, const store::Store& store,
+                                      revisions::Mirrors& mirrors, FlightId id) {
+  auto fl = store.get_flight(id);
+  if (!fl) return fl.error();
+  auto stored = stored_gate(config, store, id);
+  if (!stored) return stored.error();
+  if (*stored) {
+    auto r = report(config, store, mirrors, **stored);
+    if (!r) return r.error();
+    if (auto all = store.verdicts(id); all && all->size() > 1) {
+      for (std::size_t i = 0; i + 1 < all->size(); ++i) {
+        const auto& v = (*all)[i];
+        r->earlier_verdicts.push_back(v.outcome + " (judged " + std::to_string(v.judged) + " by " + v.who + ")");
+      }
+      const auto& now = all->back();
+      r->earlier_verdicts.push_back("rejudged by " + now.who + ": " + now.reason);
+    }
+    return r;
+  }
+  if (fl->outcome.empty()) {
+    // Running or queued: its progress, never a verdict (SPEC section 5).
+    Gate g;
+    auto f = verdict::load_flight(store, id);
+    if (!f) return f.error();
+    g.flight = std::move(*f);
+    g.verdict.flight = id;
+    g.verdict.branch = g.flight.branch;
+    if (const config::Branch* b = config.find_branch(g.flight.branch)) {
+      g.tree = b->tree;
+      g.tested = g.flight.tested(g.tree);
+      if (auto vars = store.list_runvars(id)) {
+        for (const auto& v : *vars) {
+          if (v.name == "basis_revision_" + g.tree) g.basis = v.value;
+        }
+      }
+    }
+    g.decision.reason = "the flight has not finished";
+    auto r = report(config, store, mirrors, g);
+    if (!r) return r.error();
+    r->judged = false;
+    return r;
+  }
+  // Finished before verdicts were stored: judged now, and said so.
+  auto g = judge(config, store, id);
+  if (!g) return g.error();
+  auto r = report(config, store, mirrors, *g);
+  if (!r) return r.error();
+  r->earlier_verdicts.push_back("stored outcome " + fl->outcome +
+                                "; the verdict below was judged when viewed (the flight finished before pushgate "
+                                "stored verdicts; `pushgate flight rejudge` stores one)");
   return r;
 }
 

@@ -284,15 +284,44 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<bool> step_ever_passed(const std::string& branch, const std::string& job,
-                                const std::string& testid) const override {
-    Stmt q(db_, "SELECT 1 FROM steps s JOIN flights f ON f.flight = s.flight"
+  Result<std::optional<FlightId>> first_pass(const std::string& branch, const std::string& job,
+                                             const std::string& testid) const override {
+    // steps_testid walks this step's rows in flight order; the first that qualifies wins.
+    Stmt q(db_, "SELECT s.flight FROM steps s JOIN flights f ON f.flight = s.flight"
                 " WHERE s.job = ?1 AND s.testid = ?2 AND s.status = 'pass' AND f.branch = ?3"
-                " AND f.blessing IN ('real', 'real-retest', 'real-bisect') LIMIT 1");
+                " AND f.finished IS NOT NULL AND f.blessing IN ('real', 'real-retest', 'real-bisect')"
+                " ORDER BY s.flight LIMIT 1");
     q.bind(1, job).bind(2, testid).bind(3, branch);
-    bool found = q.step();
+    std::optional<FlightId> out;
+    if (q.step()) out = FlightId{q.col_int(0)};
     if (!q.status().ok()) return q.status();
-    return found;
+    return out;
+  }
+
+  Result<std::int64_t> record_verdict(const StoredVerdict& v) override {
+    Transaction tx(db_);
+    if (!tx.status().ok()) return tx.status();
+    Stmt q(db_, "INSERT INTO verdicts (flight, judged, who, reason, outcome, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    q.bind(1, v.flight.value).bind(2, v.judged ? v.judged : now()).bind(3, v.who).bind(4, v.reason);
+    q.bind(5, v.outcome).bind(6, v.body);
+    if (Status s = q.exec(); !s.ok()) return s.with_context("verdict of flight " + v.flight.str());
+    std::int64_t id = db_.last_insert_rowid();
+    Stmt o(db_, "UPDATE flights SET outcome = ?2 WHERE flight = ?1");
+    o.bind(1, v.flight.value).bind(2, v.outcome);
+    if (auto r = changed_one(o, "flight " + v.flight.str()); !r) return r.error();
+    if (Status s = tx.commit(); !s.ok()) return s;
+    return id;
+  }
+
+  Result<std::vector<StoredVerdict>> verdicts(FlightId flight) const override {
+    Stmt q(db_, "SELECT id, judged, who, reason, outcome, body FROM verdicts WHERE flight = ?1 ORDER BY id");
+    q.bind(1, flight.value);
+    std::vector<StoredVerdict> out;
+    while (q.step()) {
+      out.push_back({q.col_int(0), flight, q.col_int(1), q.col_text(2), q.col_text(3), q.col_text(4), q.col_text(5)});
+    }
+    if (!q.status().ok()) return q.status();
+    return out;
   }
 
   Result<std::int64_t> record_push_intent(const Push& p) override {

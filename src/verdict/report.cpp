@@ -30,18 +30,51 @@ std::string utc(std::int64_t t) {
   return buf;
 }
 
-const char* blocker_name(Blocker b) {
-  switch (b) {
-    case Blocker::none: return "none";
-    case Blocker::broken: return "broken";
-    case Blocker::unfinished: return "unfinished";
-    case Blocker::regression: return "regression";
-  }
-  return "none";
-}
-
 std::string pad(const std::string& s, std::size_t n) { return s.size() >= n ? s + " " : s + std::string(n - s.size(), ' '); }
 
+/// "   3 days" (osstest's age column).
+std::string days(std::int64_t from, std::int64_t to) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%4lld days", static_cast<long long>(to > from ? (to - from) / 86400 : 0));
+  return buf;
+}
+
+std::string attempts(int n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%4d attempt%s", n, n == 1 ? "" : "s");
+  return buf;
+}
+
+/// The status column: ours as it is, another flight's as "fail in H".
+std::string status_cell(const Verdict& v, const Classified& c) {
+  return c.flight == v.flight ? c.status : c.status + " in " + c.flight.str();
+}
+
+struct Progress {
+  int done = 0, running = 0, queued = 0, total = 0;
+  std::string text() const {
+    return "In progress: " + std::to_string(done) + " of " + std::to_string(total) + " jobs done, " +
+           std::to_string(running) + " running, " + std::to_string(queued) + " queued.";
+  }
+};
+
+Progress progress(const FlightData& f) {
+  Progress p;
+  for (const auto& j : f.jobs) {
+    ++p.total;
+    if (j.status == "running" || j.status == "preparing") ++p.running;
+    else if (j.status == "queued") ++p.queued;
+    else ++p.done;
+  }
+  return p;
+}
+
+std::string subject(const Report& r) {
+  if (r.judged) return r.verdict.subject(r.pushed);
+  Progress p = progress(r.flight);
+  return "[" + r.flight.branch + " test] " + r.flight.id.str() + ": running " + std::to_string(p.done) + "/" +
+         std::to_string(p.total);
+}
 
 }  // namespace
 
@@ -62,12 +95,24 @@ std::string html_escape(const std::string& s) {
 std::string render_text(const Report& r) {
   const Verdict& v = r.verdict;
   std::ostringstream o;
-  o << v.subject(r.pushed) << "\n\n";
-  o << "flight " << v.flight.str() << " " << v.branch << " " << r.flight.blessing << " ["
+  o << subject(r) << "\n\n";
+  o << "flight " << r.flight.id.str() << " " << r.flight.branch << " " << r.flight.blessing << " ["
     << (r.intended.empty() ? r.flight.blessing : r.intended) << "]\n\n";
-  o << (v.outcome == Outcome::regressions ? "Regressions :-(\n\n"
-        : tolerable(v.outcome)            ? "Tolerable.\n\n"
-                                          : "Problems: the flight cannot be judged tolerable.\n\n");
+  if (!r.judged) {
+    o << progress(r.flight).text() << "\nThe verdict is given when the flight has finished.\n\njobs:\n";
+    for (const auto& j : r.flight.jobs) o << " " << pad(j.name, 60) << j.status << "\n";
+    return o.str();
+  }
+  for (const auto& e : r.earlier_verdicts) o << "Note: " << e << "\n";
+  if (!r.earlier_verdicts.empty()) o << "\n";
+  o << headline(v.outcome) << "\n\n";
+  // Columns as wide as their widest cell, so long job names stay aligned.
+  std::size_t jw = 30, tw = 22, sw = 8;
+  for (const auto& c : v.steps) {
+    jw = std::max(jw, c.job.size());
+    tw = std::max(tw, c.testid.size());
+    sw = std::max(sw, status_cell(v, c).size());
+  }
   auto section = [&](const std::string& title, const std::string& category) {
     std::vector<const Classified*> rows;
     for (const auto& c : v.steps) {
@@ -76,8 +121,9 @@ std::string render_text(const Report& r) {
     if (rows.empty()) return;
     o << title << "\n";
     for (const auto* c : rows) {
-      o << " " << pad(c->job, 38) << std::setw(2) << c->stepno << " " << pad(c->testid, 24) << pad(c->status, 9)
-        << c->summary << (c->flight == v.flight ? "" : " (in " + c->flight.str() + ")") << "\n";
+      std::string no = c->stepno > 0 ? std::to_string(c->stepno) : "";
+      o << " " << pad(c->job, jw) << std::setw(3) << std::right << no << std::left << " " << pad(c->testid, tw)
+        << pad(status_cell(v, *c), sw) << c->summary << "\n";
     }
     o << "\n";
   };
@@ -96,14 +142,20 @@ std::string render_text(const Report& r) {
       << (ver.baseline_describe.empty() ? "" : " (" + ver.baseline_describe + ")") << "\n";
   }
   o << "\n";
-  if (r.basis_flight) o << pad("Last test of basis", 21) << pad(r.basis_flight->str(), 8) << utc(r.basis_time) << "\n";
-  else o << "Last test of basis   (none: baseline untested)\n";
+  std::int64_t now = r.now ? r.now : std::time(nullptr);
+  if (r.basis_flight) {
+    o << pad("Last test of basis", 21) << pad(r.basis_flight->str(), 8) << utc(r.basis_time) << " "
+      << days(r.basis_time, now) << "\n";
+  } else {
+    o << "Last test of basis   (none: baseline untested)\n";
+  }
   if (r.failing_since) {
-    o << pad("Failing since", 21) << pad(r.failing_since->str(), 8) << utc(r.failing_since_time) << "\n";
+    o << pad("Failing since", 21) << pad(r.failing_since->str(), 8) << utc(r.failing_since_time) << " "
+      << days(r.failing_since_time, now) << " " << attempts(r.failing_attempts) << "\n";
   }
   if (r.same_since) {
-    o << pad("Testing same since", 21) << pad(r.same_since->str(), 8) << utc(r.same_since_time) << "  "
-      << r.same_attempts << " attempt" << (r.same_attempts == 1 ? "" : "s") << "\n";
+    o << pad("Testing same since", 21) << pad(r.same_since->str(), 8) << utc(r.same_since_time) << " "
+      << days(r.same_since_time, now) << " " << attempts(r.same_attempts) << "\n";
   }
   if (r.retest_flight) {
     o << pad("Regressions retested", 21) << pad(r.retest_flight->str(), 8)
@@ -111,12 +163,14 @@ std::string render_text(const Report& r) {
   }
   o << "\n";
   if (!r.people.empty()) {
-    o << "People who touched revisions under test:\n";
+    o << "------------------------------------------------------------\nPeople who touched revisions under test:\n";
     for (const auto& p : r.people) o << "  " << p << "\n";
     o << "\n";
   }
+  std::size_t njw = 60;
+  for (const auto& j : r.flight.jobs) njw = std::max(njw, j.name.size() + 1);
   o << "jobs:\n";
-  for (const auto& j : r.flight.jobs) o << " " << pad(j.name, 60) << j.status << "\n";
+  for (const auto& j : r.flight.jobs) o << " " << pad(j.name, njw) << j.status << "\n";
   o << "\n" << (r.pushed ? "Pushing revision: " : "Not pushing: ") << r.push_text << "\n";
   if (!r.commits.empty()) {
     o << "\n------------------------------------------------------------\ncommit log:\n";
@@ -129,12 +183,18 @@ std::string render_text(const Report& r) {
 
 std::string render_json(const Report& r) {
   const Verdict& v = r.verdict;
-  nlohmann::json j{{"flight", v.flight.value},
-                   {"branch", v.branch},
+  Progress prog = progress(r.flight);
+  nlohmann::json j{{"flight", r.flight.id.value},
+                   {"branch", r.flight.branch},
                    {"blessing", r.flight.blessing},
-                   {"subject", v.subject(r.pushed)},
-                   {"outcome", to_string(v.outcome)},
-                   {"tolerable", tolerable(v.outcome)},
+                   {"subject", subject(r)},
+                   {"judged", r.judged},
+                   {"headline", r.judged ? std::string(headline(v.outcome)) : prog.text()},
+                   {"outcome", r.judged ? nlohmann::json(to_string(v.outcome)) : nlohmann::json(nullptr)},
+                   {"tolerable", r.judged && tolerable(v.outcome)},
+                   {"progress", {{"done", prog.done}, {"running", prog.running}, {"queued", prog.queued}, {"total", prog.total}}},
+                   {"earlier_verdicts", r.earlier_verdicts},
+                   {"failing_attempts", r.failing_attempts},
                    {"job_word", v.job_word},
                    {"pushed", r.pushed},
                    {"push", r.push_text},
@@ -155,7 +215,8 @@ std::string render_json(const Report& r) {
   for (const auto& c : v.steps) {
     j["steps"].push_back({{"flight", c.flight.value}, {"job", c.job}, {"stepno", c.stepno}, {"testid", c.testid},
                           {"status", c.status}, {"summary", c.summary}, {"category", c.category()},
-                          {"blocker", blocker_name(c.blocker)}});
+                          {"cited", c.cited ? nlohmann::json(c.cited->value) : nlohmann::json(nullptr)},
+                          {"blocker", to_string(c.blocker)}});
   }
   j["jobs"] = nlohmann::json::array();
   for (const auto& job : r.flight.jobs) j["jobs"].push_back({{"job", job.name}, {"status", job.status}});
@@ -165,12 +226,18 @@ std::string render_json(const Report& r) {
 std::string render_html(const Report& r) {
   const Verdict& v = r.verdict;
   std::ostringstream o;
-  o << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" << html_escape(v.subject(r.pushed))
+  o << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" << html_escape(subject(r))
     << "</title>\n<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #999;"
        "padding:2px 6px;font-size:90%}.pass{background:#8f8}.blocking{background:#f66}.intermittent{background:#fc6}"
        ".allowable{background:#ccf}.notblocking{background:#ddd}.none{background:#fff}</style></head><body>\n";
-  o << "<h1>" << html_escape(v.subject(r.pushed)) << "</h1>\n<p>Outcome: <b>" << to_string(v.outcome) << "</b>. "
-    << (r.pushed ? "Pushed: " : "Not pushed: ") << html_escape(r.push_text) << "</p>\n";
+  o << "<h1>" << html_escape(subject(r)) << "</h1>\n";
+  if (r.judged) {
+    o << "<p id=\"headline\"><b>" << html_escape(headline(v.outcome)) << "</b> "
+      << (r.pushed ? "Pushed: " : "Not pushed: ") << html_escape(r.push_text) << "</p>\n";
+    for (const auto& e : r.earlier_verdicts) o << "<p class=\"note\">" << html_escape(e) << "</p>\n";
+  } else {
+    o << "<p id=\"progress\">" << html_escape(progress(r.flight).text()) << " The verdict is given when the flight has finished.</p>\n";
+  }
   if (r.retest_flight) {
     o << "<p>Regressions retested in flight " << r.retest_flight->str() << ": "
       << html_escape(r.retest_outcome.empty() ? "unfinished" : r.retest_outcome) << "</p>\n";

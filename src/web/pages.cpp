@@ -119,18 +119,17 @@ Page flight_page(const config::Config& cfg, const store::Store& st, const std::s
   char* end = nullptr;
   long long n = std::strtoll(number.c_str(), &end, 10);
   if (*end || n < 1) return {404, page("No such flight", "<p>\"" + esc(number) + "\" is not a flight number.</p>")};
-  auto gate = push::evaluate(cfg, st, FlightId{n});
-  if (!gate) return {404, page("Flight " + number, "<p>" + esc(gate.error().message()) + "</p>")};
+  if (auto f = st.get_flight(FlightId{n}); !f) return {404, page("Flight " + number, "<p>" + esc(f.error().message()) + "</p>")};
   revisions::Mirrors mirrors(cfg);
-  auto rep = push::report(cfg, st, mirrors, *gate);
+  auto rep = push::flight_report(cfg, st, mirrors, FlightId{n});
   if (!rep) return {500, page("Flight " + number, "<p>" + esc(rep.error().message()) + "</p>")};
   std::string html = verdict::render_html(*rep);
   // Link each job to its history.
-  for (const auto& j : gate->flight.jobs) {
+  for (const auto& j : rep->flight.jobs) {
     std::string cell = "<tr><th>" + esc(j.name) + "</th>";
     auto pos = html.find(cell);
     if (pos != std::string::npos) {
-      html.replace(pos, cell.size(), "<tr><th><a href=\"/history/job?branch=" + url(gate->flight.branch) + "&job=" +
+      html.replace(pos, cell.size(), "<tr><th><a href=\"/history/job?branch=" + url(rep->flight.branch) + "&job=" +
                                          url(j.name) + "\">" + esc(j.name) + "</a></th>");
     }
   }

@@ -60,9 +60,12 @@ class FaultyStore final : public store::Store {
                                                     const std::string& v) const override {
     return s_.flights_with_runvar(b, n, v);
   }
-  Result<bool> step_ever_passed(const std::string& b, const std::string& j, const std::string& t) const override {
-    return s_.step_ever_passed(b, j, t);
+  Result<std::optional<FlightId>> first_pass(const std::string& b, const std::string& j,
+                                             const std::string& t) const override {
+    return s_.first_pass(b, j, t);
   }
+  Result<std::int64_t> record_verdict(const StoredVerdict& v) override { return s_.record_verdict(v); }
+  Result<std::vector<StoredVerdict>> verdicts(FlightId f) const override { return s_.verdicts(f); }
   Result<std::int64_t> record_push_intent(const Push& p) override {
     if (die_before_push_intent) _exit(137);
     auto r = s_.record_push_intent(p);

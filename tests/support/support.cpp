@@ -94,7 +94,12 @@ RunResult run(const std::vector<std::string>& argv, const std::map<std::string, 
   return r;
 }
 
-std::string pushgate_binary() { return PUSHGATE_BIN; }
+std::string pushgate_binary() {
+  // PUSHGATE_TEST_BINARY runs the same tests against another build (say, the
+  // previous commit's, to see a regression test fail there).
+  const char* other = std::getenv("PUSHGATE_TEST_BINARY");
+  return other && *other ? other : PUSHGATE_BIN;
+}
 fs::path data_dir() { return fs::path(PUSHGATE_SOURCE_DIR) / "tests" / "data"; }
 fs::path source_dir() { return fs::path(PUSHGATE_SOURCE_DIR); }
 
