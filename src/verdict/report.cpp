@@ -108,10 +108,10 @@ std::string render_text(const Report& r) {
   o << headline(v.outcome) << "\n\n";
   // Columns as wide as their widest cell, so long job names stay aligned.
   std::size_t jw = 30, tw = 22, sw = 8;
-  for (const auto& c : v.steps) {
-    jw = std::max(jw, c.job.size());
-    tw = std::max(tw, c.testid.size());
-    sw = std::max(sw, status_cell(v, c).size());
+  for (const auto& c : v.steps) {  // + 1: a cell never touches the next
+    jw = std::max(jw, c.job.size() + 1);
+    tw = std::max(tw, c.testid.size() + 1);
+    sw = std::max(sw, status_cell(v, c).size() + 1);
   }
   auto section = [&](const std::string& title, const std::string& category) {
     std::vector<const Classified*> rows;

@@ -513,3 +513,74 @@ TEST(StoredVerdict, CorruptBodyIsAnError) {
 
 }  // namespace
 }  // namespace pushgate::verdict
+
+namespace pushgate::verdict {
+namespace {
+
+Report sample_report() {
+  const std::string long_job = "test-amd64-amd64-xl-qemuu-debianhvm-amd64-shadow";  // 48 characters
+  FlightData ours = flight(10, {kBuildPass, job(long_job, "fail", {{"debian-hvm-install", "fail"}}), kFail,
+                                job(kLv, "pass", {{"guest-start", "pass"}, {"migrate-support-check", "fail"}})});
+  std::vector<FlightData> history{base(5, {kBuildPass, job(long_job, "pass", {{"debian-hvm-install", "pass"}}), kPass, kLvPass}),
+                                  flight(8, {kBuildPass, kPass, kLvFail})};
+  std::map<std::string, FlightId> passes{{long_job + "\ndebian-hvm-install", FlightId{1}},
+                                         {kXl + "\nguest-start", FlightId{1}},
+                                         {kLv + "\nguest-start", FlightId{1}}};
+  Report r;
+  r.flight = ours;
+  r.verdict = classify(ours, select_evidence(ours, history, kTree, kBasis, passes), AllowList({}));
+  r.intended = "real";
+  r.now = 1700000000 + 3 * 86400 + 100;
+  r.basis_flight = FlightId{5};
+  r.basis_time = 1700000000;
+  r.failing_since = FlightId{8};
+  r.failing_since_time = 1700000000 + 86400;
+  r.failing_attempts = 2;
+  r.same_since = FlightId{8};
+  r.same_since_time = 1700000000 + 86400;
+  r.same_attempts = 2;
+  r.versions = {{"xen", "B", "A", "", ""}};
+  r.push_text = "not tolerable: regressions";
+  return r;
+}
+
+TEST(Report, ReadsLikeAnOsstestReport) {
+  std::string t = render_text(sample_report());
+  EXPECT_EQ(t.substr(0, t.find('\n')), "[xen-unstable test] 10: regressions - FAIL");
+  EXPECT_NE(t.find("\nflight 10 xen-unstable real [real]\n\nRegressions :-(\n\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("Tests which did not succeed and are blocking,\nincluding tests which could not be run:\n"
+                   " test-amd64-amd64-xl-qemuu-debianhvm-amd64-shadow   1 debian-hvm-install    fail      REGR. vs. 5\n"),
+            std::string::npos)
+      << t;
+  // Columns stay aligned below a 48-character job name.
+  EXPECT_NE(t.find("Tests which are failing intermittently (not blocking):\n"
+                   " test-amd64-amd64-xl                                2 guest-start           fail      pass in 8\n"
+                   " test-amd64-amd64-libvirt                           1 guest-start           fail in 8 pass in 10\n"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("Tests which did not succeed, but are not blocking:\n"
+                   " test-amd64-amd64-libvirt                           2 migrate-support-check fail      never pass\n"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("Last test of basis   5       2023-11-14 22:13:20 Z    3 days\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("Failing since        8       2023-11-15 22:13:20 Z    2 days    2 attempts\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("Testing same since   8       2023-11-15 22:13:20 Z    2 days    2 attempts\n"), std::string::npos) << t;
+}
+
+TEST(Report, ProgressInsteadOfAVerdictWhileRunning) {
+  Report r = sample_report();
+  r.judged = false;
+  r.flight.jobs[1].status = "running";
+  r.flight.jobs[2].status = "queued";
+  std::string t = render_text(r);
+  EXPECT_EQ(t.substr(0, t.find('\n')), "[xen-unstable test] 10: running 2/4");
+  EXPECT_NE(t.find("In progress: 2 of 4 jobs done, 1 running, 1 queued."), std::string::npos) << t;
+  EXPECT_EQ(t.find(":-"), std::string::npos) << t;
+  auto j = nlohmann::json::parse(render_json(r));
+  EXPECT_TRUE(j["outcome"].is_null());
+  EXPECT_EQ(j["progress"]["running"], 1);
+  EXPECT_EQ(render_html(r).find("Regressions"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pushgate::verdict
