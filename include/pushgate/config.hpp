@@ -99,6 +99,8 @@ struct Daemon {
   int quarantine_after = 3;
   bool retest_regressions = true;
   int max_parallel_jobs = 4;
+  int stale_ref_lock_seconds = 60;  ///< a ref lock at a local push target this old is a dead writer's
+  int push_attempts = 3;            ///< tries of a push that failed with the ref unchanged
 };
 
 struct Config {

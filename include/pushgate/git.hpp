@@ -33,6 +33,18 @@ enum class DescribeTags { annotated, all };
 
 using Progress = std::function<void(const std::string& line)>;
 
+/// How a push treats its target.
+struct PushOptions {
+  /// A ref lock file at a local target older than this, found while
+  /// pushgate's own writers are shut out, was left by a dead writer: removed.
+  int stale_lock_seconds = 60;
+  Progress warn;  ///< told of every stale lock removed (age, size)
+};
+
+/// True when `url` names a repository on this machine (a path or file://),
+/// which push_ref() updates in place under the target's own ref lock.
+bool is_local_url(const std::string& url);
+
 /// One local repository (normally a bare mirror). Not thread-safe: use one
 /// Repository per thread.
 class Repository {
@@ -84,19 +96,27 @@ class Repository {
   /// remote ref is `expected_old` (checked on the same connection that
   /// pushes, so the server compares it too). conflict when refused.
   Result<void> push(const std::string& url, const std::string& ref, const std::string& expected_old,
-                    const std::string& new_id);
+                    const std::string& new_id, const PushOptions& options = {});
 
   /// General compare-and-swap update of a remote ref: `expected_old`
   /// nullopt means the remote ref must not exist; `new_id` nullopt deletes
   /// it; `fast_forward_only` refuses a new value that does not descend from
-  /// the old one.
+  /// the old one. Atomic at the target for every transport: a local target
+  /// gets the objects, then git_reference_create_matching under its ref lock
+  /// (pushgate's writers of one target take turns on a flock there); a smart
+  /// transport's server compares the advertised old value. conflict: the ref
+  /// is not `expected_old` (it moved); unavailable: the update could not be
+  /// made (ref locked, connection lost: read the ref again to know).
   Result<void> push_ref(const std::string& url, const std::string& ref, const std::optional<std::string>& expected_old,
-                        const std::optional<std::string>& new_id, bool fast_forward_only);
+                        const std::optional<std::string>& new_id, bool fast_forward_only,
+                        const PushOptions& options = {});
 
   /// Value of `ref` on `url` (nullopt when absent), asked over the network.
   Result<std::optional<std::string>> remote_ref(const std::string& url, const std::string& ref);
 
  private:
+  Result<void> push_local(const std::string& url, const std::string& full, const std::optional<std::string>& expected_old,
+                          const std::optional<std::string>& new_id, const PushOptions& options);
   struct Impl;
   explicit Repository(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -26,9 +26,10 @@ Decision decide(const config::Branch& branch, const std::string& blessing, const
                 bool baseline_flight, const std::optional<std::string>& blocked);
 
 struct PushResult {
-  std::string state;  ///< done, refused, failed
+  std::string state;  ///< done, refused, failed; intent when the outcome is unknown (reconciled later)
   std::string message;
   std::int64_t intent_id = 0;
+  std::vector<std::string> warnings;  ///< e.g. a stale ref lock removed at the target
   bool pushed() const { return state == "done"; }
 };
 
@@ -38,12 +39,18 @@ Result<PushResult> push_branch(const config::Config& config, store::Store& store
                                const std::string& branch, std::optional<FlightId> flight, const std::string& from,
                                const std::string& to, const std::string& who);
 
-/// Finish every pending intent left by a crash: remote already at the new
-/// value -> done; still at the old value -> pushed now; elsewhere -> refused.
-/// An unreachable remote leaves the intent pending.
+/// True while the process that recorded a pending intent still runs it.
+using OwnerAlive = std::function<bool(const store::Store::Push&)>;
+
+/// Finish every pending intent whose owner is gone: remote already at the
+/// new value -> done; still at the old value -> pushed now, unless the
+/// branch is blocked or its push disabled meanwhile (refused, with the
+/// reason); elsewhere -> refused. An unreachable remote leaves the intent
+/// pending; so does a live owner.
 Result<std::vector<store::Store::Push>> reconcile(const config::Config& config, store::Store& store,
                                                   revisions::Mirrors& mirrors,
-                                                  const std::function<void(const std::string&)>& progress = {});
+                                                  const std::function<void(const std::string&)>& progress = {},
+                                                  const OwnerAlive& owner_alive = {});
 
 /// Everything decided at the end of a flight.
 struct Gate {

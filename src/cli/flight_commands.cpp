@@ -115,7 +115,8 @@ void run_flight(Context& ctx, const FlightArgs& a) {
   const config::Config& cfg = ctx.config();
   revisions::Mirrors mirrors(cfg);
   // Pushes a crash left half-done are finished before anything is resolved.
-  must(push::reconcile(cfg, ctx.store(), mirrors, [](const std::string& l) { std::cerr << l << "\n"; }));
+  must(push::reconcile(cfg, ctx.store(), mirrors, [](const std::string& l) { std::cerr << l << "\n"; },
+                       [&cfg](const store::Store::Push& p) { return p.flight && flight::RunLock::held(cfg, *p.flight); }));
   std::optional<FlightId> id;
   if (a.flight) {
     id = FlightId{a.flight};

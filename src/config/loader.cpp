@@ -288,6 +288,8 @@ Config build(const json& j, const std::string& path) {
   c.daemon.quarantine_after = d.value("quarantine_after", c.daemon.quarantine_after);
   c.daemon.retest_regressions = d.value("retest_regressions", c.daemon.retest_regressions);
   c.daemon.max_parallel_jobs = d.value("max_parallel_jobs", c.daemon.max_parallel_jobs);
+  c.daemon.stale_ref_lock_seconds = d.value("stale_ref_lock_seconds", c.daemon.stale_ref_lock_seconds);
+  c.daemon.push_attempts = d.value("push_attempts", c.daemon.push_attempts);
 
   for (const json& t : j.value("trees", json::array())) {
     Tree tree;

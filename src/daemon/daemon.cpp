@@ -159,7 +159,10 @@ class Daemon {
     for (const auto& j : rec->requeued) say("flight " + j.first.str() + " " + j.second + ": re-queued after restart");
     for (const auto& j : rec->given_up) say("flight " + j.first.str() + " " + j.second + ": broken, interrupted twice");
     revisions::Mirrors mirrors(cfg_);
-    auto done = push::reconcile(cfg_, *store_, mirrors, [this](const std::string& l) { say(l); });
+    auto done = push::reconcile(cfg_, *store_, mirrors, [this](const std::string& l) { say(l); },
+                                [this](const store::Store::Push& p) {
+                                  return p.flight && flight::RunLock::held(cfg_, *p.flight);
+                                });
     if (!done) return done.error();
     for (FlightId f : rec->unfinished) {
       auto fl = store_->get_flight(f);

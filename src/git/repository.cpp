@@ -3,6 +3,10 @@
 
 #include <pushgate/git.hpp>
 
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
 #include <git2.h>
 
 #include <fcntl.h>
@@ -50,8 +54,9 @@ Status error_status(int rc, const std::string& what) {
     case GIT_EINVALIDSPEC: return Status::invalid_argument(msg);
     case GIT_EMODIFIED:
     case GIT_EEXISTS:
-    case GIT_ENONFASTFORWARD:
-    case GIT_ELOCKED: return Status::conflict(msg);
+    case GIT_ENONFASTFORWARD: return Status::conflict(msg);
+    // A lock file says nothing about the ref's value: trouble, not a verdict.
+    case GIT_ELOCKED: return Status::unavailable(msg, "another writer holds the ref's lock; retry");
     default: return Status::unavailable(msg);
   }
 }
@@ -400,9 +405,80 @@ int on_push_update(const char* refname, const char* status, void* payload) {
 }  // namespace
 
 Result<void> Repository::push(const std::string& url, const std::string& ref, const std::string& expected_old,
-                              const std::string& new_id) {
-  return push_ref(url, ref, expected_old, new_id, true);
+                              const std::string& new_id, const PushOptions& options) {
+  return push_ref(url, ref, expected_old, new_id, true, options);
 }
+
+bool is_local_url(const std::string& url) {
+  if (url.starts_with("file://")) return true;
+  if (url.find("://") != std::string::npos) return false;
+  // scp-like "host:path" is ssh; a path has no ':' before its first '/'.
+  auto colon = url.find(':');
+  return colon == std::string::npos || url.find('/') < colon;
+}
+
+namespace {
+
+std::string local_path(const std::string& url) { return url.starts_with("file://") ? url.substr(7) : url; }
+
+/// Copy into `dst` every object reachable from `tip` that `dst` lacks. A
+/// tree already there has all it holds, so the walk stops at it.
+Status copy_missing(git_odb* src, git_odb* dst, const git_oid* id) {
+  if (git_odb_exists(dst, id)) return {};
+  git_odb_object* obj = nullptr;
+  if (git_odb_read(&obj, src, id) < 0) return Status::not_found("object " + oid_str(id) + ": " + last_error());
+  Ptr<git_odb_object, git_odb_object_free> holder(obj);
+  git_object_t type = git_odb_object_type(obj);
+  std::vector<git_oid> children;
+  if (type == GIT_OBJECT_TREE) {
+    const char* data = static_cast<const char*>(git_odb_object_data(obj));
+    std::size_t n = git_odb_object_size(obj), i = 0;
+    // Entries: "<mode> <name>\0<20-byte id>".
+    while (i < n) {
+      const char* nul = static_cast<const char*>(std::memchr(data + i, 0, n - i));
+      if (!nul || static_cast<std::size_t>(nul - data) + 1 + GIT_OID_RAWSZ > n) break;
+      bool gitlink = std::strncmp(data + i, "160000 ", 7) == 0;  // a submodule commit lives elsewhere
+      git_oid child;
+      git_oid_fromraw(&child, reinterpret_cast<const unsigned char*>(nul + 1));
+      if (!gitlink) children.push_back(child);
+      i = static_cast<std::size_t>(nul - data) + 1 + GIT_OID_RAWSZ;
+    }
+  }
+  for (const git_oid& c : children) {
+    if (Status s = copy_missing(src, dst, &c); !s.ok()) return s;
+  }
+  git_oid written;
+  if (git_odb_write(&written, dst, git_odb_object_data(obj), git_odb_object_size(obj), type) < 0) {
+    return Status::unavailable("write object " + oid_str(id) + ": " + last_error());
+  }
+  return {};
+}
+
+/// Commits of `tip` not in `dst`, then their trees and blobs.
+Status copy_commits(git_repository* src_repo, git_odb* src, git_odb* dst, const git_oid* tip) {
+  git_revwalk* w = nullptr;
+  if (git_revwalk_new(&w, src_repo) < 0) return Status::internal("revwalk: " + last_error());
+  WalkPtr holder(w);
+  git_revwalk_sorting(w, GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE);
+  if (git_revwalk_push(w, tip) < 0) return Status::not_found("commit " + oid_str(tip) + ": " + last_error());
+  git_oid id;
+  std::vector<git_oid> missing;
+  // Stop at commits the target has: everything below them is there too.
+  git_revwalk_add_hide_cb(w, [](const git_oid* c, void* odb) { return git_odb_exists(static_cast<git_odb*>(odb), c); }, dst);
+  while (git_revwalk_next(&id, w) == 0) missing.push_back(id);
+  for (const git_oid& c : missing) {
+    git_commit* commit = nullptr;
+    if (git_commit_lookup(&commit, src_repo, &c) < 0) return Status::not_found("commit " + oid_str(&c) + ": " + last_error());
+    CommitPtr ch(commit);
+    if (Status s = copy_missing(src, dst, git_commit_tree_id(commit)); !s.ok()) return s;
+    if (Status s = copy_missing(src, dst, &c); !s.ok()) return s;
+  }
+  return {};
+}
+
+std::string age_text(std::int64_t seconds) { return std::to_string(seconds) + "s"; }
+
+}  // namespace
 
 namespace {
 /// Connect to `url` for pushing and read the value of `full` there.
@@ -437,7 +513,8 @@ Result<std::optional<std::string>> Repository::remote_ref(const std::string& url
 
 Result<void> Repository::push_ref(const std::string& url, const std::string& ref,
                                   const std::optional<std::string>& expected_old,
-                                  const std::optional<std::string>& new_id, bool fast_forward_only) {
+                                  const std::optional<std::string>& new_id, bool fast_forward_only,
+                                  const PushOptions& options) {
   std::string full = qualify_ref(ref);
   if (!is_valid_ref_name(full)) return Status::invalid_argument("invalid ref name \"" + ref + "\"");
   if (fast_forward_only && expected_old && new_id) {
@@ -448,6 +525,7 @@ Result<void> Repository::push_ref(const std::string& url, const std::string& ref
                               "only fast-forward updates are allowed here");
     }
   }
+  if (is_local_url(url)) return push_local(url, full, expected_old, new_id, options);
   git_remote* remote = nullptr;
   if (int rc = git_remote_create_anonymous(&remote, impl_->repo.get(), url.c_str()); rc < 0) {
     return error_status(rc, "invalid push url " + url);
@@ -496,9 +574,90 @@ Result<void> Repository::push_ref(const std::string& url, const std::string& ref
   git_remote_disconnect(remote);
   if (rc < 0) return Status::unavailable("push " + full + " to " + url + " failed: " + upload_error);
   // libgit2 returns success even when the server refused the ref.
+  // The server's words, verbatim: whether the ref moved is for the caller
+  // to find out by reading it again (a lock or a hook is not a move).
   if (!st.rejected.empty()) {
-    return Status::conflict("push to " + url + " rejected: " + st.rejected, "the remote ref moved or is protected");
+    return Status::unavailable("push to " + url + " rejected by the server: " + st.rejected,
+                               "read the ref again: moved means refused, unchanged means retry");
   }
+  return {};
+}
+
+Result<void> Repository::push_local(const std::string& url, const std::string& full,
+                                    const std::optional<std::string>& expected_old,
+                                    const std::optional<std::string>& new_id, const PushOptions& options) {
+  std::string path = local_path(url);
+  git_repository* raw = nullptr;
+  if (git_repository_open_ext(&raw, path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) < 0) {
+    return Status::unavailable("cannot open push target " + path + ": " + last_error(), "check the push URL");
+  }
+  RepoPtr target(raw);
+  // pushgate's writers of this target take turns: while we hold this, a ref
+  // lock file of theirs can only be a dead writer's.
+  WriteLock turn(target.get());
+  git_oid nid, oid_old;
+  if (new_id && git_oid_fromstr(&nid, new_id->c_str()) < 0) return Status::invalid_argument("not a full commit id: " + *new_id);
+  if (expected_old && git_oid_fromstr(&oid_old, expected_old->c_str()) < 0) {
+    return Status::invalid_argument("expected old value \"" + *expected_old + "\" is not a full commit id");
+  }
+  if (new_id) {
+    git_odb *src = nullptr, *dst = nullptr;
+    if (git_repository_odb(&src, impl_->repo.get()) < 0 || git_repository_odb(&dst, target.get()) < 0) {
+      if (src) git_odb_free(src);
+      return Status::unavailable("cannot open object databases: " + last_error());
+    }
+    Ptr<git_odb, git_odb_free> sh(src), dh(dst);
+    if (Status s = copy_commits(impl_->repo.get(), src, dst, &nid); !s.ok()) return s.with_context("push to " + path);
+  }
+  std::string lock = std::string(git_repository_path(target.get())) + full + ".lock";
+  std::error_code ec;
+  if (std::filesystem::exists(lock, ec)) {
+    auto mtime = std::filesystem::last_write_time(lock, ec);
+    auto age = std::chrono::duration_cast<std::chrono::seconds>(std::filesystem::file_time_type::clock::now() - mtime).count();
+    if (!ec && age >= options.stale_lock_seconds) {
+      auto size = std::filesystem::file_size(lock, ec);
+      std::filesystem::remove(lock, ec);
+      if (options.warn) {
+        options.warn("removed stale ref lock " + lock + " (age " + age_text(age) + ", " + std::to_string(size) +
+                     " bytes): its writer is gone");
+      }
+    } else if (!ec) {
+      return Status::unavailable("ref " + full + " on " + path + " is locked by " + lock + " (age " + age_text(age) +
+                                     ")",
+                                 "another writer is updating it; retried, and removed once older than " +
+                                     age_text(options.stale_lock_seconds));
+    }
+  }
+  git_reference* out = nullptr;
+  int rc;
+  std::string msg = "pushgate: push";
+  if (!new_id) {
+    git_reference* r = nullptr;
+    rc = git_reference_lookup(&r, target.get(), full.c_str());
+    if (rc == 0) {
+      RefPtr h(r);
+      const git_oid* cur = git_reference_target(r);
+      if (!expected_old || !cur || !git_oid_equal(cur, &oid_old)) rc = GIT_EMODIFIED;
+      else rc = git_reference_delete(r);  // libgit2 checks the value under the lock
+    }
+  } else if (expected_old) {
+    rc = git_reference_create_matching(&out, target.get(), full.c_str(), &nid, 1, &oid_old, msg.c_str());
+  } else {
+    rc = git_reference_create(&out, target.get(), full.c_str(), &nid, 0, msg.c_str());
+  }
+  if (out) git_reference_free(out);
+  if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS || (rc == GIT_ENOTFOUND && expected_old)) {
+    git_reference* now = nullptr;
+    std::string actual = "absent";
+    if (git_reference_lookup(&now, target.get(), full.c_str()) == 0) {
+      RefPtr h(now);
+      if (const git_oid* t = git_reference_target(now)) actual = oid_str(t);
+    }
+    return Status::conflict("update of " + full + " on " + path + " refused: it is " + actual + ", expected " +
+                                expected_old.value_or("absent"),
+                            "someone else moved it meanwhile; nothing was changed");
+  }
+  if (rc < 0) return error_status(rc, "update " + full + " on " + path);
   return {};
 }
 

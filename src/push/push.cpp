@@ -1,6 +1,8 @@
 #include <pushgate/push.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <set>
@@ -23,6 +25,65 @@ std::string push_url(const config::Config& c, const config::Branch& b) {
 }
 }  // namespace
 
+namespace {
+
+/// One push to `url`, with SPEC section 6's reading of an attempt whose
+/// outcome the error alone does not tell: the remote is read again; at the
+/// new revision -> done; at the old -> tried again (backoff), then failed;
+/// elsewhere -> refused (someone moved it). Unreadable -> "intent": the
+/// outcome is unknown and reconciliation finishes it later.
+PushResult attempt_push(const config::Config& config, git::Repository& repo, const std::string& url,
+                        const std::string& ref, const std::string& from, const std::string& to) {
+  PushResult result;
+  git::PushOptions opts;
+  opts.stale_lock_seconds = config.daemon.stale_ref_lock_seconds;
+  opts.warn = [&](const std::string& w) { result.warnings.push_back(w); };
+  for (int attempt = 1;; ++attempt) {
+    auto pushed = repo.push(url, ref, from, to, opts);
+    if (pushed) {
+      result.state = "done";
+      result.message = "pushed " + to.substr(0, 12) + " to " + ref + " on " + url;
+      break;
+    }
+    std::string why = pushed.error().to_string();
+    if (pushed.error().code() == StatusCode::invalid_argument) {
+      result.state = "failed";
+      result.message = why;
+      break;
+    }
+    auto now = repo.remote_ref(url, ref);
+    if (!now) {
+      result.state = "intent";
+      result.message = "outcome unknown (" + why + "; reading " + ref + " again failed: " + now.error().message() +
+                       "); reconciled when the remote answers";
+      break;
+    }
+    std::string value = now->value_or("");
+    if (value == to) {
+      result.state = "done";
+      result.message = "pushed " + to.substr(0, 12) + " to " + ref + " on " + url + " (confirmed by reading it again after: " + why + ")";
+      break;
+    }
+    if (value != from) {
+      result.state = "refused";
+      result.message = ref + " on " + url + " moved to " + (value.empty() ? "nothing" : value) + " (expected " + from + "): " + why;
+      break;
+    }
+    if (attempt >= config.daemon.push_attempts) {
+      result.state = "failed";
+      result.message = "after " + std::to_string(attempt) + " attempt" + (attempt == 1 ? "" : "s") + ", " + ref +
+                       " is still " + from.substr(0, 12) + ": " + why;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(attempt));
+  }
+  for (const auto& w : result.warnings) result.message += "; warning: " + w;
+  if (result.state == "done") (void)repo.update_ref(ref, to, from, "pushgate: pushed");  // the mirror follows
+  return result;
+}
+
+}  // namespace
+
 Result<PushResult> push_branch(const config::Config& config, store::Store& store, revisions::Mirrors& mirrors,
                                const std::string& branch_name, std::optional<FlightId> flight, const std::string& from,
                                const std::string& to, const std::string& who) {
@@ -42,18 +103,9 @@ Result<PushResult> push_branch(const config::Config& config, store::Store& store
   intent.who = who;
   auto id = store.record_push_intent(intent);
   if (!id) return id.error().with_context("push intent");
-  PushResult result;
+  PushResult result = attempt_push(config, **repo, url, ref, from, to);
   result.intent_id = *id;
-  auto pushed = (*repo)->push(url, ref, from, to);
-  if (pushed) {
-    result.state = "done";
-    result.message = "pushed " + to.substr(0, 12) + " to " + ref + " on " + url;
-    // The mirror follows; a later fetch would too.
-    (void)(*repo)->update_ref(ref, to, from, "pushgate: pushed by flight");
-  } else {
-    result.state = pushed.error().code() == StatusCode::conflict ? "refused" : "failed";
-    result.message = pushed.error().to_string();
-  }
+  if (result.state == "intent") return result;  // unknown: left for reconciliation
   auto fin = store.finish_push(*id, result.state, result.message);
   if (!fin) return fin.error().with_context("push outcome (the push itself is " + result.state + ")");
   return result;
@@ -61,11 +113,17 @@ Result<PushResult> push_branch(const config::Config& config, store::Store& store
 
 Result<std::vector<store::Store::Push>> reconcile(const config::Config& config, store::Store& store,
                                                   revisions::Mirrors& mirrors,
-                                                  const std::function<void(const std::string&)>& progress) {
+                                                  const std::function<void(const std::string&)>& progress,
+                                                  const OwnerAlive& owner_alive) {
   auto pending = store.pending_pushes();
   if (!pending) return pending.error();
   std::vector<store::Store::Push> out;
   for (auto p : *pending) {
+    // Only the owner finishes its intent while it lives (SPEC section 6).
+    if (owner_alive && owner_alive(p)) {
+      if (progress) progress("push " + std::to_string(p.id) + " of " + p.branch + " left to its live owner");
+      continue;
+    }
     const config::Branch* branch = config.find_branch(p.branch);
     std::string tree = branch ? branch->tree : "";
     auto repo = branch ? mirrors.repo(tree) : Result<git::Repository*>(Status::not_found("branch gone"));
@@ -83,10 +141,27 @@ Result<std::vector<store::Store::Push>> reconcile(const config::Config& config, 
     if (now == p.new_rev) {
       state = "done";
       message = "found already pushed after a restart";
+      (void)(*repo)->update_ref(p.ref, p.new_rev, p.old_rev, "pushgate: reconciled");
     } else if (now == p.old_rev) {
-      auto pushed = (*repo)->push(p.url, p.ref, p.old_rev, p.new_rev);
-      state = pushed ? "done" : (pushed.error().code() == StatusCode::conflict ? "refused" : "failed");
-      message = pushed ? "pushed after a restart" : pushed.error().to_string();
+      // Not pushed yet: the operator controls are asked again first.
+      auto blocked = store.branch_blocked(p.branch);
+      if (!blocked) return blocked.error();
+      bool forced = !p.flight;  // an operator's `branch force`, itself the control
+      if (*blocked && !forced) {
+        state = "refused";
+        message = "not pushed after a restart: branch blocked by an operator: " + **blocked;
+      } else if (!branch->push && !forced) {
+        state = "refused";
+        message = "not pushed after a restart: push disabled for branch " + p.branch + " in the configuration";
+      } else {
+        PushResult r = attempt_push(config, **repo, p.url, p.ref, p.old_rev, p.new_rev);
+        if (r.state == "intent") {
+          if (progress) progress("push " + std::to_string(p.id) + " still pending: " + r.message);
+          continue;
+        }
+        state = r.state;
+        message = r.state == "done" ? "pushed after a restart" : r.message;
+      }
     } else {
       state = "refused";
       message = "after a restart " + p.ref + " is at " + (now.empty() ? "nothing" : now) + ", neither old nor new";

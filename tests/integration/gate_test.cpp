@@ -4,8 +4,12 @@
 // between intent and push leads to exactly one push after restart.
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
@@ -280,6 +284,130 @@ TEST_F(Gate, CrashAfterPushBeforeOutcomeIsRecordedAsDone) {
   EXPECT_EQ(done[0].state, "done");
   EXPECT_NE(done[0].message.find("already pushed"), std::string::npos);
   EXPECT_EQ(xen->head_of("master"), good);
+}
+
+// Issue 11 item 4: an intent left by a crash is pushed only if the operator
+// controls still allow it.
+TEST_F(Gate, Issue11_BlockedAfterACrashTheOldIntentIsRefused) {
+  nlohmann::json v;
+  flight(v);
+  std::string good = commit("good change");
+  auto cfg = config::load(dir.str("c.json")).config.value();
+  auto real = store::Store::open({cfg.daemon.database}).value();
+  auto created = pg({"flight", "create", "xen-unstable"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  store::Store::Push intent;
+  intent.flight = FlightId{std::stoll(created.out)};
+  intent.branch = "xen-unstable";
+  intent.url = cfg.find_tree("xen")->push_url;
+  intent.ref = "refs/heads/master";
+  intent.old_rev = xen->head_of("master");
+  intent.new_rev = good;
+  ASSERT_TRUE(real->record_push_intent(intent).has_value());  // then the crash
+  ASSERT_EQ(pg({"branch", "block", "xen-unstable", "--reason", "release freeze"}).exit_code, 0);
+  revisions::Mirrors mirrors(cfg);
+  auto done = push::reconcile(cfg, *real, mirrors).value();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].state, "refused");
+  EXPECT_NE(done[0].message.find("release freeze"), std::string::npos) << done[0].message;
+  EXPECT_NE(xen->head_of("master"), good);
+}
+
+// Issue 11 item 2: only the live owner finishes its intent.
+TEST_F(Gate, Issue11_ALiveOwnersIntentIsLeftAlone) {
+  nlohmann::json v;
+  flight(v);
+  std::string good = commit("good change");
+  auto cfg = config::load(dir.str("c.json")).config.value();
+  auto real = store::Store::open({cfg.daemon.database}).value();
+  FlightId id{std::stoll(pg({"flight", "create", "xen-unstable"}).out)};
+  auto lock = pushgate::flight::RunLock::acquire(cfg, id);  // this process owns the flight
+  ASSERT_TRUE(lock.has_value());
+  store::Store::Push intent;
+  intent.flight = id;
+  intent.branch = "xen-unstable";
+  intent.url = cfg.find_tree("xen")->push_url;
+  intent.ref = "refs/heads/master";
+  intent.old_rev = xen->head_of("master");
+  intent.new_rev = good;
+  ASSERT_TRUE(real->record_push_intent(intent).has_value());
+  // Another process (`flight run`) reconciles before it resolves: it must not touch it.
+  auto other = pg({"flight", "run", "xen-unstable", "--no-fetch"});
+  EXPECT_NE(other.err.find("left to its live owner"), std::string::npos) << other.err;
+  EXPECT_EQ(real->pending_pushes().value().size(), 1u);
+}
+
+// Issue 11 item 1: the compare-and-swap is atomic at a local target. The
+// mirror's writer lock is held while the push starts (as during a fetch);
+// meanwhile someone moves the target ref. Either their update or ours wins,
+// never both: a commit must not vanish from the tested branch.
+TEST_F(Gate, Issue11_ConcurrentWriterInTheCompareAndSwapWindowIsNeverOverwritten) {
+  nlohmann::json v;
+  flight(v);  // the mirror exists now
+  std::string base = xen->head_of("master");
+  std::string ours = commit("ours");
+  std::string theirs = xen->commit("theirs", {base}, {{"CHANGES", "theirs\n"}});
+  auto cfg = config::load(dir.str("c.json")).config.value();
+  revisions::Mirrors mirrors(cfg);
+  ASSERT_TRUE(mirrors.fetch("xen").has_value());
+  std::string mirror = cfg.find_tree("xen")->mirror;
+  int fd = ::open((mirror + "/pushgate.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  Result<void> pushed = Status::internal("not run");
+  std::thread t([&] {
+    auto repo = git::Repository::open(mirror).value();
+    pushed = repo->push(up, "refs/heads/master", base, ours);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto moved = test::run({"git", "--git-dir=" + up, "update-ref", "refs/heads/master", theirs, base});
+  ::flock(fd, LOCK_UN);
+  ::close(fd);
+  t.join();
+  std::string now = xen->head_of("master");
+  if (moved.exit_code == 0) {
+    EXPECT_FALSE(pushed.has_value()) << "our push overwrote their " << theirs;
+    EXPECT_EQ(now, theirs);
+  } else {
+    EXPECT_TRUE(pushed.has_value()) << pushed.error().to_string();
+    EXPECT_EQ(now, ours);
+  }
+}
+
+// Issue 19: a ref lock left by a killed writer at the target.
+TEST_F(Gate, Issue19_StaleRefLockIsRemovedAndThePushGoesOn) {
+  nlohmann::json v;
+  flight(v);
+  std::string good = commit("good change");
+  auto lock = std::filesystem::path(up) / "refs/heads/master.lock";
+  test::write_file(lock, xen->head_of("master") + "\n");
+  std::filesystem::last_write_time(lock, std::filesystem::file_time_type::clock::now() - std::chrono::hours(2));
+  EXPECT_EQ(flight(v), 0);
+  EXPECT_TRUE(v["pushed"].get<bool>()) << v["push"];
+  EXPECT_NE(v["push"].get<std::string>().find("removed stale ref lock"), std::string::npos) << v["push"];
+  EXPECT_EQ(xen->head_of("master"), good);
+  EXPECT_FALSE(std::filesystem::exists(lock));
+}
+
+TEST_F(Gate, Issue19_AYoungRefLockFailsThePushItDoesNotRefuseIt) {
+  auto cfg = nlohmann::json::parse(test::read_file(dir.path() / "c.json"));
+  cfg["daemon"]["push_attempts"] = 2;
+  test::write_file(dir.path() / "c.json", cfg.dump(2));
+  nlohmann::json v;
+  flight(v);
+  std::string good = commit("good change");
+  auto lock = std::filesystem::path(up) / "refs/heads/master.lock";
+  test::write_file(lock, "");
+  EXPECT_EQ(flight(v), 0);
+  EXPECT_FALSE(v["pushed"].get<bool>());
+  auto st = nlohmann::json::parse(pg({"branch", "status", "xen-unstable", "--json", "--no-fetch"}).out);
+  EXPECT_EQ(st["last_push"]["state"], "failed") << st.dump(2);
+  EXPECT_NE(st["last_push"]["message"].get<std::string>().find("after 2 attempts"), std::string::npos) << st.dump(2);
+  // The writer finishes; the next flight's push goes through.
+  std::filesystem::remove(lock);
+  commit("another good change");
+  EXPECT_EQ(flight(v), 0);
+  EXPECT_TRUE(v["pushed"].get<bool>()) << v["push"];
 }
 
 }  // namespace
