@@ -115,6 +115,7 @@ struct BranchStatus {
   std::optional<std::string> blocked;  ///< the reason, when blocked
   bool push_enabled = true;
   std::optional<store::Store::Push> last_push;
+  int push_failures = 0;  ///< failed or refused pushes in a row since the last done one
 };
 Result<BranchStatus> branch_status(const config::Config& config, const store::Store& store,
                                    revisions::Mirrors& mirrors, const config::Branch& branch);

@@ -181,6 +181,9 @@ class Store {
   virtual Result<std::vector<Push>> pending_pushes() const = 0;
   /// Newest first; empty branch: all.
   virtual Result<std::vector<Push>> pushes(const std::string& branch, int limit) const = 0;
+  /// branch -> failed or refused pushes since its last done one (branches
+  /// whose last push was done are absent).
+  virtual Result<std::map<std::string, int>> consecutive_push_failures() const = 0;
   /// The push a flight made (its newest), if any.
   virtual Result<std::optional<Push>> push_of_flight(FlightId id) const = 0;
 

@@ -74,6 +74,7 @@ nlohmann::json branch_json(const push::BranchStatus& b) {
   j["streak"] = {{"kind", b.streak_kind}, {"flights", b.streak}};
   j["blocked"] = b.blocked ? nlohmann::json(*b.blocked) : nlohmann::json(nullptr);
   j["push_enabled"] = b.push_enabled;
+  j["push_failures"] = b.push_failures;
   if (b.last_push) {
     j["last_push"] = {{"state", b.last_push->state}, {"new", b.last_push->new_rev}, {"at", b.last_push->created},
                       {"message", b.last_push->message}};
@@ -212,7 +213,7 @@ int int_param(const Target& t, const std::string& name, int def) {
   return static_cast<int>(v);
 }
 
-std::string metrics_text(const store::Store& st) {
+std::string metrics_text(const config::Config& cfg, const store::Store& st) {
   auto c = st.counts();
   if (!c) return "# error: " + c.error().message() + "\n";
   std::ostringstream o;
@@ -227,6 +228,12 @@ std::string metrics_text(const store::Store& st) {
     << (c->jobs_by_status.count("queued") ? c->jobs_by_status.at("queued") : 0) << "\n";
   family("pushgate_hosts", "Hosts by state (busy = held by a job).", "state", c->hosts_by_state, "gauge");
   family("pushgate_pushes_total", "Pushes by outcome.", "state", c->pushes_by_state, "counter");
+  if (auto failures = st.consecutive_push_failures()) {
+    std::map<std::string, std::int64_t> per_branch;
+    for (const auto& b : cfg.branches) per_branch[b.name] = failures->count(b.name) ? failures->at(b.name) : 0;
+    family("pushgate_push_failures", "Failed or refused pushes in a row since the branch's last push.", "branch",
+           per_branch, "gauge");
+  }
   o << "# HELP pushgate_step_duration_seconds Duration of finished steps.\n"
        "# TYPE pushgate_step_duration_seconds histogram\n";
   for (const auto& [le, n] : c->step_seconds_buckets) {
@@ -258,7 +265,7 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
 
   if (is({"metrics"})) {
     if (auto e = only("GET")) return *e;
-    return {200, "text/plain; version=0.0.4", metrics_text(st)};
+    return {200, "text/plain; version=0.0.4", metrics_text(*ctx.config, st)};
   }
   if (p.empty() || p[0] != "api") {
     // Everything outside /api and /metrics is a web page.

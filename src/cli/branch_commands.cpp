@@ -65,6 +65,10 @@ void status(Context& ctx, const BranchArgs& a) {
       std::cout << "  last push:   " << j["last_push"]["state"].get<std::string>() << " "
                 << j["last_push"]["new"].get<std::string>().substr(0, 12) << ", " << age(j["last_push"]["at"]) << "\n";
     }
+    if (j["push_failures"].get<int>() > 0) {
+      std::cout << "  PUSH FAILING: " << j["push_failures"] << " failed or refused in a row: "
+                << j["last_push"]["message"].get<std::string>() << "\n";
+    }
   }
 }
 

@@ -24,7 +24,11 @@ void add_daemon_command(CLI::App& app, Context& ctx) {
     spdlog::set_level(spdlog::level::from_str(cfg.daemon.log_level));
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
     opts.poll_floor_seconds = poll_floor;
-    opts.log = [](const std::string& line) { spdlog::info("{}", line); };
+    // Lines the daemon marks "warning: " are logged at warning level.
+    opts.log = [](const std::string& line) {
+      if (line.starts_with("warning: ")) spdlog::warn("{}", line.substr(9));
+      else spdlog::info("{}", line);
+    };
     std::string db = ctx.database_path();
     spdlog::info("pushgate daemon starting: {} branches, {} hosts, database {}", cfg.branches.size(),
                  cfg.hosts.size(), db);

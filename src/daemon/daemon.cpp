@@ -295,6 +295,15 @@ class Daemon {
     }
     say(gate->verdict.subject(gate->push && gate->push->pushed()) +
         (gate->push ? "" : " (" + gate->decision.reason + ")"));
+    if (gate->push && (gate->push->state == "failed" || gate->push->state == "refused")) {
+      auto streaks = s.consecutive_push_failures();
+      int n = streaks && streaks->count(gate->flight.branch) ? streaks->at(gate->flight.branch) : 1;
+      say("warning: push of " + gate->flight.branch + " " + gate->push->state + " (" + std::to_string(n) +
+          " in a row): " + gate->push->message);
+    }
+    if (gate->push) {
+      for (const auto& w : gate->push->warnings) say("warning: " + w);
+    }
   }
 
   asio::awaitable<void> loop(asio::signal_set& signals) {

@@ -506,6 +506,9 @@ Result<BranchStatus> branch_status(const config::Config&, const store::Store& st
   auto pushes = st.pushes(b.name, 1);
   if (!pushes) return pushes.error();
   if (!pushes->empty()) out.last_push = pushes->front();
+  auto failures = st.consecutive_push_failures();
+  if (!failures) return failures.error();
+  if (auto it = failures->find(b.name); it != failures->end()) out.push_failures = it->second;
   return out;
 }
 

@@ -376,6 +376,16 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<std::map<std::string, int>> consecutive_push_failures() const override {
+    Stmt q(db_, "SELECT p.branch, COUNT(*) FROM pushes p WHERE p.state IN ('failed', 'refused') AND p.id >"
+                " IFNULL((SELECT MAX(d.id) FROM pushes d WHERE d.branch = p.branch AND d.state = 'done'), 0)"
+                " GROUP BY p.branch");
+    std::map<std::string, int> out;
+    while (q.step()) out[q.col_text(0)] = static_cast<int>(q.col_int(1));
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
   Result<std::optional<Push>> push_of_flight(FlightId id) const override {
     Stmt q(db_, std::string(kPushCols) + "WHERE flight = ?1 ORDER BY id DESC LIMIT 1");
     q.bind(1, id.value);

@@ -98,6 +98,10 @@ Page board(const config::Config& cfg, const store::Store& st) {
                        : bs->blocked     ? "BLOCKED: " + esc(*bs->blocked)
                        : bs->last_push   ? bs->last_push->state + " " + ago(bs->last_push->created)
                                          : "-";
+    if (bs->push_failures > 0) {
+      push += " <b class=\"push-failures\" title=\"" + esc(bs->last_push ? bs->last_push->message : "") + "\">" +
+              std::to_string(bs->push_failures) + " failed in a row</b>";
+    }
     o << "<tr><td>" << esc(b.name) << "</td><td>" << esc(b.tree) << "</td><td>" << esc(tested) << "</td><td>" << age
       << "</td><td>" << flight << "</td><td class=\"" << css_class(outcome) << "\">"
       << esc(outcome.empty() ? "-" : outcome) << "</td><td>" << push << "</td></tr>\n";

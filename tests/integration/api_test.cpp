@@ -269,7 +269,8 @@ TEST_F(ApiTest, ManualTriggerRunsAFlightVisibleThroughTheApi) {
   EXPECT_EQ(metrics.status, 200);
   for (const char* family : {"pushgate_flights_total{outcome=\"perfect\"} 1", "pushgate_jobs{status=\"pass\"} 1",
                              "pushgate_queue_length 0", "pushgate_hosts{state=\"enabled\"} 1",
-                             "pushgate_step_duration_seconds_count 1"}) {
+                             "pushgate_step_duration_seconds_count 1",
+                             "pushgate_push_failures{branch=\"xen-unstable\"} 0"}) {
     EXPECT_NE(metrics.body.find(family), std::string::npos) << family << "\n" << metrics.body;
   }
 }

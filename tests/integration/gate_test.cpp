@@ -403,11 +403,14 @@ TEST_F(Gate, Issue19_AYoungRefLockFailsThePushItDoesNotRefuseIt) {
   auto st = nlohmann::json::parse(pg({"branch", "status", "xen-unstable", "--json", "--no-fetch"}).out);
   EXPECT_EQ(st["last_push"]["state"], "failed") << st.dump(2);
   EXPECT_NE(st["last_push"]["message"].get<std::string>().find("after 2 attempts"), std::string::npos) << st.dump(2);
+  EXPECT_EQ(st["push_failures"], 1) << "shown on the branch status, the board and /metrics";
   // The writer finishes; the next flight's push goes through.
   std::filesystem::remove(lock);
   commit("another good change");
   EXPECT_EQ(flight(v), 0);
   EXPECT_TRUE(v["pushed"].get<bool>()) << v["push"];
+  st = nlohmann::json::parse(pg({"branch", "status", "xen-unstable", "--json", "--no-fetch"}).out);
+  EXPECT_EQ(st["push_failures"], 0);
 }
 
 }  // namespace

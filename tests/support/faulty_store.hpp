@@ -78,6 +78,7 @@ class FaultyStore final : public store::Store {
     return r;
   }
   Result<std::optional<Push>> push_of_flight(FlightId id) const override { return s_.push_of_flight(id); }
+  Result<std::map<std::string, int>> consecutive_push_failures() const override { return s_.consecutive_push_failures(); }
   Result<std::vector<Push>> pending_pushes() const override { return s_.pending_pushes(); }
   Result<std::vector<Push>> pushes(const std::string& b, int l) const override { return s_.pushes(b, l); }
   Result<void> set_branch_blocked(const std::string& b, bool x, const std::string& w, const std::string& r) override {
