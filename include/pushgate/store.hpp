@@ -132,8 +132,9 @@ class Store {
   virtual Result<std::vector<Runvar>> list_runvars(FlightId id, const std::string& job = {}) const = 0;
   virtual Result<void> set_runvar(FlightId id, const Runvar& var) = 0;
 
-  /// True when a flight of `branch` with a real blessing (real, real-retest,
-  /// real-bisect) tested `revision` of `tree` (runvar revision_<tree>).
+  /// True when a finished flight of `branch` with a real blessing (real,
+  /// real-retest, real-bisect) tested `revision` of `tree` (runvar
+  /// revision_<tree>); one that never finished tested nothing.
   virtual Result<bool> revision_tested(const std::string& branch, const std::string& tree,
                                        const std::string& revision) const = 0;
   /// The revision of `tree` used by the newest real flight of `branch`

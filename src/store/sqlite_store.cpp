@@ -252,7 +252,7 @@ class SqliteStore final : public Store {
                                const std::string& revision) const override {
     // runvars_name_value finds the candidate flights; flights' primary key filters them.
     Stmt q(db_, "SELECT 1 FROM runvars r JOIN flights f ON f.flight = r.flight"
-                " WHERE r.name = ?1 AND r.value = ?2 AND f.branch = ?3"
+                " WHERE r.name = ?1 AND r.value = ?2 AND f.branch = ?3 AND f.finished IS NOT NULL"
                 " AND f.blessing IN ('real', 'real-retest', 'real-bisect') LIMIT 1");
     q.bind(1, "revision_" + tree).bind(2, revision).bind(3, branch);
     bool found = q.step();

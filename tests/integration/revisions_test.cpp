@@ -76,7 +76,8 @@ class RevisionsTest : public ::testing::Test {
     f.jobs = {{{}, "build-amd64", "build"}};
     for (const auto& [tree, rev] : revs) f.runvars.push_back({"build-amd64", "revision_" + tree, rev});
     FlightId id = store->create_flight(f).value();
-    if (!outcome.empty()) {
+    if (!outcome.empty()) {  // a flight with an outcome has finished
+      EXPECT_TRUE(store->set_flight_times(id, store::now(), store::now()).has_value());
       EXPECT_TRUE(store->set_flight_outcome(id, outcome).has_value());
     }
     return id;

@@ -111,6 +111,44 @@ TEST(StoreFlights, CreateReadAndUpdate) {
   EXPECT_EQ(s->get_flight(FlightId{9999}).error().code(), StatusCode::not_found);
 }
 
+// Evidence is finished flights only (SPEC section 5; issue 11 item 8 for revision_tested).
+TEST(StoreFlights, OnlyFinishedFlightsCountAsTestedOrPassed) {
+  TempDir dir;
+  auto s = open_ok(dir.str("p.db"));
+  FlightId id = s->create_flight(sample_flight()).value();
+  ASSERT_TRUE(s->put_step({id, "build-amd64", 1, "build", "pass", 10, 20, ""}).has_value());
+  EXPECT_FALSE(s->revision_tested("xen-unstable", "xen", "aaaa").value()) << "a flight that never finished";
+  EXPECT_FALSE(s->first_pass("xen-unstable", "build-amd64", "build").value().has_value());
+  ASSERT_TRUE(s->set_flight_times(id, 5, 30).has_value());
+  EXPECT_TRUE(s->revision_tested("xen-unstable", "xen", "aaaa").value());
+  EXPECT_EQ(s->first_pass("xen-unstable", "build-amd64", "build").value(), id);
+}
+
+TEST(StoreFlights, StarvedStepsAndStoredVerdicts) {
+  TempDir dir;
+  auto s = open_ok(dir.str("p.db"));
+  FlightId id = s->create_flight(sample_flight()).value();
+  ASSERT_TRUE(s->put_step({id, "build-amd64", 1, "hosts-allocate", "starved", 10, 10, ""}).has_value());
+  EXPECT_EQ(s->list_steps(id).value()[0].status, "starved");
+  Store::StoredVerdict v;
+  v.flight = id;
+  v.who = "test";
+  v.outcome = "regressions";
+  v.body = "{}";
+  ASSERT_TRUE(s->record_verdict(v).has_value());
+  v.outcome = "tolerable";
+  v.reason = "allowed after review";
+  ASSERT_TRUE(s->record_verdict(v).has_value());
+  auto all = s->verdicts(id).value();
+  ASSERT_EQ(all.size(), 2u) << "a rejudge keeps the old verdict";
+  EXPECT_EQ(all[0].outcome, "regressions");
+  EXPECT_EQ(all[1].reason, "allowed after review");
+  EXPECT_EQ(s->get_flight(id).value().outcome, "tolerable") << "the flight's outcome is its newest verdict's";
+  v.outcome = "fine";
+  EXPECT_FALSE(s->record_verdict(v).has_value());
+  EXPECT_EQ(s->verdicts(id).value().size(), 2u);
+}
+
 TEST(StoreFlights, BadFlightWritesNothing) {
   TempDir dir;
   auto s = open_ok(dir.str("p.db"));
