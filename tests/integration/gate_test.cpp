@@ -68,6 +68,18 @@ class Gate : public ::testing::Test {
     return test::pushgate(a);
   }
 
+  /// The intent a crash leaves behind: push `to` onto master, from where it is now.
+  store::Store::Push intent_to(const config::Config& cfg, std::optional<FlightId> flight, const std::string& to) {
+    store::Store::Push intent;
+    intent.flight = flight;
+    intent.branch = "xen-unstable";
+    intent.url = cfg.find_tree("xen")->push_url;
+    intent.ref = "refs/heads/master";
+    intent.old_rev = xen->head_of("master");
+    intent.new_rev = to;
+    return intent;
+  }
+
   /// Run a flight; returns exit code, puts the report JSON in `verdict`.
   int flight(nlohmann::json& verdict) {
     auto r = pg({"flight", "run", "xen-unstable", "--json"});
@@ -269,14 +281,7 @@ TEST_F(Gate, CrashAfterPushBeforeOutcomeIsRecordedAsDone) {
   std::string good = commit("good change");
   auto cfg = config::load(dir.str("c.json")).config.value();
   auto real = store::Store::open({cfg.daemon.database}).value();
-  std::string old = xen->head_of("master");
-  store::Store::Push intent;
-  intent.branch = "xen-unstable";
-  intent.url = cfg.find_tree("xen")->push_url;
-  intent.ref = "refs/heads/master";
-  intent.old_rev = old;
-  intent.new_rev = good;
-  ASSERT_TRUE(real->record_push_intent(intent).has_value());
+  ASSERT_TRUE(real->record_push_intent(intent_to(cfg, std::nullopt, good)).has_value());
   xen->set_branch("master", good);  // the push happened, then the crash
   revisions::Mirrors mirrors(cfg);
   auto done = push::reconcile(cfg, *real, mirrors).value();
@@ -296,14 +301,7 @@ TEST_F(Gate, Issue11_BlockedAfterACrashTheOldIntentIsRefused) {
   auto real = store::Store::open({cfg.daemon.database}).value();
   auto created = pg({"flight", "create", "xen-unstable"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
-  store::Store::Push intent;
-  intent.flight = FlightId{std::stoll(created.out)};
-  intent.branch = "xen-unstable";
-  intent.url = cfg.find_tree("xen")->push_url;
-  intent.ref = "refs/heads/master";
-  intent.old_rev = xen->head_of("master");
-  intent.new_rev = good;
-  ASSERT_TRUE(real->record_push_intent(intent).has_value());  // then the crash
+  ASSERT_TRUE(real->record_push_intent(intent_to(cfg, FlightId{std::stoll(created.out)}, good)).has_value());  // then the crash
   ASSERT_EQ(pg({"branch", "block", "xen-unstable", "--reason", "release freeze"}).exit_code, 0);
   revisions::Mirrors mirrors(cfg);
   auto done = push::reconcile(cfg, *real, mirrors).value();
@@ -323,14 +321,7 @@ TEST_F(Gate, Issue11_ALiveOwnersIntentIsLeftAlone) {
   FlightId id{std::stoll(pg({"flight", "create", "xen-unstable"}).out)};
   auto lock = pushgate::flight::RunLock::acquire(cfg, id);  // this process owns the flight
   ASSERT_TRUE(lock.has_value());
-  store::Store::Push intent;
-  intent.flight = id;
-  intent.branch = "xen-unstable";
-  intent.url = cfg.find_tree("xen")->push_url;
-  intent.ref = "refs/heads/master";
-  intent.old_rev = xen->head_of("master");
-  intent.new_rev = good;
-  ASSERT_TRUE(real->record_push_intent(intent).has_value());
+  ASSERT_TRUE(real->record_push_intent(intent_to(cfg, id, good)).has_value());
   // Another process (`flight run`) reconciles before it resolves: it must not touch it.
   auto other = pg({"flight", "run", "xen-unstable", "--no-fetch"});
   EXPECT_NE(other.err.find("left to its live owner"), std::string::npos) << other.err;
