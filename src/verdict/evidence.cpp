@@ -104,7 +104,10 @@ Result<FlightData> load_flight(const store::Store& store, FlightId id) {
     if (named.count("build_inputs")) build_jobs.insert(job);
     for (const auto& [k, v] : named) {
       if (k.starts_with("revision_")) d.revisions.emplace(k.substr(9), v);
-      if (k == "retest_of" && !v.empty() && std::all_of(v.begin(), v.end(), ::isdigit)) d.retest_of = FlightId{std::stoll(v)};
+      if (k == "retest_of" && !v.empty() && v.size() < 18 &&
+          std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        d.retest_of = FlightId{std::stoll(v)};
+      }
     }
   }
   d.built = built_revisions(id, *all);
