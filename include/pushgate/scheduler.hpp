@@ -3,6 +3,7 @@
 /// Exclusivity is enforced in the store, so two processes never hold the
 /// same host.
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -28,8 +29,13 @@ using Allocation = std::map<std::string, std::string>;
 ///   the flags (the job is starved).
 /// Jobs waiting (store::Store::set_waiting) that rank above this one
 /// (`priority`, `build`) keep first claim on the free hosts they could use.
+/// `alive` says whether a flight's runner still lives (SPEC section 4: every
+/// waiter and holder has an owner): waiters of dead flights are ignored and
+/// purged, hosts they hold are released. Empty: every owner is alive.
+using OwnerAlive = std::function<bool(FlightId)>;
 Result<std::optional<Allocation>> try_allocate(store::Store& store, FlightId flight, const std::string& job,
-                                               const RoleFlags& roles, int priority = 0, bool build = false);
+                                               const RoleFlags& roles, int priority = 0, bool build = false,
+                                               const OwnerAlive& alive = {});
 
 /// "role=flag,flag;role=flag" for store::Store::Waiter::roles, and back.
 std::string encode_roles(const RoleFlags& roles);

@@ -43,6 +43,14 @@ class Runner {
     if (const config::Branch* b = cfg_.find_branch(branch_)) priority_ = b->priority;
     // Retests and bisections wait behind normal work (SPEC section 4).
     if (flight->blessing == "real-retest" || flight->blessing == "real-bisect") priority_ -= 1000;
+    // Others know this flight's waiters and hosts are alive by its run lock:
+    // a caller that did not take it (a test, a tool) gets it taken here.
+    std::optional<RunLock> own_lock;
+    if (!RunLock::held(cfg_, id_)) {
+      auto l = RunLock::acquire(cfg_, id_);
+      if (!l) return l.error();
+      own_lock.emplace(std::move(*l));
+    }
     auto jobs = st_.list_jobs(id_);
     if (!jobs) return jobs.error();
     for (auto& j : *jobs) status_[j.job] = j.status;
@@ -203,7 +211,8 @@ class Runner {
         running_.erase(job);
         co_return;
       }
-      auto r = scheduler::try_allocate(st_, id_, job, cj->hosts, priority_, cj->kind == "build");
+      auto r = scheduler::try_allocate(st_, id_, job, cj->hosts, priority_, cj->kind == "build",
+                                       [this](FlightId f) { return RunLock::held(cfg_, f); });
       if (!r) {
         stop_waiting();
         if (r.error().code() == StatusCode::not_found) starve(job, r.error().message());

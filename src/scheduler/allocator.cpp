@@ -79,10 +79,21 @@ RoleFlags decode_roles(const std::string& text) {
 }
 
 Result<std::optional<Allocation>> try_allocate(store::Store& store, FlightId flight, const std::string& job,
-                                               const RoleFlags& roles, int priority, bool build) {
+                                               const RoleFlags& roles, int priority, bool build,
+                                               const OwnerAlive& alive) {
   if (roles.empty()) return std::optional<Allocation>(Allocation{});
   auto all = store.list_hosts();
   if (!all) return all.error();
+  auto owner_alive = [&](FlightId f) { return f == flight || !alive || alive(f); };
+  // A host held by a flight nobody runs any more is free: give it back.
+  for (auto& h : *all) {
+    if (h.held_flight && !owner_alive(*h.held_flight)) {
+      auto rel = store.release_hosts(*h.held_flight, h.held_job);
+      if (!rel) return rel.error();
+      h.held_flight.reset();
+      h.held_job.clear();
+    }
+  }
   std::vector<const store::Host*> enabled, free;
   for (const auto& h : *all) {
     if (h.state != "enabled") continue;
@@ -121,6 +132,11 @@ Result<std::optional<Allocation>> try_allocate(store::Store& store, FlightId fli
   Candidate me{flight, job, build, priority};
   for (const auto& w : *waiting) {
     if (w.flight == flight && w.job == job) continue;
+    if (!owner_alive(w.flight)) {  // left by a dead process: no claim, and gone
+      auto c = store.clear_waiting(w.flight, w.job);
+      if (!c) return c.error();
+      continue;
+    }
     std::vector<Candidate> pair{me, {w.flight, w.job, w.build, w.priority}};
     order(pair);
     if (pair.front().job != job || pair.front().flight != flight) above.push_back(w);

@@ -166,3 +166,36 @@ TEST_F(CliFlight, HistoryOfJobStepAndHost) {
 
 }  // namespace
 }  // namespace pushgate
+
+namespace pushgate {
+namespace {
+
+// Issue 11 item 7: a waiter row and a held host left by a killed `flight
+// run` (its flights' run locks are free) are ignored and purged; the host,
+// which sits free, serves the next flight instead of starving it.
+TEST_F(CliFlight, Issue11_ClaimsOfDeadProcessesAreIgnoredAndPurged) {
+  write_config("true", /*starve=*/3);
+  ASSERT_EQ(pg({"db", "status"}).exit_code, 0);  // hosts synced
+  {
+    auto st = store::Store::open({dir.str("state/pushgate.db")}).value();
+    store::NewFlight dead;
+    dead.branch = "xen-unstable";
+    dead.jobs = {{{}, "test-amd64", "r"}};
+    FlightId a = st->create_flight(dead).value();
+    FlightId b = st->create_flight(dead).value();
+    ASSERT_TRUE(st->try_allocate_host("h0", a, "test-amd64", "host").value());  // a dead holder
+    ASSERT_TRUE(st->set_waiting({b, "test-amd64", 1000, true, "host=arch-amd64"}).has_value());  // a dead waiter
+  }
+  auto r = pg({"flight", "run", "xen-unstable", "--no-fetch", "--always"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("starved"), std::string::npos) << r.err;
+  auto st = store::Store::open({dir.str("state/pushgate.db")}).value();
+  EXPECT_TRUE(st->waiters().value().empty()) << "the dead waiter was purged";
+  auto jobs = st->list_jobs(FlightId{3}).value();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].status, "pass");
+  for (const auto& h : st->list_hosts().value()) EXPECT_FALSE(h.held_flight.has_value()) << h.host;
+}
+
+}  // namespace
+}  // namespace pushgate
