@@ -370,13 +370,16 @@ class Runner {
       job_reason = "flight cancelled";
     }
     if (job_status == "pass" && cj->kind == "build") check(st_.set_runvar(id_, {job, "build_dir", workdir, true}));
+    // The job's status first: a crash before its hosts are given back leaves
+    // a finished job (restart recovery frees the hosts), never a "running"
+    // one that would be run again.
+    set_status(job, job_status, job_reason);
     check(st_.release_hosts(id_, job));
     for (const auto& [role, host] : alloc) {
       auto q = st_.record_host_result(host, job_status, cfg_.daemon.quarantine_after);
       if (q && *q) say("host " + host + " quarantined: it broke " + std::to_string(cfg_.daemon.quarantine_after) +
                        " consecutive jobs; `pushgate host enable " + host + "` after repair");
     }
-    set_status(job, job_status, job_reason);
     running_.erase(job);
   }
 

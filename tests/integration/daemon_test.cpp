@@ -259,6 +259,21 @@ TEST_F(DaemonTest, CrashBetweenStepsKeepsTheFirstAttemptAndPushesOnce) {
   EXPECT_EQ(d->wait(30000), 0);
 }
 
+// Issue 11 item 8: a crash between a job's end and its hosts' release does
+// not run the finished job again.
+TEST_F(DaemonTest, Issue11_CrashAfterReleasingHostsDoesNotRerunTheJob) {
+  std::string runs = dir.str("runs");
+  config("echo run >> " + runs);
+  std::string tested = baseline_then_commit();
+  std::filesystem::remove(runs);
+  ASSERT_EQ(crash_daemon([](test::FaultyStore& f) { f.die_after_release_hosts = true; }, "crash.log"), 137);
+  EXPECT_EQ(db()->list_jobs(FlightId{2}).value().at(0).status, "pass") << test::read_file(dir.path() / "crash.log");
+  std::string log = restart_until_finished(tested);
+  EXPECT_EQ(log.find("re-queued after restart"), std::string::npos) << log;
+  EXPECT_EQ(test::read_file(runs), "run\n") << "the finished job ran again";
+  expect_exactly_one_push_and_two_flights();
+}
+
 TEST_F(DaemonTest, CrashBetweenVerdictAndPushPushesOnceAfterRestart) {
   config("true");
   std::string tested = baseline_then_commit();

@@ -21,6 +21,7 @@ class FaultyStore final : public store::Store {
   bool die_before_push_intent = false;   ///< ... after the verdict, before the push intent
   bool die_after_push_intent = false;    ///< ... right after the push intent is committed
   bool die_after_push_finished = false;  ///< ... after the push and its outcome, before the flight's outcome
+  bool die_after_release_hosts = false;  ///< ... once a job has given back its hosts
 
   int schema_version() const override { return s_.schema_version(); }
   const std::string& path() const override { return s_.path(); }
@@ -100,7 +101,11 @@ class FaultyStore final : public store::Store {
   Result<void> set_waiting(const Waiter& w) override { return s_.set_waiting(w); }
   Result<void> clear_waiting(FlightId f, const std::string& j) override { return s_.clear_waiting(f, j); }
   Result<std::vector<Waiter>> waiters() const override { return s_.waiters(); }
-  Result<void> release_hosts(FlightId f, const std::string& j) override { return s_.release_hosts(f, j); }
+  Result<void> release_hosts(FlightId f, const std::string& j) override {
+    auto r = s_.release_hosts(f, j);
+    if (die_after_release_hosts) _exit(137);
+    return r;
+  }
   Result<bool> record_host_result(const std::string& h, const std::string& st, int q) override {
     return s_.record_host_result(h, st, q);
   }
