@@ -88,9 +88,30 @@ class SqliteStore final : public Store {
                                  : wal.status().with_context(o.path);
       }
     }
-    if (Status s = db_.exec("PRAGMA synchronous = NORMAL"); !s.ok()) return s;
+    full_ = o.synchronous_full;
+    if (Status s = db_.exec(full_ ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL"); !s.ok()) {
+      return s;
+    }
     return migrate(db_, o.path, version_);
   }
+
+  /// Commits made while one lives are on disk when they return (synchronous
+  /// FULL), whatever the connection's setting: push intents and outcomes,
+  /// verdicts and frozen-ref audit rows must survive a power loss.
+  class Durable {
+   public:
+    explicit Durable(SqliteStore& s) : s_(s) {
+      if (!s_.full_) (void)s_.db_.exec("PRAGMA synchronous = FULL");
+    }
+    ~Durable() {
+      if (!s_.full_) (void)s_.db_.exec("PRAGMA synchronous = NORMAL");
+    }
+    Durable(const Durable&) = delete;
+    Durable& operator=(const Durable&) = delete;
+
+   private:
+    SqliteStore& s_;
+  };
 
   int schema_version() const override { return version_; }
   const std::string& path() const override { return path_; }
@@ -299,6 +320,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::int64_t> record_verdict(const StoredVerdict& v) override {
+    Durable durable(*this);
     Transaction tx(db_);
     if (!tx.status().ok()) return tx.status();
     Stmt q(db_, "INSERT INTO verdicts (flight, judged, who, reason, outcome, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
@@ -325,6 +347,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::int64_t> record_push_intent(const Push& p) override {
+    Durable durable(*this);
     Stmt q(db_, "INSERT INTO pushes (flight, branch, url, ref, old_rev, new_rev, state, message, who, created)"
                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'intent', ?7, ?8, ?9)");
     q.bind(1, p.flight ? std::optional<std::int64_t>(p.flight->value) : std::nullopt);
@@ -335,6 +358,7 @@ class SqliteStore final : public Store {
   }
 
   Result<void> finish_push(std::int64_t id, const std::string& state, const std::string& message) override {
+    Durable durable(*this);
     Stmt q(db_, "UPDATE pushes SET state = ?2, message = ?3, finished = ?4 WHERE id = ?1 AND state = 'intent'");
     q.bind(1, id).bind(2, state).bind(3, message).bind(4, now());
     return changed_one(q, "pending push " + std::to_string(id));
@@ -751,6 +775,7 @@ class SqliteStore final : public Store {
   }
 
   Result<void> record_frozen_change(const FrozenChange& c) override {
+    Durable durable(*this);
     Stmt q(db_, "INSERT INTO frozen_audit (tree, branch, ref, action, old_rev, new_rev, describe, who, reason, at)"
                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
     q.bind(1, c.tree).bind(2, c.branch).bind(3, c.ref).bind(4, c.action).bind(5, c.old_rev).bind(6, c.new_rev);
@@ -783,6 +808,7 @@ class SqliteStore final : public Store {
   mutable Db db_;
   std::string path_;
   int version_ = 0;
+  bool full_ = false;  // synchronous = FULL for every commit, not only Durable ones
 };
 
 }  // namespace
