@@ -290,6 +290,7 @@ Config build(const json& j, const std::string& path) {
   c.daemon.max_parallel_jobs = d.value("max_parallel_jobs", c.daemon.max_parallel_jobs);
   c.daemon.stale_ref_lock_seconds = d.value("stale_ref_lock_seconds", c.daemon.stale_ref_lock_seconds);
   c.daemon.push_attempts = d.value("push_attempts", c.daemon.push_attempts);
+  c.daemon.reconcile_seconds = d.value("reconcile_seconds", c.daemon.reconcile_seconds);
 
   for (const json& t : j.value("trees", json::array())) {
     Tree tree;

@@ -231,6 +231,33 @@ class Daemon {
     running_[branch] = std::move(r);
   }
 
+  /// SPEC section 6: pending intents whose owner is gone (a remote that did
+  /// not answer at start-up, an outcome that was unknown) are finished by
+  /// reconciliation, periodically, on a thread of its own (libgit2 blocks).
+  void start_reconcile() {
+    static const std::string kKey = "(reconcile)";  // not a branch name: names have no parentheses
+    if (busy(kKey)) return;
+    auto r = std::make_unique<Running>();
+    r->cancel = std::make_unique<hosts::Cancellation>();
+    Running* raw = r.get();
+    r->thread = std::thread([this, raw] {
+      if (auto st = open_store()) {
+        if (auto pending = (*st)->pending_pushes(); pending && !pending->empty()) {
+          revisions::Mirrors mirrors(cfg_);
+          auto done = push::reconcile(cfg_, **st, mirrors, [this](const std::string& l) { say(l); },
+                                      [this](const store::Store::Push& p) {
+                                        return p.flight && flight::RunLock::held(cfg_, *p.flight);
+                                      });
+          if (!done) say("warning: reconciling pending pushes: " + done.error().message());
+        }
+      }
+      raw->done = true;
+      asio::post(io_, [] {});
+    });
+    if (auto old = running_.find(kKey); old != running_.end() && old->second->thread.joinable()) old->second->thread.join();
+    running_[kKey] = std::move(r);
+  }
+
   void flight_thread(const std::string& branch, std::optional<FlightId> existing, bool always,
                      hosts::Cancellation& cancel) {
     auto st = open_store();
@@ -245,6 +272,16 @@ class Daemon {
       id = *existing;
       say("flight " + id.str() + " of " + branch + ": resuming");
     } else {
+      // A push still pending (its outcome unknown) is finished first: a new
+      // flight now would test and push the same thing again.
+      if (auto pending = s.pending_pushes()) {
+        for (const auto& p : *pending) {
+          if (p.branch == branch) {
+            say("branch " + branch + ": no new flight while push " + std::to_string(p.id) + " is pending reconciliation");
+            return;
+          }
+        }
+      }
       const config::Branch* b = cfg_.find_branch(branch);
       for (const auto& t : revisions::trees_of(cfg_, *b)) {
         if (auto f = mirrors.fetch(t); !f) {
@@ -329,6 +366,10 @@ class Daemon {
       } else if (std::chrono::steady_clock::now() > drain_deadline_) {
         for (auto& [b, r] : running_) r->cancel->cancel();
       }
+      if (!draining_ && !opt_.once && std::chrono::steady_clock::now() >= next_reconcile_) {
+        next_reconcile_ = std::chrono::steady_clock::now() + std::chrono::seconds(cfg_.daemon.reconcile_seconds);
+        start_reconcile();
+      }
       bool any_running = false;
       for (auto& [b, r] : running_) any_running = any_running || !r->done;
       if (!any_running && (draining_ || (opt_.once && resume_.empty()))) break;
@@ -354,6 +395,8 @@ class Daemon {
   std::set<std::string> poll_now_;  // branches a webhook asked to poll (loop thread only)
   std::atomic<bool> draining_{false};  // read by API workers
   std::chrono::steady_clock::time_point drain_deadline_;
+  std::chrono::steady_clock::time_point next_reconcile_ =
+      std::chrono::steady_clock::now();  // start-up recovery reconciles first; this is the next round
 };
 
 }  // namespace

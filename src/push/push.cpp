@@ -59,6 +59,13 @@ PushResult attempt_push(const config::Config& config, git::Repository& repo, con
       break;
     }
     std::string value = now->value_or("");
+    if (value == to && pushed.error().code() == StatusCode::conflict) {
+      // Refused before anything was sent: another writer put it there. Each
+      // move of the ref is recorded as done once, by whoever made it.
+      result.state = "refused";
+      result.message = ref + " on " + url + " is already at " + to.substr(0, 12) + ", moved there by another push";
+      break;
+    }
     if (value == to) {
       result.state = "done";
       result.message = "pushed " + to.substr(0, 12) + " to " + ref + " on " + url + " (confirmed by reading it again after: " + why + ")";
@@ -111,6 +118,64 @@ Result<PushResult> push_branch(const config::Config& config, store::Store& store
   return result;
 }
 
+namespace {
+
+/// Finish one pending intent (its owner is gone, or is the caller): see
+/// reconcile(). nullopt: still pending (the remote did not answer).
+Result<std::optional<store::Store::Push>> finish_intent(const config::Config& config, store::Store& store,
+                                                        revisions::Mirrors& mirrors, store::Store::Push p,
+                                                        const std::function<void(const std::string&)>& progress) {
+  const config::Branch* branch = config.find_branch(p.branch);
+  auto repo = branch ? mirrors.repo(branch->tree) : Result<git::Repository*>(Status::not_found("branch gone"));
+  if (!repo) {
+    if (auto f = store.finish_push(p.id, "failed", "cannot reconcile: " + repo.error().message()); !f) return f.error();
+    p.state = "failed";
+    return std::optional<store::Store::Push>(p);
+  }
+  auto remote = (*repo)->remote_ref(p.url, p.ref);
+  if (!remote) {
+    if (progress) progress("push " + std::to_string(p.id) + " still pending: " + remote.error().message());
+    return std::optional<store::Store::Push>{};
+  }
+  std::string now = remote->value_or("");
+  std::string state, message;
+  if (now == p.new_rev) {
+    state = "done";
+    message = "found already pushed after a restart";
+    (void)(*repo)->update_ref(p.ref, p.new_rev, p.old_rev, "pushgate: reconciled");
+  } else if (now == p.old_rev) {
+    // Not pushed yet: the operator controls are asked again first.
+    auto blocked = store.branch_blocked(p.branch);
+    if (!blocked) return blocked.error();
+    bool forced = !p.flight;  // an operator's `branch force`, itself the control
+    if (*blocked && !forced) {
+      state = "refused";
+      message = "not pushed after a restart: branch blocked by an operator: " + **blocked;
+    } else if (!branch->push && !forced) {
+      state = "refused";
+      message = "not pushed after a restart: push disabled for branch " + p.branch + " in the configuration";
+    } else {
+      PushResult r = attempt_push(config, **repo, p.url, p.ref, p.old_rev, p.new_rev);
+      if (r.state == "intent") {
+        if (progress) progress("push " + std::to_string(p.id) + " still pending: " + r.message);
+        return std::optional<store::Store::Push>{};
+      }
+      state = r.state;
+      message = r.state == "done" ? "pushed after a restart" : r.message;
+    }
+  } else {
+    state = "refused";
+    message = "after a restart " + p.ref + " is at " + (now.empty() ? "nothing" : now) + ", neither old nor new";
+  }
+  if (auto f = store.finish_push(p.id, state, message); !f) return f.error();
+  p.state = state;
+  p.message = message;
+  if (progress) progress("push " + std::to_string(p.id) + " of " + p.branch + ": " + state + " (" + message + ")");
+  return std::optional<store::Store::Push>(p);
+}
+
+}  // namespace
+
 Result<std::vector<store::Store::Push>> reconcile(const config::Config& config, store::Store& store,
                                                   revisions::Mirrors& mirrors,
                                                   const std::function<void(const std::string&)>& progress,
@@ -124,53 +189,9 @@ Result<std::vector<store::Store::Push>> reconcile(const config::Config& config, 
       if (progress) progress("push " + std::to_string(p.id) + " of " + p.branch + " left to its live owner");
       continue;
     }
-    const config::Branch* branch = config.find_branch(p.branch);
-    std::string tree = branch ? branch->tree : "";
-    auto repo = branch ? mirrors.repo(tree) : Result<git::Repository*>(Status::not_found("branch gone"));
-    if (!repo) {
-      (void)store.finish_push(p.id, "failed", "cannot reconcile: " + repo.error().message());
-      continue;
-    }
-    auto remote = (*repo)->remote_ref(p.url, p.ref);
-    if (!remote) {
-      if (progress) progress("push " + std::to_string(p.id) + " still pending: " + remote.error().message());
-      continue;
-    }
-    std::string now = remote->value_or("");
-    std::string state, message;
-    if (now == p.new_rev) {
-      state = "done";
-      message = "found already pushed after a restart";
-      (void)(*repo)->update_ref(p.ref, p.new_rev, p.old_rev, "pushgate: reconciled");
-    } else if (now == p.old_rev) {
-      // Not pushed yet: the operator controls are asked again first.
-      auto blocked = store.branch_blocked(p.branch);
-      if (!blocked) return blocked.error();
-      bool forced = !p.flight;  // an operator's `branch force`, itself the control
-      if (*blocked && !forced) {
-        state = "refused";
-        message = "not pushed after a restart: branch blocked by an operator: " + **blocked;
-      } else if (!branch->push && !forced) {
-        state = "refused";
-        message = "not pushed after a restart: push disabled for branch " + p.branch + " in the configuration";
-      } else {
-        PushResult r = attempt_push(config, **repo, p.url, p.ref, p.old_rev, p.new_rev);
-        if (r.state == "intent") {
-          if (progress) progress("push " + std::to_string(p.id) + " still pending: " + r.message);
-          continue;
-        }
-        state = r.state;
-        message = r.state == "done" ? "pushed after a restart" : r.message;
-      }
-    } else {
-      state = "refused";
-      message = "after a restart " + p.ref + " is at " + (now.empty() ? "nothing" : now) + ", neither old nor new";
-    }
-    if (auto f = store.finish_push(p.id, state, message); !f) return f.error();
-    p.state = state;
-    p.message = message;
-    if (progress) progress("push " + std::to_string(p.id) + " of " + p.branch + ": " + state + " (" + message + ")");
-    out.push_back(p);
+    auto done = finish_intent(config, store, mirrors, p, progress);
+    if (!done) return done.error();
+    if (*done) out.push_back(**done);
   }
   return out;
 }
@@ -318,8 +339,14 @@ Result<Gate> finish_flight(const config::Config& config, store::Store& store, re
     if (*earlier && (*earlier)->state != "intent") {
       g->push = PushResult{(*earlier)->state, (*earlier)->message, (*earlier)->id};
     } else if (*earlier) {
-      return Status::conflict("flight " + id.str() + " has a push intent still pending",
-                              "it is reconciled when pushgate next starts");
+      // Our own intent, left by the runner before us: we own it now. Still
+      // unknown: the verdict is stored and the daemon's periodic
+      // reconciliation finishes the push (the flight is never abandoned).
+      auto done = finish_intent(config, store, mirrors, **earlier, {});
+      if (!done) return done.error();
+      g->push = *done ? PushResult{(*done)->state, (*done)->message, (*done)->id}
+                      : PushResult{"intent", "outcome unknown: the remote did not answer; reconciled later",
+                                   (*earlier)->id};
     } else {
       auto r = push_branch(config, store, mirrors, branch->name, id, g->basis, g->tested, who);
       if (!r) return r.error();
@@ -400,20 +427,19 @@ Result<verdict::Report> report(const config::Config&, const store::Store& store,
   if (auto steps = store.list_steps(g.flight.id)) {
     for (const auto& s : *steps) r.logs[s.job + "\n" + std::to_string(s.stepno)] = s.log_path;
   }
-  if (g.push) {
-    r.pushed = g.push->pushed();
-    r.push_text = g.push->pushed() ? g.push->message : "push " + g.push->state + ": " + g.push->message;
+  std::optional<PushResult> push = g.push;
+  if (push && push->state == "intent") {  // finished since by reconciliation?
+    if (auto p = store.push_of_flight(g.flight.id); p && *p) push = PushResult{(*p)->state, (*p)->message, (*p)->id};
+  }
+  if (push) {
+    r.pushed = push->pushed();
+    r.push_text = push->pushed() ? push->message : "push " + push->state + ": " + push->message;
   } else {
     r.push_text = g.decision.reason;
     // Reports made later: a push of this flight recorded in the store wins.
-    if (auto pushes = store.pushes(g.flight.branch, 50)) {
-      for (const auto& p : *pushes) {
-        if (p.flight && *p.flight == g.flight.id) {
-          r.pushed = p.state == "done";
-          r.push_text = p.state == "done" ? p.message : "push " + p.state + ": " + p.message;
-          break;
-        }
-      }
+    if (auto p = store.push_of_flight(g.flight.id); p && *p) {
+      r.pushed = (*p)->state == "done";
+      r.push_text = r.pushed ? (*p)->message : "push " + (*p)->state + ": " + (*p)->message;
     }
   }
   return r;

@@ -274,6 +274,50 @@ TEST_F(DaemonTest, Issue11_CrashAfterReleasingHostsDoesNotRerunTheJob) {
   expect_exactly_one_push_and_two_flights();
 }
 
+// Issue 11 item 5: an intent whose remote does not answer at start-up is
+// finished by periodic reconciliation once it does, and its flight is
+// finished meanwhile rather than abandoned until the next restart.
+TEST_F(DaemonTest, Issue11_UnreachableRemoteAtStartIsReconciledLater) {
+  config("true");
+  std::string tested = baseline_then_commit();
+  auto cfg = nlohmann::json::parse(test::read_file(dir.path() / "c.json"));
+  cfg["daemon"]["reconcile_seconds"] = 1;
+  test::write_file(dir.path() / "c.json", cfg.dump(2));
+  auto created = test::pushgate({"--config", dir.str("c.json"), "flight", "create", "xen-unstable"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string old = xen->head_of("master");
+  {
+    auto st = db();
+    auto jobs = st->list_jobs(FlightId{2}).value();
+    for (const auto& j : jobs) ASSERT_TRUE(st->set_job_status(FlightId{2}, j.job, "pass", "").has_value());
+    ASSERT_TRUE(st->set_flight_times(FlightId{2}, store::now(), store::now()).has_value());
+    store::Store::Push p;  // the crash came right after the intent
+    p.flight = FlightId{2};
+    p.branch = "xen-unstable";
+    p.url = dir.str("up/xen.git");
+    p.ref = "refs/heads/master";
+    p.old_rev = old;
+    p.new_rev = tested;
+    ASSERT_TRUE(st->record_push_intent(p).has_value());
+  }
+  std::filesystem::rename(dir.path() / "up", dir.path() / "away");  // the remote is gone for now
+  auto d = start();
+  EXPECT_TRUE(wait_until([&] { return !db()->get_flight(FlightId{2}).value().outcome.empty(); }, 30s))
+      << "the flight was abandoned:\n" << test::read_file(dir.path() / "daemon.log");
+  EXPECT_EQ(db()->pending_pushes().value().size(), 1u);
+  std::filesystem::rename(dir.path() / "away", dir.path() / "up");
+  EXPECT_TRUE(wait_until([&] { return db()->pending_pushes().value().empty(); }, 30s))
+      << test::read_file(dir.path() / "daemon.log");
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(30000), 0);
+  EXPECT_EQ(xen->head_of("master"), tested);
+  auto pushes = db()->pushes("xen-unstable", 10).value();
+  ASSERT_EQ(pushes.size(), 1u);
+  EXPECT_EQ(pushes[0].state, "done");
+  auto report = test::pushgate({"--config", dir.str("c.json"), "flight", "report", "2", "--format", "json"});
+  EXPECT_TRUE(nlohmann::json::parse(report.out)["pushed"].get<bool>()) << report.out;
+}
+
 TEST_F(DaemonTest, CrashBetweenVerdictAndPushPushesOnceAfterRestart) {
   config("true");
   std::string tested = baseline_then_commit();
