@@ -188,6 +188,20 @@ class WriteLock {
     while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
     }
   }
+
+  /// For a repository only pushgate writes (a mirror): while this is held,
+  /// every ref lock file in it was left by a writer killed mid-update.
+  /// Removes them, so one kill -9 does not fail every later fetch.
+  static void clear_dead_ref_locks(git_repository* repo) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::path dir(git_repository_path(repo));
+    fs::remove(dir / "packed-refs.lock", ec);
+    for (auto it = fs::recursive_directory_iterator(dir / "refs", ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+      if (it->path().extension() == ".lock") fs::remove(it->path(), ec);
+    }
+  }
   ~WriteLock() {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -219,6 +233,7 @@ Result<void> Repository::fetch(const std::string& url, const Progress& progress)
   git_strarray refspecs{const_cast<char**>(specs), 2};
   if (progress) progress("fetching " + url + " into " + impl_->path);
   WriteLock lock(impl_->repo.get());
+  WriteLock::clear_dead_ref_locks(impl_->repo.get());
   if (int rc = git_remote_fetch(remote, &refspecs, &opts, "pushgate: fetch"); rc < 0) {
     return error_status(rc, "fetch from " + url + " failed").with_context("git");
   }
@@ -353,6 +368,7 @@ Result<void> Repository::update_ref(const std::string& ref, const std::string& n
   git_reference* out = nullptr;
   int rc;
   WriteLock lock(impl_->repo.get());
+  WriteLock::clear_dead_ref_locks(impl_->repo.get());
   if (expected_old) {
     git_oid old;
     if (git_oid_fromstr(&old, expected_old->c_str()) < 0) {
@@ -381,6 +397,7 @@ Result<void> Repository::update_ref(const std::string& ref, const std::string& n
 Result<void> Repository::delete_ref(const std::string& ref, const std::string& expected_old) {
   std::string full = qualify_ref(ref);
   WriteLock lock(impl_->repo.get());
+  WriteLock::clear_dead_ref_locks(impl_->repo.get());
   git_reference* r = nullptr;
   if (int rc = git_reference_lookup(&r, impl_->repo.get(), full.c_str()); rc < 0) {
     return error_status(rc, "cannot delete " + full);
@@ -548,6 +565,7 @@ Result<void> Repository::push_ref(const std::string& url, const std::string& ref
   // libgit2 pushes from a local ref: use a private temporary one, held under
   // the write lock so a concurrent push from this mirror cannot swap it.
   WriteLock lock(impl_->repo.get());
+  WriteLock::clear_dead_ref_locks(impl_->repo.get());
   const std::string tmp = "refs/pushgate/push-source";
   std::string spec;
   RefPtr tmpholder;
