@@ -45,6 +45,12 @@ struct PushOptions {
 /// which push_ref() updates in place under the target's own ref lock.
 bool is_local_url(const std::string& url);
 
+/// Start-up check of a local push target: with pushgate's writers of it shut
+/// out, a lock file of `ref` older than options.stale_lock_seconds is a dead
+/// writer's and is removed (options.warn is told). Nothing to do for remote
+/// URLs or a young lock.
+Status clear_stale_ref_lock(const std::string& url, const std::string& ref, const PushOptions& options);
+
 /// One local repository (normally a bare mirror). Not thread-safe: use one
 /// Repository per thread.
 class Repository {

@@ -158,6 +158,14 @@ class Daemon {
     }
     for (const auto& j : rec->requeued) say("flight " + j.first.str() + " " + j.second + ": re-queued after restart");
     for (const auto& j : rec->given_up) say("flight " + j.first.str() + " " + j.second + ": broken, interrupted twice");
+    // Ref locks a killed push left at local targets (issue 19).
+    for (const auto& b : cfg_.branches) {
+      git::PushOptions po;
+      po.stale_lock_seconds = cfg_.daemon.stale_ref_lock_seconds;
+      po.warn = [this](const std::string& w) { say("warning: " + w); };
+      std::string url = b.push_url.empty() ? cfg_.find_tree(b.tree)->push_url : b.push_url;
+      if (Status s = git::clear_stale_ref_lock(url, b.tested, po); !s.ok()) say("branch " + b.name + ": " + s.message());
+    }
     revisions::Mirrors mirrors(cfg_);
     auto done = push::reconcile(cfg_, *store_, mirrors, [this](const std::string& l) { say(l); },
                                 [this](const store::Store::Push& p) {

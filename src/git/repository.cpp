@@ -495,6 +495,33 @@ Status copy_commits(git_repository* src_repo, git_odb* src, git_odb* dst, const 
 
 std::string age_text(std::int64_t seconds) { return std::to_string(seconds) + "s"; }
 
+/// REQUIRES: the target's WriteLock is held, so no pushgate writer is
+/// updating `full` there. Its lock file, if older than the stale age, was
+/// left by a dead writer: removed (options.warn is told). Younger: a live
+/// writer's, unavailable when `young_is_error`.
+Status clear_stale_lock(git_repository* target, const std::string& path, const std::string& full,
+                        const PushOptions& options, bool young_is_error = true) {
+  std::string lock = std::string(git_repository_path(target)) + full + ".lock";
+  std::error_code ec;
+  if (!std::filesystem::exists(lock, ec)) return {};
+  auto mtime = std::filesystem::last_write_time(lock, ec);
+  if (ec) return {};
+  auto age = std::chrono::duration_cast<std::chrono::seconds>(std::filesystem::file_time_type::clock::now() - mtime).count();
+  if (age < options.stale_lock_seconds) {
+    if (!young_is_error) return {};
+    return Status::unavailable("ref " + full + " on " + path + " is locked by " + lock + " (age " + age_text(age) + ")",
+                               "another writer is updating it; retried, and removed once older than " +
+                                   age_text(options.stale_lock_seconds));
+  }
+  auto size = std::filesystem::file_size(lock, ec);
+  std::filesystem::remove(lock, ec);
+  if (options.warn) {
+    options.warn("removed stale ref lock " + lock + " (age " + age_text(age) + ", " + std::to_string(size) +
+                 " bytes): its writer is gone");
+  }
+  return {};
+}
+
 }  // namespace
 
 namespace {
@@ -601,6 +628,19 @@ Result<void> Repository::push_ref(const std::string& url, const std::string& ref
   return {};
 }
 
+Status clear_stale_ref_lock(const std::string& url, const std::string& ref, const PushOptions& options) {
+  if (!is_local_url(url)) return {};
+  ensure_init();
+  std::string path = local_path(url);
+  git_repository* raw = nullptr;
+  if (git_repository_open_ext(&raw, path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) < 0) {
+    return Status::unavailable("cannot open push target " + path + ": " + last_error(), "check the push URL");
+  }
+  RepoPtr target(raw);
+  WriteLock turn(target.get());
+  return clear_stale_lock(target.get(), path, qualify_ref(ref), options, /*young_is_error=*/false);
+}
+
 Result<void> Repository::push_local(const std::string& url, const std::string& full,
                                     const std::optional<std::string>& expected_old,
                                     const std::optional<std::string>& new_id, const PushOptions& options) {
@@ -627,25 +667,7 @@ Result<void> Repository::push_local(const std::string& url, const std::string& f
     Ptr<git_odb, git_odb_free> sh(src), dh(dst);
     if (Status s = copy_commits(impl_->repo.get(), src, dst, &nid); !s.ok()) return s.with_context("push to " + path);
   }
-  std::string lock = std::string(git_repository_path(target.get())) + full + ".lock";
-  std::error_code ec;
-  if (std::filesystem::exists(lock, ec)) {
-    auto mtime = std::filesystem::last_write_time(lock, ec);
-    auto age = std::chrono::duration_cast<std::chrono::seconds>(std::filesystem::file_time_type::clock::now() - mtime).count();
-    if (!ec && age >= options.stale_lock_seconds) {
-      auto size = std::filesystem::file_size(lock, ec);
-      std::filesystem::remove(lock, ec);
-      if (options.warn) {
-        options.warn("removed stale ref lock " + lock + " (age " + age_text(age) + ", " + std::to_string(size) +
-                     " bytes): its writer is gone");
-      }
-    } else if (!ec) {
-      return Status::unavailable("ref " + full + " on " + path + " is locked by " + lock + " (age " + age_text(age) +
-                                     ")",
-                                 "another writer is updating it; retried, and removed once older than " +
-                                     age_text(options.stale_lock_seconds));
-    }
-  }
+  if (Status s = clear_stale_lock(target.get(), path, full, options); !s.ok()) return s;
   git_reference* out = nullptr;
   int rc;
   std::string msg = "pushgate: push";

@@ -318,6 +318,26 @@ TEST_F(DaemonTest, Issue11_UnreachableRemoteAtStartIsReconciledLater) {
   EXPECT_TRUE(nlohmann::json::parse(report.out)["pushed"].get<bool>()) << report.out;
 }
 
+// Issue 19: a ref lock left at the push target by a killed writer is removed
+// at start-up (logged at warning level), and the next flight pushes.
+TEST_F(DaemonTest, Issue19_StaleRefLockAtTheTargetIsRemovedAtStartAndThePushSucceeds) {
+  config("true");
+  std::string tested = baseline_then_commit();
+  auto lock = dir.path() / "up/xen.git/refs/heads/master.lock";
+  test::write_file(lock, xen->head_of("master") + "\n");
+  std::filesystem::last_write_time(lock, std::filesystem::file_time_type::clock::now() - std::chrono::hours(1));
+  auto d = start();
+  EXPECT_TRUE(wait_until([&] { return xen->head_of("master") == tested; }, 30s)) << test::read_file(dir.path() / "daemon.log");
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(30000), 0);
+  std::string log = test::read_file(dir.path() / "daemon.log");
+  EXPECT_NE(log.find("warning removed stale ref lock"), std::string::npos) << log;
+  EXPECT_FALSE(std::filesystem::exists(lock));
+  auto pushes = db()->pushes("xen-unstable", 10).value();
+  ASSERT_EQ(pushes.size(), 1u);
+  EXPECT_EQ(pushes[0].state, "done");
+}
+
 TEST_F(DaemonTest, CrashBetweenVerdictAndPushPushesOnceAfterRestart) {
   config("true");
   std::string tested = baseline_then_commit();
