@@ -101,7 +101,8 @@ struct Daemon {
   int max_parallel_jobs = 4;
   int stale_ref_lock_seconds = 60;  ///< a ref lock at a local push target this old is a dead writer's
   int push_attempts = 3;            ///< tries of a push that failed with the ref unchanged
-  int reconcile_seconds = 60;       ///< how often the daemon finishes pending push intents of dead owners
+  int reconcile_seconds = 60;
+  std::vector<std::string> step_env;  ///< controller variables steps inherit besides PATH, HOME, LANG, TZ...       ///< how often the daemon finishes pending push intents of dead owners
 };
 
 struct Config {

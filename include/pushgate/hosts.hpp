@@ -48,11 +48,18 @@ class Cancellation {
 /// killed when the main process exits.
 struct ProcessSpec {
   std::vector<std::string> argv;
-  std::map<std::string, std::string> env;  ///< added to the controller's environment
+  /// The child's whole environment, with kInheritedEnv and `inherit` taken
+  /// from the controller's: never the rest of it (SPEC section 4: secrets
+  /// the daemon holds, an API token, IPMI passwords, do not reach steps).
+  std::map<std::string, std::string> env;
   std::string cwd;
   std::string log_path;
   int timeout_seconds = 3600;
+  std::vector<std::string> inherit;  ///< more variables passed through by name (daemon.step_env)
 };
+
+/// Variables every step process gets from the controller when set there.
+inline const std::vector<std::string> kInheritedEnv{"PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "TMPDIR"};
 
 struct ProcessResult {
   int exit_code = -1;  ///< -1 when it did not exit normally
@@ -84,6 +91,7 @@ struct StepContext {
   std::string log_path;  ///< the step's log; backends append to it
   std::string workdir;   ///< the job's work directory on the controller
   std::map<std::string, std::string> env;  ///< runvars and PUSHGATE_* variables
+  std::vector<std::string> inherit;        ///< controller variables passed through (daemon.step_env)
   int timeout_seconds = 3600;
   std::map<std::string, class Host*> roles;  ///< role -> host held by the job
   std::string role = "host";                 ///< the role this step acts on

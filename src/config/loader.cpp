@@ -291,6 +291,7 @@ Config build(const json& j, const std::string& path) {
   c.daemon.stale_ref_lock_seconds = d.value("stale_ref_lock_seconds", c.daemon.stale_ref_lock_seconds);
   c.daemon.push_attempts = d.value("push_attempts", c.daemon.push_attempts);
   c.daemon.reconcile_seconds = d.value("reconcile_seconds", c.daemon.reconcile_seconds);
+  c.daemon.step_env = d.value("step_env", std::vector<std::string>{});
 
   for (const json& t : j.value("trees", json::array())) {
     Tree tree;

@@ -326,6 +326,7 @@ class Runner {
         ctx.env["PUSHGATE_HOST_ADDRESS"] = host->address();
       }
       ctx.timeout_seconds = step.timeout;
+      ctx.inherit = cfg_.daemon.step_env;
       ctx.roles = roles;
       ctx.role = step.role;
       ctx.cancel = cancel_;

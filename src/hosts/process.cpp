@@ -18,11 +18,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
-extern char** environ;
 
 namespace pushgate::hosts {
 
@@ -94,10 +94,13 @@ asio::awaitable<ProcessResult> run_process(ProcessSpec spec, Cancellation& cance
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 
+  // An allow-list, never a copy of the controller's environment.
   std::vector<std::string> envs;
-  for (char** e = environ; *e; ++e) {
-    std::string kv = *e;
-    if (!spec.env.count(kv.substr(0, kv.find('=')))) envs.push_back(kv);
+  for (const std::vector<std::string>* names : {&kInheritedEnv, static_cast<const std::vector<std::string>*>(&spec.inherit)}) {
+    for (const std::string& name : *names) {
+      const char* v = std::getenv(name.c_str());
+      if (v && !spec.env.count(name)) envs.push_back(name + "=" + v);
+    }
   }
   for (const auto& [k, v] : spec.env) envs.push_back(k + "=" + v);
   std::vector<char*> cargv, cenv;
@@ -155,7 +158,7 @@ asio::awaitable<ProcessResult> run_process(ProcessSpec spec, Cancellation& cance
 
 asio::awaitable<StepOutcome> run_on_controller(const std::string& command, const std::string& fail_status,
                                                StepContext& ctx) {
-  ProcessSpec spec{{"/bin/sh", "-c", command}, ctx.env, ctx.workdir, ctx.log_path, ctx.timeout_seconds};
+  ProcessSpec spec{{"/bin/sh", "-c", command}, ctx.env, ctx.workdir, ctx.log_path, ctx.timeout_seconds, ctx.inherit};
   ProcessResult r = co_await run_process(std::move(spec), *ctx.cancel);
   if (r.ok()) co_return StepOutcome::pass();
   if (!r.error.empty() || r.cancelled) co_return StepOutcome::broken(r.describe());

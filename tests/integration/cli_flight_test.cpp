@@ -199,3 +199,28 @@ TEST_F(CliFlight, Issue11_ClaimsOfDeadProcessesAreIgnoredAndPurged) {
 
 }  // namespace
 }  // namespace pushgate
+
+namespace pushgate {
+namespace {
+
+// Issue 12 item 4: a step's environment is an allow-list; the daemon's
+// secrets (an API token variable, a password variable) never reach it.
+TEST_F(CliFlight, Issue12_StepsDoNotSeeTheControllersSecrets) {
+  write_config("env > \"$PUSHGATE_WORKDIR/../../env.txt\"");
+  auto cfg = nlohmann::json::parse(test::read_file(dir.path() / "c.json"));
+  cfg["daemon"]["step_env"] = {"PUSHGATE_TEST_KEEP"};
+  test::write_file(dir.path() / "c.json", cfg.dump(2));
+  auto r = test::pushgate({"--config", dir.str("c.json"), "flight", "run", "xen-unstable", "--no-fetch", "--always"},
+                          {{"PUSHGATE_API_TOKEN", "s3cret-token"}, {"IPMI_PASSWORD", "hunter2"},
+                           {"PUSHGATE_TEST_KEEP", "kept"}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string env = test::read_file(dir.path() / "state/work/env.txt");
+  EXPECT_EQ(env.find("s3cret-token"), std::string::npos) << env;
+  EXPECT_EQ(env.find("hunter2"), std::string::npos) << env;
+  EXPECT_NE(env.find("PUSHGATE_TEST_KEEP=kept"), std::string::npos) << env;
+  EXPECT_NE(env.find("PATH="), std::string::npos) << env;
+  EXPECT_NE(env.find("PUSHGATE_FLIGHT=1"), std::string::npos) << env;
+}
+
+}  // namespace
+}  // namespace pushgate

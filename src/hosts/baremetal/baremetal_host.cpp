@@ -57,7 +57,7 @@ class BaremetalHost final : public Host {
     std::string remote;
     for (const auto& [k, v] : ctx.env) remote += k + "=" + shell_quote(v) + " ";
     remote += "sh -c " + shell_quote(command);
-    ProcessSpec spec{ssh(remote), {}, ctx.workdir, ctx.log_path, ctx.timeout_seconds};
+    ProcessSpec spec{ssh(remote), {}, ctx.workdir, ctx.log_path, ctx.timeout_seconds, ctx.inherit};
     ProcessResult r = co_await run_process(std::move(spec), *ctx.cancel);
     if (r.ok()) co_return StepOutcome::pass();
     if (!r.error.empty() || r.cancelled) co_return StepOutcome::broken(r.describe());
@@ -72,7 +72,10 @@ class BaremetalHost final : public Host {
     env["PUSHGATE_HOST"] = name();
     env["PUSHGATE_HOST_ADDRESS"] = cfg_.address;
     if (!cfg_.password_file.empty()) env["PUSHGATE_PASSWORD_FILE"] = cfg_.password_file;
-    ProcessSpec spec{{"/bin/sh", "-c", command}, env, ctx.workdir, ctx.log_path, timeout};
+    // The host's own power/install commands, not code under test: they get its password variable.
+    std::vector<std::string> inherit = ctx.inherit;
+    if (!cfg_.password_env.empty()) inherit.push_back(cfg_.password_env);
+    ProcessSpec spec{{"/bin/sh", "-c", command}, env, ctx.workdir, ctx.log_path, timeout, inherit};
     ProcessResult r = co_await run_process(std::move(spec), *ctx.cancel);
     if (r.ok()) co_return StepOutcome::pass();
     co_return StepOutcome::broken(what + " of host " + name() + " failed: " + r.describe());
