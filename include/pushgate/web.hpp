@@ -15,6 +15,11 @@ struct Page {
   std::string html;
 };
 
+/// The one URL decoder (paths and queries of the API and the pages): %XX
+/// escapes and '+' as a space (in queries). invalid_argument for a bad or
+/// cut escape ("%zz", a trailing "%4") and for an escaped NUL.
+Result<std::string> url_decode(const std::string& text, bool plus_is_space = true);
+
 /// Render the page for `target` ("/", "/flights/12", "/history/job?branch=B&job=J",
 /// "/hosts/H", "/frozen"); 404 page for anything else.
 Page render(const config::Config& config, const store::Store& store, const std::string& target);

@@ -167,18 +167,11 @@ bool token_ok(const std::string& given, const std::string& want) {
   return result == 0;
 }
 
-std::string decode(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') out += ' ';
-    else if (s[i] == '%' && i + 2 < s.size()) {
-      out += static_cast<char>(std::strtol(s.substr(i + 1, 2).c_str(), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
+/// web::url_decode, or a 400 (the route's std::invalid_argument handler).
+std::string decode(const std::string& s, bool plus_is_space) {
+  auto d = web::url_decode(s, plus_is_space);
+  if (!d) throw std::invalid_argument(d.error().message());
+  return *d;
 }
 
 struct Target {
@@ -192,13 +185,13 @@ Target parse_target(const std::string& t) {
   std::string path = t.substr(0, q);
   std::istringstream ps(path);
   for (std::string p; std::getline(ps, p, '/');) {
-    if (!p.empty()) out.parts.push_back(decode(p));
+    if (!p.empty()) out.parts.push_back(decode(p, false));
   }
   if (q != std::string::npos) {
     std::istringstream qs(t.substr(q + 1));
     for (std::string kv; std::getline(qs, kv, '&');) {
       auto eq = kv.find('=');
-      out.query[decode(kv.substr(0, eq))] = eq == std::string::npos ? "" : decode(kv.substr(eq + 1));
+      out.query[decode(kv.substr(0, eq), true)] = eq == std::string::npos ? "" : decode(kv.substr(eq + 1), true);
     }
   }
   return out;
@@ -293,9 +286,9 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
   }
   if (is({"api", "v1", "flights", "*"}) || is({"api", "v1", "flights", "*", "report"})) {
     if (auto e = only("GET")) return *e;
-    char* end = nullptr;
-    long long n = std::strtoll(p[3].c_str(), &end, 10);
-    if (*end || n < 1) return error(400, "flight number \"" + p[3] + "\" is not a positive integer");
+    auto id = FlightId::parse(p[3]);
+    if (!id) return error(400, "flight number \"" + p[3] + "\" is not a positive integer");
+    long long n = id->value;
     if (p.size() == 4) {
       auto j = flight_json(st, FlightId{n});
       return j ? json(200, *j) : from(j.error());

@@ -11,6 +11,30 @@
 #include <sstream>
 
 namespace pushgate::web {
+Result<std::string> url_decode(const std::string& s, bool plus_is_space) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+' && plus_is_space) {
+      out += ' ';
+    } else if (s[i] == '%') {
+      int hi = i + 2 < s.size() ? hex(s[i + 1]) : -1, lo = i + 2 < s.size() ? hex(s[i + 2]) : -1;
+      if (hi < 0 || lo < 0) return Status::invalid_argument("bad %-escape in \"" + s + "\"", "escape as %XX, two hex digits");
+      if (hi == 0 && lo == 0) return Status::invalid_argument("an escaped NUL (%00) in \"" + s + "\"");
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
 namespace {
 
 std::string esc(const std::string& s) { return verdict::html_escape(s); }
@@ -53,24 +77,18 @@ std::string page(const std::string& title, const std::string& body) {
          "<a href=\"/metrics\">metrics</a></nav>\n<h1>" + esc(title) + "</h1>\n" + body + "</body></html>\n";
 }
 
-std::map<std::string, std::string> query_of(const std::string& target) {
+/// Query parameters; nullopt when one is badly escaped.
+std::optional<std::map<std::string, std::string>> query_of(const std::string& target) {
   std::map<std::string, std::string> q;
   auto pos = target.find('?');
   if (pos == std::string::npos) return q;
   std::istringstream in(target.substr(pos + 1));
   for (std::string kv; std::getline(in, kv, '&');) {
     auto eq = kv.find('=');
-    std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
-    std::string dv;
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      if (v[i] == '%' && i + 2 < v.size()) {
-        dv += static_cast<char>(std::stoi(v.substr(i + 1, 2), nullptr, 16));
-        i += 2;
-      } else {
-        dv += v[i] == '+' ? ' ' : v[i];
-      }
-    }
-    q[k] = dv;
+    auto k = url_decode(kv.substr(0, eq));
+    auto v = url_decode(eq == std::string::npos ? "" : kv.substr(eq + 1));
+    if (!k || !v) return std::nullopt;
+    q[*k] = *v;
   }
   return q;
 }
@@ -120,9 +138,9 @@ Page board(const config::Config& cfg, const store::Store& st) {
 }
 
 Page flight_page(const config::Config& cfg, const store::Store& st, const std::string& number) {
-  char* end = nullptr;
-  long long n = std::strtoll(number.c_str(), &end, 10);
-  if (*end || n < 1) return {404, page("No such flight", "<p>\"" + esc(number) + "\" is not a flight number.</p>")};
+  auto id = FlightId::parse(number);
+  if (!id) return {404, page("No such flight", "<p>\"" + esc(number) + "\" is not a flight number.</p>")};
+  long long n = id->value;
   if (auto f = st.get_flight(FlightId{n}); !f) return {404, page("Flight " + number, "<p>" + esc(f.error().message()) + "</p>")};
   revisions::Mirrors mirrors(cfg);
   auto rep = push::flight_report(cfg, st, mirrors, FlightId{n});
@@ -159,7 +177,9 @@ Page flight_page(const config::Config& cfg, const store::Store& st, const std::s
 }
 
 Page job_history(const store::Store& st, const std::string& target) {
-  auto q = query_of(target);
+  auto parsed = query_of(target);
+  if (!parsed) return {400, page("Job history", "<p>A query parameter is badly %-escaped.</p>")};
+  auto& q = *parsed;
   if (!q.count("branch") || !q.count("job")) return {404, page("Job history", "<p>Give ?branch=B&amp;job=J.</p>")};
   std::ostringstream o;
   o << "<table id=\"history\"><tr><th>flight</th><th>when</th><th>status</th><th>host</th><th>revisions</th></tr>\n";
@@ -242,7 +262,11 @@ Page render(const config::Config& config, const store::Store& store, const std::
   if (path == "/" || path == "/branches") return board(config, store);
   if (path.starts_with("/flights/")) return flight_page(config, store, path.substr(9));
   if (path == "/history/job") return job_history(store, target);
-  if (path.starts_with("/hosts/")) return host_page(store, query_of("?h=" + path.substr(7))["h"]);
+  if (path.starts_with("/hosts/")) {
+    auto host = url_decode(path.substr(7), false);
+    if (!host) return {400, page("Bad request", "<p>" + esc(host.error().message()) + "</p>")};
+    return host_page(store, *host);
+  }
   if (path == "/frozen") return frozen_page(config, store);
   return {404, page("Not found", "<p>No page at " + esc(path) + ". <a href=\"/\">Branches</a>.</p>")};
 }

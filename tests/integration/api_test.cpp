@@ -300,6 +300,14 @@ TEST_F(ApiTest, WebPagesServeAndRenderInChromium) {
   EXPECT_NE(host.body.find("allocate"), std::string::npos);
   EXPECT_EQ(test::http(port, "GET", "/frozen").status, 200);
   EXPECT_EQ(test::http(port, "GET", "/flights/x").status, 404);
+  // Issue 12 item 10: " 1" and "1\0" are no flight numbers, a bad escape is a 400.
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/flights/%201").status, 400);
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/flights/1%00").status, 400);
+  auto bad_escape = test::http(port, "GET", "/api/v1/flights?branch=%zz");
+  EXPECT_EQ(bad_escape.status, 400);
+  EXPECT_NE(bad_escape.body.find("bad %-escape"), std::string::npos) << bad_escape.body;
+  EXPECT_EQ(test::http(port, "GET", "/history/job?branch=%zz&job=x").status, 400);
+  EXPECT_EQ(test::http(port, "GET", "/flights/%201").status, 404);
   EXPECT_EQ(test::http(port, "GET", "/hosts/nope").status, 404);
   EXPECT_EQ(test::http(port, "POST", "/", "", auth()).status, 405);
 
