@@ -367,6 +367,8 @@ class Daemon {
         }
         for (const auto& b : cfg_.branches) {
           if (busy(b.name) || pending_resume(b.name)) continue;
+          // --once: each due trigger once; a branch whose flight ended is done.
+          if (opt_.once && running_.count(b.name)) continue;
           bool hooked = poll_now_.erase(b.name) > 0;  // a webhook: poll now (still skipped when up to date)
           if (manual_.erase(b.name)) start(b.name, std::nullopt, true);
           else if (due(b, now) || hooked) start(b.name, std::nullopt, false);

@@ -436,6 +436,17 @@ TEST_F(DaemonTest, OnceRunsDueTriggersAndExits) {
   EXPECT_EQ(flights[0].outcome, "perfect");
 }
 
+// Issue 12 item 8: with a polling branch whose flight outlasts a loop tick,
+// --once still runs the trigger once and exits.
+TEST_F(DaemonTest, Issue12_OnceWithAPollingBranchExits) {
+  config("sleep 1", R"({"poll_seconds": 1})");
+  xen->commit_on("staging", "xen: change");
+  test::Background once({test::pushgate_binary(), "--config", dir.str("c.json"), "daemon", "--once"}, dir.str("once.log"));
+  EXPECT_EQ(once.wait(30000), 0) << "daemon --once did not exit:\n" << test::read_file(dir.path() / "once.log");
+  auto flights = db()->list_flights({}).value();
+  EXPECT_EQ(flights.size(), 1u) << "the poll ran more than once";
+}
+
 TEST_F(DaemonTest, BadCronIsAConfigurationErrorAtStart) {
   config("true", R"({"cron": "61 * * * *"})");
   auto r = test::pushgate({"--config", dir.str("c.json"), "daemon", "--once"});
