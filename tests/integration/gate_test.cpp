@@ -404,5 +404,29 @@ TEST_F(Gate, Issue19_AYoungRefLockFailsThePushItDoesNotRefuseIt) {
   EXPECT_EQ(st["push_failures"], 0);
 }
 
+// Issue 11 item 3: the server applies the push, then the connection dies
+// before it reports (a reference-transaction hook kills receive-pack once the
+// update is committed). The outcome is read again: done, not failed.
+TEST_F(Gate, Issue11_ConnectionCutAfterTheServerAppliedThePushIsDone) {
+  nlohmann::json v;
+  flight(v);
+  std::string good = commit("good change");
+  test::run({"git", "--git-dir=" + up, "config", "daemon.receivepack", "true"});
+  test::write_file(std::filesystem::path(up) / "hooks/reference-transaction",
+                   "#!/bin/sh\ncat >/dev/null\nif [ \"$1\" = committed ]; then kill -9 $PPID; fi\nexit 0\n");
+  std::filesystem::permissions(std::filesystem::path(up) / "hooks/reference-transaction", std::filesystem::perms::owner_all);
+  test::GitDaemon daemon(dir.str("up"));
+  ASSERT_TRUE(daemon.ok()) << "git daemon did not start";
+  auto cfg = nlohmann::json::parse(test::read_file(dir.path() / "c.json"));
+  cfg["trees"][0]["push_url"] = daemon.url("xen.git");
+  test::write_file(dir.path() / "c.json", cfg.dump(2));
+  EXPECT_EQ(flight(v), 0);
+  EXPECT_EQ(xen->head_of("master"), good) << "the server applied the push";
+  EXPECT_TRUE(v["pushed"].get<bool>()) << v["push"];
+  EXPECT_NE(v["push"].get<std::string>().find("confirmed by reading it again"), std::string::npos) << v["push"];
+  auto st = nlohmann::json::parse(pg({"branch", "status", "xen-unstable", "--json", "--no-fetch"}).out);
+  EXPECT_EQ(st["last_push"]["state"], "done") << st.dump(2);
+}
+
 }  // namespace
 }  // namespace pushgate

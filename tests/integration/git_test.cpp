@@ -2,6 +2,8 @@
 // line is used only as an independent oracle and as a git:// server.
 
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <fcntl.h>
 
 #include <atomic>
 #include <filesystem>
@@ -294,6 +296,44 @@ TEST(GitDaemonTransport, FetchAndPushOverGitProtocol) {
   auto unreachable = mirror->fetch("git://127.0.0.1:" + std::to_string(test::free_port()) + "/xen.git");
   EXPECT_FALSE(unreachable.has_value());
   EXPECT_EQ(mirror->ref_target("staging").value().value(), b);
+}
+
+// Issue 11 item 1 over a smart transport: the mirror's writer lock is held
+// while the push starts (as during a fetch) and someone moves the ref on the
+// server meanwhile. The server compares the old value we advertised: their
+// update or ours wins, never both.
+TEST(GitDaemonTransport, Issue11_ConcurrentWriterInTheCompareAndSwapWindow) {
+  TempDir dir;
+  GitRepoBuilder up(dir.str("srv/xen.git"));
+  std::string base = up.commit_on("master", "base");
+  up.set_branch("staging", base);
+  std::string ours = up.commit_on("staging", "ours");
+  std::string theirs = up.commit("theirs", {base});
+  test::run({"git", "-C", dir.str("srv/xen.git"), "config", "daemon.receivepack", "true"});
+  test::GitDaemon daemon(dir.str("srv"));
+  ASSERT_TRUE(daemon.ok()) << "git daemon did not start";
+  auto mirror = Repository::open_or_create_bare(dir.str("mirror.git")).value();
+  ASSERT_TRUE(mirror->fetch(daemon.url("xen.git")).has_value());
+  int fd = ::open(dir.str("mirror.git/pushgate.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  Result<void> pushed = Status::internal("not run");
+  std::thread t([&] {
+    auto repo = Repository::open(dir.str("mirror.git")).value();
+    pushed = repo->push(daemon.url("xen.git"), "refs/heads/master", base, ours);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto moved = test::run({"git", "--git-dir=" + dir.str("srv/xen.git"), "update-ref", "refs/heads/master", theirs, base});
+  ::flock(fd, LOCK_UN);
+  ::close(fd);
+  t.join();
+  if (moved.exit_code == 0) {
+    EXPECT_FALSE(pushed.has_value()) << "our push overwrote their " << theirs;
+    EXPECT_EQ(up.head_of("master"), theirs);
+  } else {
+    EXPECT_TRUE(pushed.has_value()) << pushed.error().to_string();
+    EXPECT_EQ(up.head_of("master"), ours);
+  }
 }
 
 }  // namespace
