@@ -88,6 +88,23 @@ struct Checker {
       }
     }
 
+    // One gate per tested ref: a second branch pushing the same ref would see
+    // every push of the first as "moved by hand" and never push itself.
+    std::map<std::string, std::size_t> gate_of_ref;
+    for (std::size_t i = 0; i < c.branches.size(); ++i) {
+      const Branch& b = c.branches[i];
+      const Tree* t = c.find_tree(b.tree);
+      if (!t) continue;
+      std::string target = (b.push_url.empty() ? t->push_url : b.push_url) + " " + git::qualify_ref(b.tested);
+      auto [it, fresh] = gate_of_ref.emplace(target, i);
+      if (!fresh) {
+        error("/branches/" + std::to_string(i) + "/tested",
+              "branch \"" + b.name + "\" pushes the same tested ref " + git::qualify_ref(b.tested) + " as branch \"" +
+                  c.branches[it->second].name + "\" (/branches/" + std::to_string(it->second) +
+                  "); give each branch its own tested ref");
+      }
+    }
+
     for (std::size_t i = 0; i < c.branches.size(); ++i) {
       const Branch& b = c.branches[i];
       std::string p = "/branches/" + std::to_string(i);

@@ -60,6 +60,11 @@ std::vector<BadCase> bad_cases() {
       {"frozen_pattern_without_branch",
        doc({R"("trees": [{"name": "xen", "upstream": "/x", "frozen_pattern": "osstest/frozen"}])"}),
        "/trees/0/frozen_pattern", "pattern"},
+      // Issue 11 item 8: one gate per tested ref.
+      {"two_branches_share_a_tested_ref",
+       doc({kTrees, R"("branches": [{"name": "a", "tree": "xen", "input": "staging", "tested": "master", "sources": {"qemu": {"ref": "master"}}},
+                                    {"name": "b", "tree": "xen", "input": "next", "tested": "refs/heads/master", "sources": {"qemu": {"ref": "master"}}}])"}),
+       "/branches/1/tested", "pushes the same tested ref refs/heads/master as branch \"a\""},
       {"branch_unknown_tree",
        doc({kTrees, R"("branches": [{"name": "b", "tree": "xenn", "input": "staging", "tested": "master"}])"}),
        "/branches/0/tree", "unknown tree \"xenn\" (did you mean \"xen\"?)"},
