@@ -628,28 +628,34 @@ Result<void> Repository::push_ref(const std::string& url, const std::string& ref
   return {};
 }
 
-Status clear_stale_ref_lock(const std::string& url, const std::string& ref, const PushOptions& options) {
-  if (!is_local_url(url)) return {};
+namespace {
+/// The repository a local push URL names.
+Result<RepoPtr> open_local_target(const std::string& path) {
   ensure_init();
-  std::string path = local_path(url);
   git_repository* raw = nullptr;
   if (git_repository_open_ext(&raw, path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) < 0) {
     return Status::unavailable("cannot open push target " + path + ": " + last_error(), "check the push URL");
   }
-  RepoPtr target(raw);
-  WriteLock turn(target.get());
-  return clear_stale_lock(target.get(), path, qualify_ref(ref), options, /*young_is_error=*/false);
+  return RepoPtr(raw);
+}
+}  // namespace
+
+Status clear_stale_ref_lock(const std::string& url, const std::string& ref, const PushOptions& options) {
+  if (!is_local_url(url)) return {};
+  std::string path = local_path(url);
+  auto target = open_local_target(path);
+  if (!target) return target.error();
+  WriteLock turn(target->get());
+  return clear_stale_lock(target->get(), path, qualify_ref(ref), options, /*young_is_error=*/false);
 }
 
 Result<void> Repository::push_local(const std::string& url, const std::string& full,
                                     const std::optional<std::string>& expected_old,
                                     const std::optional<std::string>& new_id, const PushOptions& options) {
   std::string path = local_path(url);
-  git_repository* raw = nullptr;
-  if (git_repository_open_ext(&raw, path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) < 0) {
-    return Status::unavailable("cannot open push target " + path + ": " + last_error(), "check the push URL");
-  }
-  RepoPtr target(raw);
+  auto opened = open_local_target(path);
+  if (!opened) return opened.error();
+  RepoPtr target = std::move(*opened);
   // pushgate's writers of this target take turns: while we hold this, a ref
   // lock file of theirs can only be a dead writer's.
   WriteLock turn(target.get());
