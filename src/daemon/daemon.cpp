@@ -72,6 +72,9 @@ class Daemon {
 
   Result<void> run() {
     if (Status s = lock_.acquire(database_); !s.ok()) return s;
+    // Installed first: a SIGTERM during start-up (recovery can take a while)
+    // is queued and drains the daemon once the loop runs, instead of killing it.
+    asio::signal_set signals(io_, SIGINT, SIGTERM);
     setenv("TZ", cfg_.daemon.time_zone.c_str(), 1);
     tzset();
     auto st = open_store();
@@ -115,7 +118,6 @@ class Daemon {
       say("listening on http://" + cfg_.daemon.listen.substr(0, cfg_.daemon.listen.rfind(':')) + ":" +
           std::to_string(server_->port()) + "/ (API under /api/v1/, metrics at /metrics)");
     }
-    asio::signal_set signals(io_, SIGINT, SIGTERM);
     signals.async_wait([this](const boost::system::error_code& ec, int sig) {
       if (ec) return;
       say("signal " + std::to_string(sig) + ": draining (no new flights; running steps get " +
