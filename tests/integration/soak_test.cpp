@@ -54,9 +54,10 @@ TEST(Soak, KillDashNineAtFiftyMomentsLosesAndRepeatsNoPush) {
   xen.set_branch("staging-4.7", xen.head_of("master"));
   xen.set_branch("stable-4.7", xen.head_of("master"));
   ASSERT_EQ(test::run({"git", "--git-dir=" + up, "config", "core.logAllRefUpdates", "always"}).exit_code, 0);
+  int port = test::free_port();
   nlohmann::json cfg = {
       {"daemon",
-       {{"state_dir", "state"}, {"listen", "127.0.0.1:" + std::to_string(test::free_port())},
+       {{"state_dir", "state"}, {"listen", "127.0.0.1:" + std::to_string(port)},
         {"retest_regressions", false}, {"reconcile_seconds", 1}, {"stale_ref_lock_seconds", 1},
         {"starve_after_seconds", 600}}},
       {"trees", {{{"name", "xen"}, {"upstream", "up/xen.git"}}}},
@@ -118,6 +119,7 @@ TEST(Soak, KillDashNineAtFiftyMomentsLosesAndRepeatsNoPush) {
   }
   // A last daemon, nothing killed: it finishes every flight and push.
   daemon = std::make_unique<test::Background>(pg({"daemon"}), dir.str("logs/final.log"));
+  ASSERT_TRUE(test::wait_for_port(port, 30000)) << test::read_file(dir.path() / "logs/final.log");  // it is up
   auto st = store::Store::open({dir.str("state/pushgate.db")}).value();
   auto settled = [&] {
     if (xen.head_of("master") != xen.head_of("staging") || xen.head_of("stable-4.7") != xen.head_of("staging-4.7")) return false;
