@@ -30,6 +30,7 @@ struct PushResult {
   std::string message;
   std::int64_t intent_id = 0;
   std::vector<std::string> warnings;  ///< e.g. a stale ref lock removed at the target
+  bool confirmed_by_reading = false;  ///< the attempt errored, yet the ref was found at the new value
   bool pushed() const { return state == "done"; }
 };
 

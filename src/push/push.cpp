@@ -27,6 +27,21 @@ std::string push_url(const config::Config& c, const config::Branch& b) {
 
 namespace {
 
+/// Another push of the branch already recorded this very move as done: then
+/// finding the ref at `to` says nothing about our attempt. Each move is
+/// recorded as done once (SPEC section 6: never push twice).
+Result<std::optional<std::int64_t>> move_done_by_another(const store::Store& store, const store::Store::Push& p) {
+  auto recent = store.pushes(p.branch, 200);
+  if (!recent) return recent.error();
+  for (const auto& q : *recent) {
+    if (q.id != p.id && q.state == "done" && q.ref == p.ref && q.url == p.url && q.old_rev == p.old_rev &&
+        q.new_rev == p.new_rev) {
+      return std::optional<std::int64_t>(q.id);
+    }
+  }
+  return std::optional<std::int64_t>{};
+}
+
 /// One push to `url`, with SPEC section 6's reading of an attempt whose
 /// outcome the error alone does not tell: the remote is read again; at the
 /// new revision -> done; at the old -> tried again (backoff), then failed;
@@ -68,6 +83,7 @@ PushResult attempt_push(const config::Config& config, git::Repository& repo, con
     }
     if (value == to) {
       result.state = "done";
+      result.confirmed_by_reading = true;
       result.message = "pushed " + to.substr(0, 12) + " to " + ref + " on " + url + " (confirmed by reading it again after: " + why + ")";
       break;
     }
@@ -113,6 +129,16 @@ Result<PushResult> push_branch(const config::Config& config, store::Store& store
   PushResult result = attempt_push(config, **repo, url, ref, from, to);
   result.intent_id = *id;
   if (result.state == "intent") return result;  // unknown: left for reconciliation
+  if (result.confirmed_by_reading) {
+    intent.id = *id;
+    auto other = move_done_by_another(store, intent);
+    if (!other) return other.error();
+    if (*other) {
+      result.state = "refused";
+      result.message = ref + " on " + url + " is at " + to.substr(0, 12) + ", moved there by push " +
+                       std::to_string(**other) + ", not this one";
+    }
+  }
   auto fin = store.finish_push(*id, result.state, result.message);
   if (!fin) return fin.error().with_context("push outcome (the push itself is " + result.state + ")");
   return result;
@@ -140,9 +166,17 @@ Result<std::optional<store::Store::Push>> finish_intent(const config::Config& co
   std::string now = remote->value_or("");
   std::string state, message;
   if (now == p.new_rev) {
-    state = "done";
-    message = "found already pushed after a restart";
-    (void)(*repo)->update_ref(p.ref, p.new_rev, p.old_rev, "pushgate: reconciled");
+    auto other = move_done_by_another(store, p);
+    if (!other) return other.error();
+    if (*other) {
+      state = "refused";
+      message = "after a restart " + p.ref + " is at the new revision, moved there by push " + std::to_string(**other) +
+                ", not this one";
+    } else {
+      state = "done";
+      message = "found already pushed after a restart";
+      (void)(*repo)->update_ref(p.ref, p.new_rev, p.old_rev, "pushgate: reconciled");
+    }
   } else if (now == p.old_rev) {
     // Not pushed yet: the operator controls are asked again first.
     auto blocked = store.branch_blocked(p.branch);

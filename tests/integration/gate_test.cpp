@@ -428,5 +428,28 @@ TEST_F(Gate, Issue11_ConnectionCutAfterTheServerAppliedThePushIsDone) {
   EXPECT_EQ(st["last_push"]["state"], "done") << st.dump(2);
 }
 
+// Found by the soak: a dead process's intent for a move another push already
+// made and recorded is not a second "done" for that move.
+TEST_F(Gate, Issue11_AMoveIsRecordedAsDoneOnce) {
+  nlohmann::json v;
+  flight(v);
+  std::string good = commit("good change");
+  auto cfg = config::load(dir.str("c.json")).config.value();
+  auto real = store::Store::open({cfg.daemon.database}).value();
+  auto dead = intent_to(cfg, std::nullopt, good);  // recorded, then its process was killed
+  ASSERT_TRUE(real->record_push_intent(dead).has_value());
+  auto other = real->record_push_intent(intent_to(cfg, std::nullopt, good)).value();
+  xen->set_branch("master", good);  // the other push moved it ...
+  ASSERT_TRUE(real->finish_push(other, "done", "pushed").has_value());  // ... and recorded it
+  revisions::Mirrors mirrors(cfg);
+  auto done = push::reconcile(cfg, *real, mirrors).value();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].state, "refused");
+  EXPECT_NE(done[0].message.find("moved there by push " + std::to_string(other)), std::string::npos) << done[0].message;
+  int dones = 0;
+  for (const auto& p : real->pushes("xen-unstable", 10).value()) dones += p.state == "done";
+  EXPECT_EQ(dones, 1);
+}
+
 }  // namespace
 }  // namespace pushgate
