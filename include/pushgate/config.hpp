@@ -118,6 +118,9 @@ struct Config {
 
   const Tree* find_tree(const std::string& name) const;
   const Branch* find_branch(const std::string& name) const;
+  /// Where `branch`'s tested ref is pushed: its push_url, else its tree's
+  /// (empty when the tree is unknown).
+  std::string push_url(const Branch& branch) const;
   const Job* find_job(const std::string& name) const;
   const Host* find_host(const std::string& name) const;
   /// The branch whose tested ref stands for `tree` when a branch names no

@@ -93,9 +93,8 @@ struct Checker {
     std::map<std::string, std::size_t> gate_of_ref;
     for (std::size_t i = 0; i < c.branches.size(); ++i) {
       const Branch& b = c.branches[i];
-      const Tree* t = c.find_tree(b.tree);
-      if (!t) continue;
-      std::string target = (b.push_url.empty() ? t->push_url : b.push_url) + " " + git::qualify_ref(b.tested);
+      if (!c.find_tree(b.tree)) continue;
+      std::string target = c.push_url(b) + " " + git::qualify_ref(b.tested);
       auto [it, fresh] = gate_of_ref.emplace(target, i);
       if (!fresh) {
         error("/branches/" + std::to_string(i) + "/tested",

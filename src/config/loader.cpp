@@ -70,6 +70,11 @@ static const T* find_named(const std::vector<T>& v, const std::string& name) {
 const Tree* Config::find_tree(const std::string& n) const { return find_named(trees, n); }
 const Branch* Config::find_branch(const std::string& n) const { return find_named(branches, n); }
 const Job* Config::find_job(const std::string& n) const { return find_named(jobs, n); }
+std::string Config::push_url(const Branch& b) const {
+  if (!b.push_url.empty()) return b.push_url;
+  const Tree* t = find_tree(b.tree);
+  return t ? t->push_url : std::string();
+}
 const Host* Config::find_host(const std::string& n) const { return find_named(hosts, n); }
 const Branch* Config::gate_of(const std::string& tree) const {
   const Tree* t = find_tree(tree);

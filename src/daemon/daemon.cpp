@@ -165,8 +165,7 @@ class Daemon {
       git::PushOptions po;
       po.stale_lock_seconds = cfg_.daemon.stale_ref_lock_seconds;
       po.warn = [this](const std::string& w) { say("warning: " + w); };
-      std::string url = b.push_url.empty() ? cfg_.find_tree(b.tree)->push_url : b.push_url;
-      if (Status s = git::clear_stale_ref_lock(url, b.tested, po); !s.ok()) say("branch " + b.name + ": " + s.message());
+      if (Status s = git::clear_stale_ref_lock(cfg_.push_url(b), b.tested, po); !s.ok()) say("branch " + b.name + ": " + s.message());
     }
     revisions::Mirrors mirrors(cfg_);
     auto done = push::reconcile(cfg_, *store_, mirrors, [this](const std::string& l) { say(l); },

@@ -19,11 +19,6 @@ Decision decide(const config::Branch& branch, const std::string& blessing, const
   return {true, std::string("tolerable (") + verdict::to_string(v.outcome) + ")"};
 }
 
-namespace {
-std::string push_url(const config::Config& c, const config::Branch& b) {
-  return b.push_url.empty() ? c.find_tree(b.tree)->push_url : b.push_url;
-}
-}  // namespace
 
 namespace {
 
@@ -114,7 +109,7 @@ Result<PushResult> push_branch(const config::Config& config, store::Store& store
   if (!branch) return Status::invalid_argument("unknown branch \"" + branch_name + "\"");
   auto repo = mirrors.repo(branch->tree);
   if (!repo) return repo.error();
-  std::string url = push_url(config, *branch);
+  std::string url = config.push_url(*branch);
   std::string ref = git::qualify_ref(branch->tested);
   store::Store::Push intent;
   intent.flight = flight;
