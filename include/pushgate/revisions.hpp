@@ -2,6 +2,7 @@
 /// Which revision of every tree a branch's next flight tests, and why
 /// (SPEC section 3); frozen refs and their audit.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -83,10 +84,24 @@ struct FrozenRequest {
   std::string who, reason;
 };
 
-/// Change a frozen ref: on the tree's push URL (compare-and-swap against the
-/// value just fetched), then in the mirror, then audit it in the store.
-/// Nothing changes when any check fails.
+/// Change a frozen ref: recorded as an intent (durable), pushed to the
+/// tree's push URL (compare-and-swap against the value just fetched, atomic
+/// at the target), mirrored, then the intent finished. Changers take turns
+/// on STATE_DIR/locks/frozen.lock, held to the end, and first finish the
+/// intents of changers that died. Nothing changes when a check fails. When
+/// the push errors its outcome is read back from the push URL (done, failed
+/// or refused); unreachable: the intent stays pending and the error says so.
 Result<store::FrozenChange> change_frozen(const config::Config& config, Mirrors& mirrors, store::Store& store,
                                           const FrozenRequest& request);
+
+/// Finish the frozen-ref intents of changers that died (SPEC section 6, as
+/// for push intents): upstream at the new value -> done (the mirror follows);
+/// at the old value -> failed (never pushed later: an operator's change is
+/// not applied behind their back); elsewhere -> refused. An unreachable
+/// upstream leaves the intent pending. Does nothing while a live changer
+/// holds the lock. Returns the changes it finished.
+Result<std::vector<store::FrozenChange>> reconcile_frozen(const config::Config& config, Mirrors& mirrors,
+                                                          store::Store& store,
+                                                          const std::function<void(const std::string&)>& progress = {});
 
 }  // namespace pushgate::revisions

@@ -92,6 +92,11 @@ struct FrozenChange {
   std::string old_rev, new_rev, describe;
   std::string who, reason;
   std::int64_t at = 0;
+  /// intent (recorded before the push upstream; outcome not known yet),
+  /// done, failed (nothing changed upstream), refused (upstream moved
+  /// elsewhere meanwhile; nothing changed by us).
+  std::string state = "done";
+  std::string note;  ///< how the outcome was learnt, or why it failed
 };
 
 struct FlightFilter {
@@ -134,6 +139,13 @@ class Store {
     Step step;
   };
   virtual Result<std::vector<StepAttempt>> list_step_attempts(FlightId id) const = 0;
+  /// The output runvars (synth) an interrupted attempt had written; the
+  /// re-queued job starts again from its inputs.
+  struct RunvarAttempt {
+    int attempt = 1;
+    Runvar var;
+  };
+  virtual Result<std::vector<RunvarAttempt>> list_runvar_attempts(FlightId id) const = 0;
   /// All runvars of a flight; `job` empty: every job.
   virtual Result<std::vector<Runvar>> list_runvars(FlightId id, const std::string& job = {}) const = 0;
   virtual Result<void> set_runvar(FlightId id, const Runvar& var) = 0;
@@ -275,9 +287,16 @@ class Store {
   };
   virtual Result<Counts> counts() const = 0;
 
-  // Frozen-ref audit.
-  virtual Result<void> record_frozen_change(const FrozenChange& change) = 0;
-  /// Newest first; empty tree/branch: all.
+  // Frozen-ref audit. A change is recorded as an intent before it is
+  // pushed upstream and finished after; both are durable.
+  /// Inserts `change` as it is (state included); returns its id.
+  virtual Result<std::int64_t> record_frozen_change(const FrozenChange& change) = 0;
+  /// The outcome of an intent: state done, failed or refused. not_found
+  /// when `id` is not a pending intent (it was finished already).
+  virtual Result<void> finish_frozen_change(std::int64_t id, const std::string& state, const std::string& note) = 0;
+  /// Intents not finished yet, oldest first.
+  virtual Result<std::vector<FrozenChange>> pending_frozen_changes() const = 0;
+  /// Newest first, every state; empty tree/branch: all.
   virtual Result<std::vector<FrozenChange>> frozen_history(const std::string& tree, const std::string& branch,
                                                            int limit) const = 0;
 

@@ -415,7 +415,8 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
     auto r = revisions::change_frozen(*ctx.config, mirrors, *ctx.store, fr);
     if (!r) return from(r.error());
     return json(200, {{"action", r->action}, {"tree", r->tree}, {"branch", r->branch}, {"old", r->old_rev},
-                      {"new", r->new_rev}, {"describe", r->describe}});
+                      {"new", r->new_rev}, {"describe", r->describe}, {"state", r->state},
+                      {"note", r->note}});
   }
   return error(404, "no such route: " + req.target, "see docs/api.md");
 }

@@ -73,7 +73,8 @@ void show_revisions(Context& ctx, const RevisionsArgs& a) {
 
 nlohmann::json change_json(const store::FrozenChange& c) {
   return {{"tree", c.tree}, {"branch", c.branch}, {"ref", c.ref}, {"action", c.action}, {"old", c.old_rev},
-          {"new", c.new_rev}, {"describe", c.describe}, {"who", c.who}, {"reason", c.reason}, {"at", c.at}};
+          {"new", c.new_rev}, {"describe", c.describe}, {"who", c.who}, {"reason", c.reason}, {"at", c.at},
+          {"state", c.state}, {"note", c.note}};
 }
 
 void frozen_change(Context& ctx, const FrozenArgs& a, revisions::FrozenAction action) {
@@ -119,7 +120,8 @@ void frozen_list(Context& ctx, const FrozenArgs& a) {
       std::cout << c.at << " " << c.who << " " << c.action << " " << c.tree << " " << c.branch << " "
                 << (c.old_rev.empty() ? "-" : c.old_rev.substr(0, 12)) << " -> "
                 << (c.new_rev.empty() ? "-" : c.new_rev.substr(0, 12)) << " " << c.describe
-                << (c.reason.empty() ? "" : " (" + c.reason + ")") << "\n";
+                << (c.reason.empty() ? "" : " (" + c.reason + ")")
+                << (c.state == "done" ? "" : " [" + c.state + (c.note.empty() ? "" : ": " + c.note) + "]") << "\n";
     }
     if (h.empty()) std::cout << "no frozen-ref changes recorded\n";
     return;

@@ -173,6 +173,10 @@ class Daemon {
                                   return p.flight && flight::RunLock::held(cfg_, *p.flight);
                                 });
     if (!done) return done.error();
+    // Frozen-ref changes whose changer died between intent and outcome.
+    if (auto fz = revisions::reconcile_frozen(cfg_, mirrors, *store_, [this](const std::string& l) { say(l); }); !fz) {
+      say("warning: reconciling frozen-ref changes: " + fz.error().message());
+    }
     for (FlightId f : rec->unfinished) {
       auto fl = store_->get_flight(f);
       if (!fl) return fl.error();
@@ -258,6 +262,11 @@ class Daemon {
                                         return p.flight && flight::RunLock::held(cfg_, *p.flight);
                                       });
           if (!done) say("warning: reconciling pending pushes: " + done.error().message());
+        }
+        if (auto pending = (*st)->pending_frozen_changes(); pending && !pending->empty()) {
+          revisions::Mirrors mirrors(cfg_);
+          auto fz = revisions::reconcile_frozen(cfg_, mirrors, **st, [this](const std::string& l) { say(l); });
+          if (!fz) say("warning: reconciling frozen-ref changes: " + fz.error().message());
         }
       }
       raw->done = true;

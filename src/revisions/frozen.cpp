@@ -4,7 +4,16 @@
 
 #include <pushgate/revisions.hpp>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <thread>
 
 namespace pushgate::revisions {
 namespace {
@@ -31,7 +40,135 @@ const char* action_name(FrozenAction a, bool forced) {
   return "?";
 }
 
+/// STATE_DIR/locks/frozen.lock: frozen-ref changers take turns, and whoever
+/// holds it owns every pending frozen intent (a changer records its intent
+/// only while holding it, so an intent seen under the lock is a dead one's).
+class FrozenLock {
+ public:
+  static Result<FrozenLock> acquire(const config::Config& config, bool wait) {
+    std::string path = config.daemon.state_dir + "/locks/frozen.lock";
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return Status::unavailable("cannot open " + path + ": " + std::strerror(errno));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait ? 30 : 0);
+    while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK && errno != EINTR) {
+        int e = errno;
+        ::close(fd);
+        return Status::unavailable("cannot lock " + path + ": " + std::strerror(e));
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        ::close(fd);
+        return Status::conflict("another frozen-ref change is in progress (" + path + " is locked)",
+                                "wait for it to finish and try again");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return FrozenLock(fd);
+  }
+  FrozenLock(FrozenLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  FrozenLock& operator=(FrozenLock&&) = delete;
+  FrozenLock(const FrozenLock&) = delete;
+  ~FrozenLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  explicit FrozenLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+std::string short_or_none(git::Repository& r, const std::string& id) {
+  return id.empty() ? "(absent)" : r.describe_or_short(id);
+}
+
+/// Make the mirror's copy of `ref` equal `target` (nullopt: absent).
+Result<void> sync_mirror(git::Repository& r, const std::string& ref, const std::optional<std::string>& target,
+                         const std::string& message) {
+  auto m = r.ref_target(ref);
+  if (!m) return m.error();
+  if (*m == target) return {};
+  if (target) return r.update_ref(ref, *target, *m, message);
+  return r.delete_ref(ref, **m);
+}
+
+/// The outcome of a frozen intent whose push errored or whose changer died,
+/// read from the push URL: done / failed / refused, or unavailable when the
+/// upstream cannot be asked (the intent stays pending).
+struct Outcome {
+  std::string state, note;
+};
+Result<Outcome> read_outcome(git::Repository& r, const config::Tree& tree, const store::FrozenChange& c,
+                             bool we_compared_and_lost) {
+  auto now_r = r.remote_ref(tree.push_url, c.ref);
+  if (!now_r) return now_r.error();
+  const std::string at = now_r->value_or("");
+  if (at == c.new_rev && !we_compared_and_lost) {
+    return Outcome{"done", "upstream found at the new value afterwards"};
+  }
+  if (at == c.old_rev) return Outcome{"failed", "upstream still at the old value: nothing changed"};
+  return Outcome{"refused", "upstream is at " + short_or_none(r, at) + ", moved by someone else; nothing changed"};
+}
+
+/// Finish every pending intent; the caller holds the FrozenLock.
+Result<std::vector<store::FrozenChange>> finish_dead_intents(const config::Config& config, Mirrors& mirrors,
+                                                             store::Store& store,
+                                                             const std::function<void(const std::string&)>& progress) {
+  std::vector<store::FrozenChange> finished;
+  auto pending = store.pending_frozen_changes();
+  if (!pending) return pending.error();
+  for (store::FrozenChange c : *pending) {
+    const config::Tree* tree = config.find_tree(c.tree);
+    if (!tree) {
+      c.state = "failed";
+      c.note = "its changer died and tree " + c.tree + " is no longer configured; outcome not checked";
+    } else {
+      auto repo = mirrors.repo(c.tree);
+      if (!repo) return repo.error();
+      auto out = read_outcome(**repo, *tree, c, false);
+      if (!out) {
+        if (progress) {
+          progress("warning: frozen-ref change " + std::to_string(c.id) + " (" + c.ref + " in " + c.tree +
+                   ") is still pending: " + out.error().message());
+        }
+        continue;
+      }
+      c.state = out->state;
+      c.note = "its changer died; " + out->note;
+      if (c.state == "done") {
+        std::optional<std::string> target;
+        if (!c.new_rev.empty()) target = c.new_rev;
+        if (auto m = sync_mirror(**repo, c.ref, target, "pushgate: frozen " + c.branch + " (reconciled)"); !m) {
+          return m.error().with_context("mirror of " + c.tree);
+        }
+      }
+    }
+    if (auto f = store.finish_frozen_change(c.id, c.state, c.note); !f) return f.error();
+    if (progress) {
+      progress("frozen-ref change " + std::to_string(c.id) + " (" + c.action + " " + c.ref + " in " + c.tree +
+               ") reconciled: " + c.state + " (" + c.note + ")");
+    }
+    finished.push_back(c);
+  }
+  return finished;
+}
+
 }  // namespace
+
+Result<std::vector<store::FrozenChange>> reconcile_frozen(const config::Config& config, Mirrors& mirrors,
+                                                          store::Store& store,
+                                                          const std::function<void(const std::string&)>& progress) {
+  auto pending = store.pending_frozen_changes();
+  if (!pending) return pending.error();
+  if (pending->empty()) return std::vector<store::FrozenChange>{};
+  auto lock = FrozenLock::acquire(config, /*wait=*/false);
+  if (!lock) {
+    if (lock.error().code() == StatusCode::conflict) return std::vector<store::FrozenChange>{};  // owner alive
+    return lock.error();
+  }
+  return finish_dead_intents(config, mirrors, store, progress);
+}
 
 Result<std::vector<Frozen>> list_frozen(const config::Config& config, Mirrors& mirrors) {
   std::vector<Frozen> out;
@@ -67,6 +204,9 @@ Result<store::FrozenChange> change_frozen(const config::Config& config, Mirrors&
   if (std::find(needed.begin(), needed.end(), req.tree) == needed.end()) {
     return Status::invalid_argument("branch " + req.branch + " does not use tree " + req.tree);
   }
+  auto lock = FrozenLock::acquire(config, /*wait=*/true);
+  if (!lock) return lock.error();
+  if (auto dead = finish_dead_intents(config, mirrors, store, {}); !dead) return dead.error();
   auto repo = mirrors.repo(req.tree);
   if (!repo) return repo.error();
   git::Repository& r = **repo;
@@ -124,13 +264,6 @@ Result<store::FrozenChange> change_frozen(const config::Config& config, Mirrors&
       break;
   }
 
-  // Upstream first: if someone moved the ref there, nothing changes here.
-  auto pushed = r.push_ref(tree->push_url, ref, current, target, /*fast_forward_only=*/false);
-  if (!pushed) return pushed.error().with_context("frozen " + std::string(action_name(req.action, non_ff)));
-  Result<void> local = target ? r.update_ref(ref, *target, current, "pushgate: frozen " + req.branch)
-                              : r.delete_ref(ref, *current);
-  if (!local) return local.error().with_context("mirror of " + req.tree);
-
   store::FrozenChange change;
   change.tree = req.tree;
   change.branch = req.branch;
@@ -142,8 +275,43 @@ Result<store::FrozenChange> change_frozen(const config::Config& config, Mirrors&
   change.who = req.who;
   change.reason = req.reason;
   change.at = store::now();
-  auto rec = store.record_frozen_change(change);
-  if (!rec) return rec.error().with_context("audit (the ref was changed)");
+  change.state = "intent";
+  // The intent first (durable): a crash after the push below still leaves
+  // a row for reconciliation to finish.
+  auto id = store.record_frozen_change(change);
+  if (!id) return id.error().with_context("recording the frozen-ref change (nothing was changed)");
+  change.id = *id;
+
+  // Upstream next: if someone moved the ref there, nothing changes here.
+  const std::string what = "frozen " + std::string(action_name(req.action, non_ff));
+  auto pushed = r.push_ref(tree->push_url, ref, current, target, /*fast_forward_only=*/false);
+  if (!pushed) {
+    auto out = read_outcome(r, *tree, change, pushed.error().code() == StatusCode::conflict);
+    if (!out) {
+      return Status::unavailable(what + ": " + pushed.error().message() + "; reading " + ref +
+                                     " back failed too (" + out.error().message() + ")",
+                                 "the change is recorded as pending (id " + std::to_string(change.id) +
+                                     "); it is settled when the upstream can be reached again");
+    }
+    change.state = out->state;
+    change.note = "push errored (" + pushed.error().message() + "); " + out->note;
+    if (auto f = store.finish_frozen_change(change.id, change.state, change.note); !f) return f.error();
+    if (change.state != "done") return pushed.error().with_context(what);
+  } else {
+    change.state = "done";
+  }
+  if (auto local = sync_mirror(r, ref, target, "pushgate: frozen " + req.branch); !local) {
+    // Upstream has it; the next fetch brings the mirror along. Still finish the audit row.
+    if (change.note.empty()) {
+      (void)store.finish_frozen_change(change.id, "done", "mirror not updated: " + local.error().message());
+    }
+    return local.error().with_context("mirror of " + req.tree + " (upstream was changed)");
+  }
+  if (change.note.empty()) {
+    if (auto f = store.finish_frozen_change(change.id, "done", ""); !f) {
+      return f.error().with_context("audit (the ref was changed)");
+    }
+  }
   return change;
 }
 

@@ -251,6 +251,15 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<std::vector<RunvarAttempt>> list_runvar_attempts(FlightId id) const override {
+    Stmt q(db_, "SELECT job, name, value, attempt FROM runvar_attempts WHERE flight = ?1 ORDER BY job, attempt, name");
+    q.bind(1, id.value);
+    std::vector<RunvarAttempt> out;
+    while (q.step()) out.push_back({static_cast<int>(q.col_int(3)), {q.col_text(0), q.col_text(1), q.col_text(2), true}});
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
   Result<std::vector<Runvar>> list_runvars(FlightId id, const std::string& job) const override {
     Stmt q(db_, "SELECT job, name, value, synth FROM runvars WHERE flight = ?1 AND (?2 = '' OR job = ?2)"
                 " ORDER BY job, name");
@@ -704,26 +713,15 @@ class SqliteStore final : public Store {
       if (!q.status().ok()) return q.status();
     }
     for (const auto& [flight, job, again] : jobs) {
-      Stmt u(db_, "UPDATE jobs SET status = ?3, status_reason = ?4 WHERE flight = ?1 AND job = ?2");
-      u.bind(1, flight).bind(2, job).bind(3, again ? "broken" : "queued");
-      u.bind(4, again ? "interrupted twice (" + reason + ")" : "re-queued after " + reason);
-      if (Status s = u.exec(); !s.ok()) return s;
       if (!again) {
-        // Keep what this attempt recorded; the re-run starts from an empty step list.
-        Stmt keep(db_, "INSERT INTO step_attempts (flight, job, attempt, stepno, testid, status, started, finished, log_path)"
-                       " SELECT flight, job, (SELECT IFNULL(MAX(attempt), 0) + 1 FROM step_attempts a"
-                       "   WHERE a.flight = ?1 AND a.job = ?2), stepno, testid, status, started, finished, log_path"
-                       " FROM steps WHERE flight = ?1 AND job = ?2");
-        keep.bind(1, flight).bind(2, job);
-        if (Status s = keep.exec(); !s.ok()) return s;
-        Stmt drop(db_, "DELETE FROM steps WHERE flight = ?1 AND job = ?2");
-        drop.bind(1, flight).bind(2, job);
-        if (Status s = drop.exec(); !s.ok()) return s;
-        Stmt v(db_, "INSERT INTO runvars (flight, job, name, value, synth) VALUES (?1, ?2, 'restarts', '1', 1)");
-        v.bind(1, flight).bind(2, job);
-        if (Status s = v.exec(); !s.ok()) return s;
+        if (Status s = requeue(FlightId{flight}, job, "re-queued after " + reason, /*count_restart=*/true); !s.ok()) {
+          return s;
+        }
         r.requeued.emplace_back(FlightId{flight}, job);
       } else {
+        Stmt u(db_, "UPDATE jobs SET status = 'broken', status_reason = ?3 WHERE flight = ?1 AND job = ?2");
+        u.bind(1, flight).bind(2, job).bind(3, "interrupted twice (" + reason + ")");
+        if (Status s = u.exec(); !s.ok()) return s;
         r.given_up.emplace_back(FlightId{flight}, job);
       }
     }
@@ -774,31 +772,95 @@ class SqliteStore final : public Store {
     return c;
   }
 
-  Result<void> record_frozen_change(const FrozenChange& c) override {
+  Result<std::int64_t> record_frozen_change(const FrozenChange& c) override {
     Durable durable(*this);
-    Stmt q(db_, "INSERT INTO frozen_audit (tree, branch, ref, action, old_rev, new_rev, describe, who, reason, at)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    Stmt q(db_, "INSERT INTO frozen_audit (tree, branch, ref, action, old_rev, new_rev, describe, who, reason, at,"
+                " state, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
     q.bind(1, c.tree).bind(2, c.branch).bind(3, c.ref).bind(4, c.action).bind(5, c.old_rev).bind(6, c.new_rev);
     q.bind(7, c.describe).bind(8, c.who).bind(9, c.reason).bind(10, c.at ? c.at : now());
+    q.bind(11, c.state).bind(12, c.note);
     if (Status s = q.exec(); !s.ok()) return s;
-    return {};
+    return db_.last_insert_rowid();
+  }
+
+  Result<void> finish_frozen_change(std::int64_t id, const std::string& state, const std::string& note) override {
+    if (state != "done" && state != "failed" && state != "refused") {
+      return Status::invalid_argument("a frozen-ref change ends done, failed or refused, not \"" + state + "\"");
+    }
+    Durable durable(*this);
+    Stmt q(db_, "UPDATE frozen_audit SET state = ?2, note = ?3 WHERE id = ?1 AND state = 'intent'");
+    q.bind(1, id).bind(2, state).bind(3, note);
+    return changed_one(q, "pending frozen-ref change " + std::to_string(id));
+  }
+
+  Result<std::vector<FrozenChange>> pending_frozen_changes() const override {
+    Stmt q(db_, std::string(kFrozenColumns) + " WHERE state = 'intent' ORDER BY id");
+    return frozen_rows(q);
   }
 
   Result<std::vector<FrozenChange>> frozen_history(const std::string& tree, const std::string& branch,
                                                    int limit) const override {
-    Stmt q(db_, "SELECT id, tree, branch, ref, action, old_rev, new_rev, describe, who, reason, at FROM frozen_audit"
-                " WHERE (?1 = '' OR tree = ?1) AND (?2 = '' OR branch = ?2) ORDER BY id DESC LIMIT ?3");
+    Stmt q(db_, std::string(kFrozenColumns) +
+                    " WHERE (?1 = '' OR tree = ?1) AND (?2 = '' OR branch = ?2) ORDER BY id DESC LIMIT ?3");
     q.bind(1, tree).bind(2, branch).bind(3, limit);
+    return frozen_rows(q);
+  }
+
+ private:
+  static constexpr const char* kFrozenColumns =
+      "SELECT id, tree, branch, ref, action, old_rev, new_rev, describe, who, reason, at, state, note FROM frozen_audit";
+
+  static Result<std::vector<FrozenChange>> frozen_rows(Stmt& q) {
     std::vector<FrozenChange> out;
     while (q.step()) {
       out.push_back({q.col_int(0), q.col_text(1), q.col_text(2), q.col_text(3), q.col_text(4), q.col_text(5),
-                     q.col_text(6), q.col_text(7), q.col_text(8), q.col_text(9), q.col_int(10)});
+                     q.col_text(6), q.col_text(7), q.col_text(8), q.col_text(9), q.col_int(10), q.col_text(11),
+                     q.col_text(12)});
     }
     if (!q.status().ok()) return q.status();
     return out;
   }
 
- private:
+  /// Put a job back in the queue inside the caller's transaction. What this
+  /// attempt recorded (steps, output runvars) moves to step_attempts and
+  /// runvar_attempts, so the re-run starts from the inputs alone and nothing
+  /// the attempt found is lost.
+  Status requeue(FlightId flight, const std::string& job, const std::string& why, bool count_restart) {
+    std::int64_t attempt = 1;
+    {
+      Stmt q(db_, "SELECT MAX(IFNULL((SELECT MAX(attempt) FROM step_attempts WHERE flight = ?1 AND job = ?2), 0),"
+                  " IFNULL((SELECT MAX(attempt) FROM runvar_attempts WHERE flight = ?1 AND job = ?2), 0)) + 1");
+      q.bind(1, flight.value).bind(2, job);
+      if (q.step()) attempt = q.col_int(0);
+      if (!q.status().ok()) return q.status();
+    }
+    Stmt keep(db_, "INSERT INTO step_attempts (flight, job, attempt, stepno, testid, status, started, finished, log_path)"
+                   " SELECT flight, job, ?3, stepno, testid, status, started, finished, log_path"
+                   " FROM steps WHERE flight = ?1 AND job = ?2");
+    keep.bind(1, flight.value).bind(2, job).bind(3, attempt);
+    if (Status s = keep.exec(); !s.ok()) return s;
+    Stmt drop(db_, "DELETE FROM steps WHERE flight = ?1 AND job = ?2");
+    drop.bind(1, flight.value).bind(2, job);
+    if (Status s = drop.exec(); !s.ok()) return s;
+    Stmt keep_vars(db_, "INSERT INTO runvar_attempts (flight, job, attempt, name, value)"
+                        " SELECT flight, job, ?3, name, value FROM runvars"
+                        " WHERE flight = ?1 AND job = ?2 AND synth = 1 AND name <> 'restarts'");
+    keep_vars.bind(1, flight.value).bind(2, job).bind(3, attempt);
+    if (Status s = keep_vars.exec(); !s.ok()) return s;
+    Stmt drop_vars(db_, "DELETE FROM runvars WHERE flight = ?1 AND job = ?2 AND synth = 1 AND name <> 'restarts'");
+    drop_vars.bind(1, flight.value).bind(2, job);
+    if (Status s = drop_vars.exec(); !s.ok()) return s;
+    if (count_restart) {
+      Stmt v(db_, "INSERT INTO runvars (flight, job, name, value, synth) VALUES (?1, ?2, 'restarts', '1', 1)"
+                  " ON CONFLICT (flight, job, name) DO NOTHING");
+      v.bind(1, flight.value).bind(2, job);
+      if (Status s = v.exec(); !s.ok()) return s;
+    }
+    Stmt u(db_, "UPDATE jobs SET status = 'queued', status_reason = ?3 WHERE flight = ?1 AND job = ?2");
+    u.bind(1, flight.value).bind(2, job).bind(3, why);
+    return u.exec();
+  }
+
   Result<void> changed_one(Stmt& q, const std::string& what) {
     if (Status s = q.exec(); !s.ok()) return s;
     if (db_.changes() == 0) return Status::not_found(what + " does not exist");

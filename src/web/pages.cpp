@@ -243,12 +243,13 @@ Page frozen_page(const config::Config& cfg, const store::Store& st) {
     }
   }
   o << "</table>\n<h2>Changes</h2><table><tr><th>when</th><th>who</th><th>action</th><th>tree</th><th>branch</th>"
-       "<th>new</th><th>reason</th></tr>\n";
+       "<th>new</th><th>reason</th><th>outcome</th></tr>\n";
   if (auto h = st.frozen_history("", "", 50)) {
     for (const auto& c : *h) {
       o << "<tr><td>" << ago(c.at) << "</td><td>" << esc(c.who) << "</td><td>" << esc(c.action) << "</td><td>"
         << esc(c.tree) << "</td><td>" << esc(c.branch) << "</td><td>" << esc(c.describe) << "</td><td>"
-        << esc(c.reason) << "</td></tr>\n";
+        << esc(c.reason) << "</td><td>" << esc(c.state) << (c.note.empty() ? "" : ": " + esc(c.note))
+        << "</td></tr>\n";
     }
   }
   o << "</table>\n";

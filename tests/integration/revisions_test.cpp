@@ -1,10 +1,16 @@
 // SPEC section 3 on real repositories: resolution sources, frozen refs,
 // up-to-date and baseline detection, frozen-ref changes and their audit.
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <pushgate/revisions.hpp>
 
+#include "faulty_store.hpp"
 #include "support.hpp"
 
 namespace pushgate::revisions {
@@ -231,7 +237,12 @@ TEST_F(RevisionsTest, FrozenMoveRefusedWhenUpstreamMovedMeanwhile) {
   EXPECT_EQ(libvirt->head_of("osstest/frozen/xen-4.7-testing"), lv_master);
   auto mirror = m.repo("libvirt").value();
   EXPECT_EQ(mirror->ref_target("osstest/frozen/xen-4.7-testing").value().value(), lv_frozen);
-  EXPECT_TRUE(store->frozen_history("", "", 10).value().empty());
+  // The attempt is audited as refused, with what was found upstream.
+  auto h = store->frozen_history("", "", 10).value();
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].state, "refused");
+  EXPECT_NE(h[0].note.find("moved by someone else"), std::string::npos) << h[0].note;
+  EXPECT_TRUE(store->pending_frozen_changes().value().empty());
 }
 
 TEST_F(RevisionsTest, FromLastTolerable) {
@@ -267,6 +278,109 @@ TEST_F(RevisionsTest, FrozenBadInput) {
   EXPECT_NE(own.error().message().find("tree under test"), std::string::npos);
   EXPECT_EQ(libvirt->head_of("osstest/frozen/xen-4.7-testing"), lv_frozen);
   EXPECT_TRUE(store->frozen_history("", "", 10).value().empty());
+}
+
+/// Issue 11 item 8: a frozen-ref change killed (as kill -9 would) at `point`
+/// of its way; the child opens its own store (SQLite connections do not
+/// cross fork).
+class FrozenCrashTest : public RevisionsTest {
+ protected:
+  void crash_during(const FrozenRequest& r, bool test::FaultyStore::*point) {
+    Mirrors warm = fetched();  // the mirrors exist before the child runs
+    pid_t child = fork();
+    if (child == 0) {
+      auto real = store::Store::open({dir.str("p.db")}).value();
+      test::FaultyStore faulty(*real);
+      faulty.*point = true;
+      Mirrors m(*cfg);
+      (void)change_frozen(*cfg, m, faulty, r);
+      _exit(0);  // not reached
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 137) << status;
+    ASSERT_EQ(store->pending_frozen_changes().value().size(), 1u);
+  }
+};
+
+TEST_F(FrozenCrashTest, Issue11_CrashAfterThePushIsAuditedDoneByReconciliation) {
+  crash_during(req(FrozenAction::move, lv_tested), &test::FaultyStore::die_before_frozen_finish);
+  EXPECT_EQ(libvirt->head_of("osstest/frozen/xen-4.7-testing"), lv_tested);  // it was pushed
+  Mirrors m(*cfg);
+  std::vector<std::string> lines;
+  auto done = reconcile_frozen(*cfg, m, *store, [&](const std::string& l) { lines.push_back(l); }).value();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].state, "done");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("reconciled: done"), std::string::npos) << lines[0];
+  auto h = store->frozen_history("libvirt", "xen-4.7-testing", 10).value();
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].state, "done");
+  EXPECT_EQ(h[0].action, "move");
+  EXPECT_EQ(h[0].old_rev, lv_frozen);
+  EXPECT_EQ(h[0].new_rev, lv_tested);
+  EXPECT_EQ(h[0].who, "release-manager");
+  EXPECT_NE(h[0].note.find("changer died"), std::string::npos);
+  // The mirror follows without a fetch, and a second round changes nothing.
+  EXPECT_EQ(m.repo("libvirt").value()->ref_target("osstest/frozen/xen-4.7-testing").value().value(), lv_tested);
+  EXPECT_TRUE(reconcile_frozen(*cfg, m, *store).value().empty());
+  EXPECT_EQ(store->frozen_history("", "", 10).value().size(), 1u);
+}
+
+TEST_F(FrozenCrashTest, Issue11_CrashBeforeThePushIsFailedNeverAppliedLater) {
+  crash_during(req(FrozenAction::remove), &test::FaultyStore::die_after_frozen_intent);
+  EXPECT_EQ(libvirt->head_of("osstest/frozen/xen-4.7-testing"), lv_frozen);  // not pushed
+  // The next change settles the dead one first, and never applies it.
+  Mirrors m = fetched();
+  auto mv = change_frozen(*cfg, m, *store, req(FrozenAction::move, lv_tested));
+  ASSERT_TRUE(mv.has_value()) << mv.error().to_string();
+  EXPECT_EQ(libvirt->head_of("osstest/frozen/xen-4.7-testing"), lv_tested);
+  auto h = store->frozen_history("", "", 10).value();
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0].action, "move");
+  EXPECT_EQ(h[0].state, "done");
+  EXPECT_EQ(h[1].action, "remove");
+  EXPECT_EQ(h[1].state, "failed");
+  EXPECT_NE(h[1].note.find("nothing changed"), std::string::npos) << h[1].note;
+  EXPECT_TRUE(store->pending_frozen_changes().value().empty());
+}
+
+TEST_F(FrozenCrashTest, Issue11_UpstreamMovedAfterTheCrashIsRefused) {
+  crash_during(req(FrozenAction::move, lv_tested), &test::FaultyStore::die_after_frozen_intent);
+  libvirt->set_branch("osstest/frozen/xen-4.7-testing", lv_master);  // someone else, meanwhile
+  Mirrors m(*cfg);
+  auto done = reconcile_frozen(*cfg, m, *store).value();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].state, "refused");
+  EXPECT_EQ(libvirt->head_of("osstest/frozen/xen-4.7-testing"), lv_master);
+}
+
+TEST_F(FrozenCrashTest, Issue11_ALiveChangersIntentIsLeftToIt) {
+  crash_during(req(FrozenAction::move, lv_tested), &test::FaultyStore::die_before_frozen_finish);
+  // A live changer holds the frozen lock (as change_frozen does to its end).
+  std::filesystem::create_directories(dir.path() / "state/locks");
+  int fd = ::open(dir.str("state/locks/frozen.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  Mirrors m(*cfg);
+  EXPECT_TRUE(reconcile_frozen(*cfg, m, *store).value().empty());
+  EXPECT_EQ(store->pending_frozen_changes().value().size(), 1u);
+  ::close(fd);  // the changer is gone
+  EXPECT_EQ(reconcile_frozen(*cfg, m, *store).value().size(), 1u);
+  EXPECT_TRUE(store->pending_frozen_changes().value().empty());
+}
+
+TEST_F(FrozenCrashTest, Issue11_UnreachableUpstreamLeavesTheIntentPending) {
+  crash_during(req(FrozenAction::move, lv_tested), &test::FaultyStore::die_before_frozen_finish);
+  std::filesystem::rename(dir.path() / "up/libvirt.git", dir.path() / "up/libvirt.away");
+  Mirrors m(*cfg);
+  std::vector<std::string> lines;
+  EXPECT_TRUE(reconcile_frozen(*cfg, m, *store, [&](const std::string& l) { lines.push_back(l); }).value().empty());
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("still pending"), std::string::npos) << lines[0];
+  EXPECT_EQ(store->pending_frozen_changes().value().size(), 1u);
+  std::filesystem::rename(dir.path() / "up/libvirt.away", dir.path() / "up/libvirt.git");
+  EXPECT_EQ(reconcile_frozen(*cfg, m, *store).value().at(0).state, "done");
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <map>
+
 #include <pushgate/store.hpp>
 
 #include "support.hpp"
@@ -109,6 +111,34 @@ TEST(StoreFlights, CreateReadAndUpdate) {
   ASSERT_EQ(steps.size(), 1u);
   EXPECT_EQ(*steps[0].finished, 20);
   EXPECT_EQ(s->get_flight(FlightId{9999}).error().code(), StatusCode::not_found);
+}
+
+// Issue 11 item 8: a re-queued job keeps nothing of its interrupted attempt
+// but its inputs; what the attempt wrote moves to the attempt tables.
+TEST(StoreFlights, Issue11_RequeuedJobStartsFromItsInputs) {
+  TempDir dir;
+  auto s = open_ok(dir.str("p.db"));
+  FlightId id = s->create_flight(sample_flight()).value();
+  ASSERT_TRUE(s->set_job_status(id, "build-amd64", "running", "").has_value());
+  ASSERT_TRUE(s->set_runvar(id, {"build-amd64", "host", "h1", true}).has_value());
+  ASSERT_TRUE(s->set_runvar(id, {"build-amd64", "built_revision_xen", "aaaa", true}).has_value());
+  ASSERT_TRUE(s->set_runvar(id, {"build-amd64", "path_xendist", "/w/1/dist.tar", true}).has_value());
+  ASSERT_TRUE(s->put_step({id, "build-amd64", 1, "build", "running", 10, std::nullopt, "/logs/1"}).has_value());
+  auto rec = s->recover_after_restart("test", {}).value();
+  ASSERT_EQ(rec.requeued.size(), 1u);
+  std::map<std::string, std::string> left;
+  for (const auto& v : s->list_runvars(id, "build-amd64").value()) left[v.name] = v.value;
+  EXPECT_EQ(left.count("host"), 0u);
+  EXPECT_EQ(left.count("built_revision_xen"), 0u);
+  EXPECT_EQ(left.count("path_xendist"), 0u) << "the re-run must not see the first attempt's outputs";
+  EXPECT_EQ(left["revision_xen"], "aaaa") << "inputs stay";
+  EXPECT_EQ(left["restarts"], "1");
+  auto kept = s->list_runvar_attempts(id).value();
+  ASSERT_EQ(kept.size(), 3u);
+  EXPECT_EQ(kept[0].attempt, 1);
+  EXPECT_EQ(kept[0].var.name, "built_revision_xen");
+  EXPECT_EQ(kept[2].var.value, "/w/1/dist.tar");
+  EXPECT_EQ(s->list_step_attempts(id).value().at(0).attempt, 1);
 }
 
 // Evidence is finished flights only (SPEC section 5; issue 11 item 8 for revision_tested).

@@ -22,6 +22,8 @@ class FaultyStore final : public store::Store {
   bool die_after_push_intent = false;    ///< ... right after the push intent is committed
   bool die_after_push_finished = false;  ///< ... after the push and its outcome, before the flight's outcome
   bool die_after_release_hosts = false;  ///< ... once a job has given back its hosts
+  bool die_after_frozen_intent = false;  ///< ... once a frozen-ref change's intent is committed
+  bool die_before_frozen_finish = false; ///< ... after the frozen change was pushed, before its outcome
 
   int schema_version() const override { return s_.schema_version(); }
   const std::string& path() const override { return s_.path(); }
@@ -46,6 +48,9 @@ class FaultyStore final : public store::Store {
     return r;
   }
   Result<std::vector<StepAttempt>> list_step_attempts(FlightId id) const override { return s_.list_step_attempts(id); }
+  Result<std::vector<RunvarAttempt>> list_runvar_attempts(FlightId id) const override {
+    return s_.list_runvar_attempts(id);
+  }
   Result<std::vector<store::Runvar>> list_runvars(FlightId id, const std::string& j) const override {
     return s_.list_runvars(id, j);
   }
@@ -119,13 +124,27 @@ class FaultyStore final : public store::Store {
     return s_.recover_after_restart(r, u);
   }
   Result<Counts> counts() const override { return s_.counts(); }
-  Result<void> record_frozen_change(const store::FrozenChange& c) override { return s_.record_frozen_change(c); }
+  Result<std::int64_t> record_frozen_change(const store::FrozenChange& c) override {
+    auto r = s_.record_frozen_change(c);
+    if (c.state == "intent") at(die_after_frozen_intent);
+    return r;
+  }
+  Result<void> finish_frozen_change(std::int64_t id, const std::string& state, const std::string& note) override {
+    at(die_before_frozen_finish);
+    return s_.finish_frozen_change(id, state, note);
+  }
+  Result<std::vector<store::FrozenChange>> pending_frozen_changes() const override {
+    return s_.pending_frozen_changes();
+  }
   Result<std::vector<store::FrozenChange>> frozen_history(const std::string& t, const std::string& b,
                                                           int l) const override {
     return s_.frozen_history(t, b, l);
   }
 
  private:
+  static void at(bool crash) {
+    if (crash) _exit(137);
+  }
   std::unique_ptr<store::Store> owned_;
   store::Store& s_;
 };
