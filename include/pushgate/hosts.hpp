@@ -29,17 +29,31 @@ namespace asio = boost::asio;
 /// them all at once. Thread-safe.
 class Cancellation {
  public:
-  /// Kill every registered group (SIGKILL) and refuse new processes.
+  /// Drain (SIGTERM): no new job or normal step starts; running steps go on,
+  /// `always` (cleanup) steps still run; jobs cut short are re-queued.
+  void drain();
+  /// End of the drain's grace period: kill every running process group now
+  /// (SIGKILL); cleanup steps may still start processes. Implies drain().
+  void cut();
+  /// Hard stop: kill every registered group and refuse new processes.
   void cancel();
   bool cancelled() const;
+  /// True once drain(), cut() or cancel() was called.
+  bool draining() const;
+  /// True once cut() or cancel() killed the running processes.
+  bool killed_running() const;
   /// false when already cancelled: the caller must not start the process.
   bool add(int pgid);
-  void remove(int pgid);
+  /// true when the group was killed by cut() or cancel(), not by itself.
+  bool remove(int pgid);
 
  private:
   mutable std::mutex mutex_;
   std::set<int> groups_;  // GUARDED_BY(mutex_)
+  std::set<int> killed_;  // GUARDED_BY(mutex_)
   bool cancelled_ = false;  // GUARDED_BY(mutex_)
+  bool draining_ = false;   // GUARDED_BY(mutex_)
+  bool killed_running_ = false;  // GUARDED_BY(mutex_)
 };
 
 /// A child process run for a step: `argv` in its own process group, stdout

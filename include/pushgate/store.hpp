@@ -276,6 +276,10 @@ class Store {
     std::vector<FlightId> unfinished;
     std::vector<FlightId> in_use;  ///< left alone: another process runs them
   };
+  /// A job cut short by a drain goes back to the queue, not to the verdict:
+  /// its steps and output runvars move to the attempt tables (as recovery
+  /// does), status queued with `reason`. Not counted as a restart.
+  virtual Result<void> requeue_job(FlightId flight, const std::string& job, const std::string& reason) = 0;
   virtual Result<Recovery> recover_after_restart(const std::string& reason,
                                                  const std::function<bool(FlightId)>& in_use = {}) = 0;
 

@@ -18,7 +18,7 @@
 
 namespace pushgate::cli {
 
-enum Exit { kOk = 0, kFailure = 1, kUsage = 2, kNotTolerable = 3 };
+enum Exit { kOk = 0, kFailure = 1, kUsage = 2, kNotTolerable = 3, kInterrupted = 4 };
 
 /// Thrown by commands to leave with an exit code after printing.
 struct ExitError {

@@ -135,6 +135,13 @@ void run_flight(Context& ctx, const FlightArgs& a) {
   opts.progress = [](const std::string& line) { std::cerr << line << "\n"; };
   auto jobs = flight::run(cfg, ctx.store(), *reg, *id, opts);
   if (!jobs) fail(jobs.error());
+  // Stopped by a signal: the jobs it cut short are queued again and nothing
+  // is judged (SPEC section 9).
+  if (std::any_of(jobs->begin(), jobs->end(), [](const store::Job& j) { return j.status == "queued"; })) {
+    std::cerr << "flight " << id->str() << " stopped before its end; not judged. Its queued jobs run with "
+              << "`pushgate flight run --flight " << id->str() << "` or at the daemon's next start\n";
+    throw ExitError{kInterrupted};
+  }
   push::Retester retest = [&](FlightId original, const std::vector<std::string>& regressed) {
     return flight::retest(cfg, ctx.store(), *reg, original, regressed, opts);
   };

@@ -118,13 +118,7 @@ class Daemon {
       say("listening on http://" + cfg_.daemon.listen.substr(0, cfg_.daemon.listen.rfind(':')) + ":" +
           std::to_string(server_->port()) + "/ (API under /api/v1/, metrics at /metrics)");
     }
-    signals.async_wait([this](const boost::system::error_code& ec, int sig) {
-      if (ec) return;
-      say("signal " + std::to_string(sig) + ": draining (no new flights; running steps get " +
-          std::to_string(opt_.drain_seconds) + "s)");
-      draining_ = true;
-      drain_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(opt_.drain_seconds);
-    });
+    wait_signal(signals);
     asio::co_spawn(io_, loop(signals), asio::detached);
     io_.run();
     server_.reset();  // waits for API handlers still running on its workers
@@ -187,6 +181,27 @@ class Daemon {
       resume_.emplace_back(f, fl->branch);
     }
     return {};
+  }
+
+  /// SPEC section 9: the first SIGTERM/SIGINT drains (no new flight, job
+  /// or step; running steps get the grace period, then are killed; cleanup
+  /// steps run; jobs cut short are re-queued for the next start); a second
+  /// one stops at once (still nothing judged).
+  void wait_signal(asio::signal_set& signals) {
+    signals.async_wait([this, &signals](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (!draining_) {
+        say("signal " + std::to_string(sig) + ": draining (no new flights, jobs or steps; running steps get " +
+            std::to_string(opt_.drain_seconds) + "s; again to stop at once)");
+        draining_ = true;
+        drain_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(opt_.drain_seconds);
+        for (auto& [b, r] : running_) r->cancel->drain();
+      } else {
+        say("signal " + std::to_string(sig) + ": stopping at once");
+        for (auto& [b, r] : running_) r->cancel->cancel();
+      }
+      wait_signal(signals);
+    });
   }
 
   bool pending_resume(const std::string& branch) const {
@@ -336,8 +351,8 @@ class Daemon {
       say("flight " + id.str() + ": " + jobs.error().message());
       return;
     }
-    if (cancel.cancelled()) {
-      say("flight " + id.str() + ": cancelled by shutdown; it resumes at the next start");
+    if (cancel.draining()) {
+      say("flight " + id.str() + ": drained, not judged; its queued jobs run at the next start");
       return;
     }
     push::Retester retest = [&](FlightId original, const std::vector<std::string>& regressed) {
@@ -383,8 +398,12 @@ class Daemon {
           if (manual_.erase(b.name)) start(b.name, std::nullopt, true);
           else if (due(b, now) || hooked) start(b.name, std::nullopt, false);
         }
-      } else if (std::chrono::steady_clock::now() > drain_deadline_) {
-        for (auto& [b, r] : running_) r->cancel->cancel();
+      } else {
+        const bool late = std::chrono::steady_clock::now() > drain_deadline_;
+        for (auto& [b, r] : running_) {
+          if (late) r->cancel->cut();
+          else r->cancel->drain();
+        }
       }
       if (!draining_ && !opt_.once && std::chrono::steady_clock::now() >= next_reconcile_) {
         next_reconcile_ = std::chrono::steady_clock::now() + std::chrono::seconds(cfg_.daemon.reconcile_seconds);

@@ -64,8 +64,8 @@ Result<FlightId> retest(const config::Config& config, store::Store& store, hosts
   if (!lock) return lock.error();
   auto ran = run(config, store, hosts, *id, options);
   if (!ran) return ran.error();
-  if (options.cancel && options.cancel->cancelled()) {
-    return Status::unavailable("retest flight " + id->str() + " cancelled", "it resumes at the next start");
+  if (options.cancel && options.cancel->draining()) {
+    return Status::unavailable("retest flight " + id->str() + " drained", "it resumes at the next start");
   }
   return *id;
 }

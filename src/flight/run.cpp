@@ -59,23 +59,40 @@ class Runner {
     std::unique_ptr<asio::signal_set> signals;
     if (opt_.handle_signals) {
       signals = std::make_unique<asio::signal_set>(io_, SIGINT, SIGTERM);
-      signals->async_wait([this](const boost::system::error_code& ec, int sig) {
-        if (ec) return;
-        say("signal " + std::to_string(sig) + ": cancelling flight " + id_.str());
-        cancel_->cancel();
-      });
+      wait_signal(*signals);
     }
     asio::co_spawn(io_, drive(std::move(signals)), asio::detached);
     io_.run();
     pool_.join();
     if (!error_.ok()) return error_;
-    (void)st_.set_flight_times(id_, std::nullopt, store::now());
+    // A drained flight has jobs back in the queue: it has not finished (and
+    // is no evidence of anything) until a later run completes them.
+    bool left = std::any_of(status_.begin(), status_.end(), [](const auto& j) { return j.second == "queued"; });
+    if (!left) (void)st_.set_flight_times(id_, std::nullopt, store::now());
     return st_.list_jobs(id_);
   }
 
  private:
   void say(const std::string& line) {
     if (opt_.progress) opt_.progress(line);
+  }
+
+  /// In the foreground (`flight run`): the first signal stops the flight
+  /// now but cleanly (running steps killed, cleanup steps run, jobs cut
+  /// short re-queued, nothing judged); a second one stops everything.
+  void wait_signal(asio::signal_set& signals) {
+    signals.async_wait([this, &signals](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (!cancel_->draining()) {
+        say("signal " + std::to_string(sig) + ": stopping flight " + id_.str() +
+            " (cleanup steps still run; again to stop at once)");
+        cancel_->cut();
+        wait_signal(signals);
+      } else {
+        say("signal " + std::to_string(sig) + ": stopping flight " + id_.str() + " at once");
+        cancel_->cancel();
+      }
+    });
   }
 
   /// Remember the first store failure; the flight stops starting jobs.
@@ -97,8 +114,10 @@ class Runner {
       bool queued_left = false;
       for (const auto& [job, status] : status_) {
         if (status != "queued") continue;
-        if (cancel_->cancelled() || !error_.ok()) {
-          set_status(job, "cancelled", cancel_->cancelled() ? "flight cancelled" : "store error");
+        // Draining: what has not started stays queued for the next run.
+        if (cancel_->draining()) continue;
+        if (!error_.ok()) {
+          set_status(job, "cancelled", "store error");
           continue;
         }
         const config::Job* cj = cfg_.find_job(job);
@@ -137,8 +156,8 @@ class Runner {
         check(st_.set_job_status(id_, c.job, "preparing", ""));
         asio::co_spawn(io_, run_job(c.job), asio::detached);
       }
-      if (!queued_left && running_.empty() &&
-          std::none_of(status_.begin(), status_.end(), [](const auto& s) { return s.second == "queued"; })) {
+      if (running_.empty() && (cancel_->draining() || (!queued_left && std::none_of(
+                                   status_.begin(), status_.end(), [](const auto& s) { return s.second == "queued"; })))) {
         break;
       }
       tick.expires_after(std::chrono::milliseconds(opt_.poll_ms));
@@ -205,9 +224,9 @@ class Runner {
       if (waiting) check(st_.clear_waiting(id_, job));
     };
     for (;;) {
-      if (cancel_->cancelled()) {
+      if (cancel_->draining()) {
         stop_waiting();
-        set_status(job, "cancelled", "flight cancelled");
+        set_status(job, "queued", "drained before it got hosts; it runs at the next start");
         running_.erase(job);
         co_return;
       }
@@ -285,10 +304,19 @@ class Runner {
     std::string job_status = "pass", job_reason;
     bool any_broken = false;
     std::string broken_reason;
+    // SPEC section 9: a drain lets running steps finish, starts no normal
+    // step, still runs cleanup (`always`) steps; a job cut short this way is
+    // re-queued for the next start, never judged.
+    bool cut_short = false;
     for (std::size_t k = 0; k < recipe.steps.size(); ++k) {
       const config::Step& step = recipe.steps[k];
       bool failed = job_status != "pass";
-      if (cancel_->cancelled() || (failed && !step.always)) continue;
+      if (failed && !step.always) continue;
+      if (!step.always && cancel_->draining()) {
+        cut_short = true;
+        continue;
+      }
+      if (cancel_->cancelled()) continue;  // a hard stop: not even cleanup
       int stepno = static_cast<int>(k) + 1;
       hosts::Host* host = roles.count(step.role) ? roles[step.role] : nullptr;
       // A command with no host role runs on the controller. An operation with
@@ -332,6 +360,7 @@ class Runner {
       ctx.cancel = cancel_;
       ctx.pool = &pool_;
 
+      const bool killed_before = cancel_->killed_running();
       hosts::StepOutcome out;
       if (!host) {
         out = hosts::StepOutcome::broken("no host in role " + step.role + " for operation " + step.op);
@@ -343,7 +372,13 @@ class Runner {
         // infrastructure trouble stays broken.
         if (out.status == "fail") out.status = step.on_failure;
       }
-      if (cancel_->cancelled() && out.status != "pass") out = hosts::StepOutcome::broken("cancelled");
+      // Killed by the end of a drain's grace period, or a hard stop: the
+      // step did not get to finish; its result says nothing about the code.
+      const bool killed = out.status != "pass" && !killed_before && cancel_->killed_running();
+      if (killed) {
+        out = hosts::StepOutcome::broken("interrupted by shutdown");
+        cut_short = true;
+      }
       if (!out.message.empty()) hosts::append_log(log, "pushgate: " + out.message);
       check(st_.put_step({id_, job, stepno, step.testid, out.status, started, store::now(), log}));
       double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -366,9 +401,16 @@ class Runner {
       job_status = "broken";
       job_reason = broken_reason;
     }
-    if (cancel_->cancelled()) {
-      job_status = "cancelled";
-      job_reason = "flight cancelled";
+    if (cut_short) {
+      // Back to the queue: this attempt's steps and outputs move to the
+      // attempt tables; the hosts are given back with no result counted
+      // against them.
+      check(st_.requeue_job(id_, job, "cut short by shutdown; it runs again at the next start"));
+      status_[job] = "queued";
+      check(st_.release_hosts(id_, job));
+      say("flight " + id_.str() + " " + job + ": re-queued (cut short by shutdown)");
+      running_.erase(job);
+      co_return;
     }
     if (job_status == "pass" && cj->kind == "build") check(st_.set_runvar(id_, {job, "build_dir", workdir, true}));
     // The job's status first: a crash before its hosts are given back leaves

@@ -26,15 +26,43 @@
 
 namespace pushgate::hosts {
 
+void Cancellation::drain() {
+  std::lock_guard lock(mutex_);
+  draining_ = true;
+}
+
+void Cancellation::cut() {
+  std::lock_guard lock(mutex_);
+  if (killed_running_) return;  // once: cleanup steps started after it must run
+  draining_ = killed_running_ = true;
+  for (int g : groups_) {
+    ::kill(-g, SIGKILL);
+    killed_.insert(g);
+  }
+}
+
 void Cancellation::cancel() {
   std::lock_guard lock(mutex_);
-  cancelled_ = true;
-  for (int g : groups_) ::kill(-g, SIGKILL);
+  cancelled_ = draining_ = killed_running_ = true;
+  for (int g : groups_) {
+    ::kill(-g, SIGKILL);
+    killed_.insert(g);
+  }
 }
 
 bool Cancellation::cancelled() const {
   std::lock_guard lock(mutex_);
   return cancelled_;
+}
+
+bool Cancellation::draining() const {
+  std::lock_guard lock(mutex_);
+  return draining_;
+}
+
+bool Cancellation::killed_running() const {
+  std::lock_guard lock(mutex_);
+  return killed_running_;
 }
 
 bool Cancellation::add(int pgid) {
@@ -44,9 +72,10 @@ bool Cancellation::add(int pgid) {
   return true;
 }
 
-void Cancellation::remove(int pgid) {
+bool Cancellation::remove(int pgid) {
   std::lock_guard lock(mutex_);
   groups_.erase(pgid);
+  return killed_.erase(pgid) > 0;
 }
 
 std::string ProcessResult::describe() const {
@@ -148,9 +177,9 @@ asio::awaitable<ProcessResult> run_process(ProcessSpec spec, Cancellation& cance
   int status = 0;
   ::waitpid(pid, &status, 0);
   ::kill(-pid, SIGKILL);  // whatever the step left behind in its group
-  cancel.remove(pid);
+  bool killed_by_us = cancel.remove(pid);
   result.timed_out = timed_out;
-  result.cancelled = !timed_out && cancel.cancelled();
+  result.cancelled = !timed_out && (killed_by_us || cancel.cancelled());
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
   co_return result;

@@ -673,6 +673,14 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<void> requeue_job(FlightId flight, const std::string& job, const std::string& reason) override {
+    Transaction tx(db_);
+    if (!tx.status().ok()) return tx.status();
+    if (Status s = requeue(flight, job, reason, /*count_restart=*/false); !s.ok()) return s;
+    if (db_.changes() == 0) return Status::not_found("job " + job + " of flight " + flight.str() + " does not exist");
+    return tx.commit();
+  }
+
   Result<Recovery> recover_after_restart(const std::string& reason,
                                          const std::function<bool(FlightId)>& in_use) override {
     Transaction tx(db_);

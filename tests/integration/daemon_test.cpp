@@ -447,6 +447,104 @@ TEST_F(DaemonTest, Issue12_OnceWithAPollingBranchExits) {
   EXPECT_EQ(flights.size(), 1u) << "the poll ran more than once";
 }
 
+/// Issue 12 item 1: a recipe whose first step is slow only while `gate`
+/// exists, a second step and a cleanup (`always`) step, each leaving a trace.
+class DrainTest : public DaemonTest {
+ protected:
+  std::string gate, started, more, cleanup;
+  void SetUp() override {
+    DaemonTest::SetUp();
+    gate = dir.str("gate");
+    started = dir.str("started");
+    more = dir.str("more.log");
+    cleanup = dir.str("cleanup.log");
+  }
+  void drain_config(int slow_seconds) {
+    config("if [ -e " + gate + " ]; then touch " + started + "; sleep " + std::to_string(slow_seconds) + "; fi",
+           R"({"poll_seconds": 1})", "echo $PUSHGATE_FLIGHT >> " + more);
+    auto cfg = nlohmann::json::parse(test::read_file(dir.path() / "c.json"));
+    cfg["recipes"]["r"]["steps"].push_back(
+        {{"testid", "cleanup"}, {"run", "echo $PUSHGATE_FLIGHT >> " + cleanup}, {"always", true}});
+    test::write_file(dir.path() / "c.json", cfg.dump(2));
+  }
+  std::unique_ptr<test::Background> start_with(const std::vector<std::string>& extra, const std::string& log) {
+    std::vector<std::string> a{test::pushgate_binary(), "--config", dir.str("c.json"), "daemon"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return std::make_unique<test::Background>(a, dir.str(log));
+  }
+  /// Flight 2 is drained with its job back in the queue, never judged.
+  void expect_drained(const std::string& log) {
+    auto store = db();
+    auto f = store->get_flight(FlightId{2}).value();
+    EXPECT_EQ(f.outcome, "") << "a drained flight was judged:\n" << log;
+    EXPECT_FALSE(f.finished.has_value());
+    auto jobs = store->list_jobs(FlightId{2}).value();
+    ASSERT_EQ(jobs.size(), 1u);
+    EXPECT_EQ(jobs[0].status, "queued") << jobs[0].status_reason;
+    EXPECT_TRUE(store->list_steps(FlightId{2}).value().empty());
+    auto attempts = store->list_step_attempts(FlightId{2}).value();
+    std::set<std::string> ran;
+    for (const auto& a : attempts) ran.insert(a.step.testid);
+    EXPECT_TRUE(ran.count("work"));
+    EXPECT_TRUE(ran.count("cleanup")) << "the cleanup step did not run in the drain";
+    EXPECT_FALSE(ran.count("more")) << "a new step started during the drain";
+    EXPECT_EQ(test::read_file(cleanup), "1\n2\n");
+    EXPECT_EQ(test::read_file(more), "1\n");
+    for (const auto& h : store->list_hosts().value()) EXPECT_FALSE(h.held_flight.has_value());
+    EXPECT_EQ(store->pushes("xen-unstable", 10).value().size(), 0u);
+  }
+  /// The next start resumes flight 2 and pushes it; nothing was cancelled.
+  void expect_resumed_and_pushed(const std::string& tested) {
+    std::filesystem::remove(gate);
+    std::string log = restart_until_finished(tested);
+    auto store = db();
+    auto f = store->get_flight(FlightId{2}).value();
+    EXPECT_EQ(f.outcome, "perfect") << log;
+    EXPECT_EQ(store->list_jobs(FlightId{2}).value().at(0).status, "pass");
+    EXPECT_EQ(log.find("cancelled"), std::string::npos) << log;
+    EXPECT_EQ(log.find("regression"), std::string::npos) << log;
+    EXPECT_EQ(store->list_flights({.branch = "xen-unstable"}).value().size(), 2u) << "no retest, no new flight";
+    expect_exactly_one_push_and_two_flights();
+  }
+};
+
+TEST_F(DrainTest, Issue12_StepFinishingInTheGraceIsKeptTheJobRequeuedAndResumed) {
+  drain_config(2);
+  std::string tested = baseline_then_commit();
+  test::write_file(gate, "");
+  auto d = start_with({"--drain-seconds", "30"}, "drain.log");
+  ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(started); })) << test::read_file(dir.path() / "drain.log");
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(30000), 0);
+  std::string log = test::read_file(dir.path() / "drain.log");
+  expect_drained(log);
+  // The step that was running when the drain began finished and passed.
+  for (const auto& a : db()->list_step_attempts(FlightId{2}).value()) {
+    if (a.step.testid == "work") {
+      EXPECT_EQ(a.step.status, "pass") << log;
+    }
+  }
+  expect_resumed_and_pushed(tested);
+}
+
+TEST_F(DrainTest, Issue12_StepKilledAtTheEndOfTheGraceIsNeverJudged) {
+  drain_config(60);
+  std::string tested = baseline_then_commit();
+  test::write_file(gate, "");
+  auto d = start_with({"--drain-seconds", "1"}, "drain.log");
+  ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(started); })) << test::read_file(dir.path() / "drain.log");
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(30000), 0);
+  std::string log = test::read_file(dir.path() / "drain.log");
+  expect_drained(log);
+  for (const auto& a : db()->list_step_attempts(FlightId{2}).value()) {
+    if (a.step.testid == "work") {
+      EXPECT_EQ(a.step.status, "broken") << log;
+    }
+  }
+  expect_resumed_and_pushed(tested);
+}
+
 TEST_F(DaemonTest, BadCronIsAConfigurationErrorAtStart) {
   config("true", R"({"cron": "61 * * * *"})");
   auto r = test::pushgate({"--config", dir.str("c.json"), "daemon", "--once"});

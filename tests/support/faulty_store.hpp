@@ -48,6 +48,9 @@ class FaultyStore final : public store::Store {
     return r;
   }
   Result<std::vector<StepAttempt>> list_step_attempts(FlightId id) const override { return s_.list_step_attempts(id); }
+  Result<void> requeue_job(FlightId id, const std::string& j, const std::string& r) override {
+    return s_.requeue_job(id, j, r);
+  }
   Result<std::vector<RunvarAttempt>> list_runvar_attempts(FlightId id) const override {
     return s_.list_runvar_attempts(id);
   }
