@@ -3,6 +3,7 @@
 /// schemas/config.schema.json, then checked for meaning. Errors carry the
 /// JSON pointer (and line/column for syntax errors) of what is wrong.
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -57,6 +58,7 @@ struct Step {
   std::string on_failure = "fail";  ///< fail or broken
   bool always = false;
   bool non_fatal = false;  ///< a failure is judged but neither fails the job nor skips later steps
+  std::int64_t log_max_bytes = 0;  ///< cap of this step's log; 0: daemon.step_log_max_bytes
 };
 
 struct Recipe {
@@ -100,6 +102,8 @@ struct Daemon {
   bool retest_regressions = true;
   int max_parallel_jobs = 4;
   int stale_ref_lock_seconds = 60;  ///< a ref lock at a local push target this old is a dead writer's
+  std::int64_t step_log_max_bytes = 64ll << 20;  ///< per step log: head and tail kept, the cut marked
+  int retry_broken = 1;  ///< a job that ends broken runs again this often before the verdict
   int push_attempts = 3;            ///< tries of a push that failed with the ref unchanged
   int reconcile_seconds = 60;
   std::vector<std::string> step_env;  ///< controller variables steps inherit besides PATH, HOME, LANG, TZ...       ///< how often the daemon finishes pending push intents of dead owners

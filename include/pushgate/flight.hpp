@@ -71,9 +71,13 @@ class RunLock {
 };
 
 /// Where a step's log goes: STATE_DIR/logs/FLIGHT/JOB/STEPNO-TESTID.log.
+/// Attempt N > 1 of a job (a re-run after an interruption) writes to
+/// STATE_DIR/logs/FLIGHT/JOB.attempt-N/ instead: a leftover of the attempt
+/// before can never write into the new attempt's log.
 std::string log_path(const config::Config& config, FlightId flight, const std::string& job, int stepno,
-                     const std::string& testid);
-/// A job's work directory: STATE_DIR/work/FLIGHT/JOB.
-std::string work_dir(const config::Config& config, FlightId flight, const std::string& job);
+                     const std::string& testid, int attempt = 1);
+/// A job's work directory: STATE_DIR/work/FLIGHT/JOB, fresh for every
+/// attempt (STATE_DIR/work/FLIGHT/JOB.attempt-N for N > 1).
+std::string work_dir(const config::Config& config, FlightId flight, const std::string& job, int attempt = 1);
 
 }  // namespace pushgate::flight

@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,10 +57,48 @@ class Cancellation {
   bool killed_running_ = false;  // GUARDED_BY(mutex_)
 };
 
-/// A child process run for a step: `argv` in its own process group, stdout
-/// and stderr appended to `log_path`, killed with its whole group at
-/// `timeout_seconds` or on cancel. Leftover processes of the group are
-/// killed when the main process exits.
+/// Where a step's processes are kept so that all of them, including those
+/// that left its process group (setsid, a daemonized helper), can be found
+/// and killed: at the step's end, on timeout and cancel, and by restart
+/// recovery after pushgate itself was killed (SPEC section 9).
+///  - a cgroup v2 directory per step under pushgate's own cgroup
+///    (`.../pushgate-<digest of the state dir>/flight-N/JOB.STEPNO`) where a
+///    cgroup2 hierarchy is writable (pure cgroup2 or the hybrid layout's
+///    /sys/fs/cgroup/unified);
+///  - everywhere: the environment variable PUSHGATE_STEP_TAG
+///    (`<digest>/N/JOB/STEPNO`), found through /proc/PID/environ.
+struct Placement {
+  std::string tag;         ///< PUSHGATE_STEP_TAG value; empty: untagged
+  std::string cgroup_dir;  ///< cgroup v2 directory to run in; empty: none
+};
+
+/// Kill every process of a placement (its cgroup, else its tag) and remove
+/// the cgroup; returns how many processes were killed.
+int kill_placement(const Placement& p);
+
+/// Step containment for one state directory.
+class Containment {
+ public:
+  explicit Containment(const std::string& state_dir);
+  /// The placement of one step attempt (its cgroup directory is made when
+  /// a process starts there).
+  Placement place(FlightId flight, const std::string& job, int stepno) const;
+  /// Kill the leftovers of every flight for which `keep` is false (restart
+  /// recovery: flights no live process runs); returns how many processes.
+  int kill_flights_except(const std::function<bool(FlightId)>& keep) const;
+  /// The cgroup v2 base directory in use, empty when only tags are used.
+  const std::string& cgroup_base() const { return base_; }
+
+ private:
+  std::string digest_;
+  std::string base_;
+};
+
+/// A child process run for a step: `argv` in its own process group (and the
+/// placement's cgroup), stdout and stderr read by pushgate through a pipe
+/// and appended to `log_path` (capped at `log_max_bytes`: the head and the
+/// tail are kept, the cut is marked), killed with everything it started at
+/// `timeout_seconds` or on cancel, and when the main process exits.
 struct ProcessSpec {
   std::vector<std::string> argv;
   /// The child's whole environment, with kInheritedEnv and `inherit` taken
@@ -70,6 +109,8 @@ struct ProcessSpec {
   std::string log_path;
   int timeout_seconds = 3600;
   std::vector<std::string> inherit;  ///< more variables passed through by name (daemon.step_env)
+  Placement place;
+  std::int64_t log_max_bytes = 0;    ///< 0: no cap
 };
 
 /// Variables every step process gets from the controller when set there.
@@ -80,7 +121,10 @@ struct ProcessResult {
   int signal = 0;
   bool timed_out = false;
   bool cancelled = false;
-  std::string error;  ///< set when it could not be started
+  /// Set when pushgate could not do its part (start the process, write the
+  /// log, a full disk on the controller): the step is broken, not failed.
+  std::string error;
+  std::int64_t log_bytes_cut = 0;  ///< output left out of the log by the cap
   bool ok() const { return exit_code == 0 && error.empty(); }
   std::string describe() const;
 };
@@ -111,6 +155,8 @@ struct StepContext {
   std::string role = "host";                 ///< the role this step acts on
   Cancellation* cancel = nullptr;
   asio::thread_pool* pool = nullptr;  ///< for blocking library calls
+  Placement place;                    ///< where the step's processes run
+  std::int64_t log_max_bytes = 0;     ///< cap of the step's log, 0: none
 };
 
 /// A step's result: pass, fail or broken, and why.

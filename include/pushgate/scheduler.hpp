@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,9 +34,11 @@ using Allocation = std::map<std::string, std::string>;
 /// waiter and holder has an owner): waiters of dead flights are ignored and
 /// purged, hosts they hold are released. Empty: every owner is alive.
 using OwnerAlive = std::function<bool(FlightId)>;
+/// `avoid`: hosts to give the job only when no other free host fits (the
+/// hosts a broken attempt ran on, issue 12 item 5).
 Result<std::optional<Allocation>> try_allocate(store::Store& store, FlightId flight, const std::string& job,
                                                const RoleFlags& roles, int priority = 0, bool build = false,
-                                               const OwnerAlive& alive = {});
+                                               const OwnerAlive& alive = {}, const std::set<std::string>& avoid = {});
 
 /// "role=flag,flag;role=flag" for store::Store::Waiter::roles, and back.
 std::string encode_roles(const RoleFlags& roles);

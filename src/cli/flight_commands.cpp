@@ -103,7 +103,7 @@ void show(Context& ctx, FlightId id, bool json) {
     std::cout << "  " << std::left << std::setw(30) << job.job << " " << std::setw(9) << job.status << " "
               << job.status_reason << "\n";
     for (const auto& a : attempts) {
-      if (a.step.job == job.job) line(a.step, "(attempt " + std::to_string(a.attempt) + ", interrupted) ");
+      if (a.step.job == job.job) line(a.step, "(attempt " + std::to_string(a.attempt) + ", run again) ");
     }
     for (const auto& s : steps) {
       if (s.job == job.job) line(s, "");

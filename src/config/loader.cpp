@@ -294,6 +294,8 @@ Config build(const json& j, const std::string& path) {
   c.daemon.retest_regressions = d.value("retest_regressions", c.daemon.retest_regressions);
   c.daemon.max_parallel_jobs = d.value("max_parallel_jobs", c.daemon.max_parallel_jobs);
   c.daemon.stale_ref_lock_seconds = d.value("stale_ref_lock_seconds", c.daemon.stale_ref_lock_seconds);
+  c.daemon.step_log_max_bytes = d.value("step_log_max_bytes", c.daemon.step_log_max_bytes);
+  c.daemon.retry_broken = d.value("retry_broken", c.daemon.retry_broken);
   c.daemon.push_attempts = d.value("push_attempts", c.daemon.push_attempts);
   c.daemon.reconcile_seconds = d.value("reconcile_seconds", c.daemon.reconcile_seconds);
   c.daemon.step_env = d.value("step_env", std::vector<std::string>{});
@@ -359,6 +361,7 @@ Config build(const json& j, const std::string& path) {
       st.on_failure = s.value("on_failure", st.on_failure);
       st.always = s.value("always", false);
       st.non_fatal = s.value("non_fatal", false);
+      st.log_max_bytes = s.value("log_max_bytes", std::int64_t{0});
       recipe.steps.push_back(std::move(st));
     }
     c.recipes[name] = std::move(recipe);

@@ -147,6 +147,12 @@ class Daemon {
         "daemon restart", [this](FlightId f) { return flight::RunLock::held(cfg_, f); });
     if (!rec) return rec.error();
     for (FlightId f : rec->in_use) say("flight " + f.str() + ": left alone, another process is running it");
+    // Step processes a killed pushgate left running (their cgroup or tag
+    // names the flight); those of flights a live process runs stay.
+    hosts::Containment containment(cfg_.daemon.state_dir);
+    if (int n = containment.kill_flights_except([this](FlightId f) { return flight::RunLock::held(cfg_, f); }); n > 0) {
+      say("killed " + std::to_string(n) + " leftover step process(es) of interrupted flights");
+    }
     for (const auto& s : rec->interrupted_steps) {
       hosts::append_log(s.log_path, "pushgate: broken (daemon restart)");
       say("flight " + s.flight.str() + " " + s.job + " step " + std::to_string(s.stepno) + " " + s.testid +

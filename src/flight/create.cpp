@@ -17,15 +17,20 @@ namespace pushgate::flight {
 
 const char* harness_version() { return PUSHGATE_VERSION; }
 
+namespace {
+std::string attempt_suffix(int attempt) { return attempt > 1 ? ".attempt-" + std::to_string(attempt) : ""; }
+}  // namespace
+
 std::string log_path(const config::Config& config, FlightId flight, const std::string& job, int stepno,
-                     const std::string& testid) {
+                     const std::string& testid, int attempt) {
   std::string t = testid;
   std::replace(t.begin(), t.end(), '/', '_');
-  return config.daemon.state_dir + "/logs/" + flight.str() + "/" + job + "/" + std::to_string(stepno) + "-" + t + ".log";
+  return config.daemon.state_dir + "/logs/" + flight.str() + "/" + job + attempt_suffix(attempt) + "/" +
+         std::to_string(stepno) + "-" + t + ".log";
 }
 
-std::string work_dir(const config::Config& config, FlightId flight, const std::string& job) {
-  return config.daemon.state_dir + "/work/" + flight.str() + "/" + job;
+std::string work_dir(const config::Config& config, FlightId flight, const std::string& job, int attempt) {
+  return config.daemon.state_dir + "/work/" + flight.str() + "/" + job + attempt_suffix(attempt);
 }
 
 namespace {

@@ -51,6 +51,11 @@ class Runner {
       if (!l) return l.error();
       own_lock.emplace(std::move(*l));
     }
+    // Holding the run lock, any process still tagged with this flight is a
+    // leftover of a runner that died (kill -9): it goes before anything runs.
+    if (int n = containment_.kill_flights_except([this](FlightId f) { return f != id_; }); n > 0) {
+      say("flight " + id_.str() + ": killed " + std::to_string(n) + " leftover step process(es) of an earlier run");
+    }
     auto jobs = st_.list_jobs(id_);
     if (!jobs) return jobs.error();
     for (auto& j : *jobs) status_[j.job] = j.status;
@@ -174,6 +179,12 @@ class Runner {
 
   /// osstest's record of a job that got no host in time: step hosts-allocate, starved.
   void starve(const std::string& job, const std::string& why) {
+    // A re-run of a broken job that finds no host stays broken: starving
+    // it would turn pushgate's trouble into n/a in the verdict.
+    if (auto it = avoid_.find(job); it != avoid_.end() && !it->second.empty()) {
+      set_status(job, "broken", "broken, and no host for running it again: " + why);
+      return;
+    }
     store::Step s{id_, job, 1, "hosts-allocate", "starved", store::now(), store::now(), ""};
     check(st_.put_step(s));
     set_status(job, "starved", why);
@@ -231,7 +242,7 @@ class Runner {
         co_return;
       }
       auto r = scheduler::try_allocate(st_, id_, job, cj->hosts, priority_, cj->kind == "build",
-                                       [this](FlightId f) { return RunLock::held(cfg_, f); });
+                                       [this](FlightId f) { return RunLock::held(cfg_, f); }, avoid_[job]);
       if (!r) {
         stop_waiting();
         if (r.error().code() == StatusCode::not_found) starve(job, r.error().message());
@@ -275,7 +286,14 @@ class Runner {
       }
     }
 
-    std::string workdir = work_dir(cfg_, id_, job);
+    // A fresh work directory and log directory per attempt (issue 12 item 3).
+    int attempt = 1;
+    if (auto before = st_.list_step_attempts(id_)) {
+      for (const auto& a : *before) {
+        if (a.step.job == job) attempt = std::max(attempt, a.attempt + 1);
+      }
+    }
+    std::string workdir = work_dir(cfg_, id_, job, attempt);
     std::error_code ec;
     std::filesystem::create_directories(workdir, ec);
     std::map<std::string, std::string> env{{"PUSHGATE_FLIGHT", id_.str()},
@@ -326,9 +344,8 @@ class Runner {
         if (!controller) controller = hosts::make_local(config::Host{"controller", "local"});
         host = controller.get();
       }
-      std::string log = log_path(cfg_, id_, job, stepno, step.testid);
+      std::string log = log_path(cfg_, id_, job, stepno, step.testid, attempt);
       std::filesystem::create_directories(std::filesystem::path(log).parent_path(), ec);
-      // Append: a job re-run after a daemon restart keeps the interrupted output.
       std::ofstream(log, std::ios::app).close();
       auto started = store::now();
       check(st_.put_step({id_, job, stepno, step.testid, "running", started, std::nullopt, log}));
@@ -359,6 +376,8 @@ class Runner {
       ctx.role = step.role;
       ctx.cancel = cancel_;
       ctx.pool = &pool_;
+      ctx.place = containment_.place(id_, job, stepno);
+      ctx.log_max_bytes = step.log_max_bytes ? step.log_max_bytes : cfg_.daemon.step_log_max_bytes;
 
       const bool killed_before = cancel_->killed_running();
       hosts::StepOutcome out;
@@ -412,6 +431,27 @@ class Runner {
       running_.erase(job);
       co_return;
     }
+    // SPEC section 4 / issue 12 item 5: broken is pushgate's trouble, not
+    // the code's; the job runs again (bounded, on another host when one
+    // fits) before the verdict. Every attempt stays in the attempt tables.
+    int retries = vars.count("broken_retries") ? std::atoi(vars["broken_retries"].c_str()) : 0;
+    if (job_status == "broken" && retries < cfg_.daemon.retry_broken && !cancel_->draining()) {
+      check(st_.set_runvar(id_, {job, "broken_retries", std::to_string(retries + 1), true}));
+      check(st_.requeue_job(id_, job, "attempt " + std::to_string(attempt) + " broken (" + job_reason + "); run again (" +
+                                          std::to_string(retries + 1) + " of " + std::to_string(cfg_.daemon.retry_broken) +
+                                          ")"));
+      check(st_.release_hosts(id_, job));
+      for (const auto& [role, host] : alloc) {
+        avoid_[job].insert(host);
+        auto q = st_.record_host_result(host, job_status, cfg_.daemon.quarantine_after);
+        if (q && *q) say("host " + host + " quarantined: it broke " + std::to_string(cfg_.daemon.quarantine_after) +
+                         " consecutive jobs; `pushgate host enable " + host + "` after repair");
+      }
+      status_[job] = "queued";
+      say("flight " + id_.str() + " " + job + ": broken (" + job_reason + "), run again");
+      running_.erase(job);
+      co_return;
+    }
     if (job_status == "pass" && cj->kind == "build") check(st_.set_runvar(id_, {job, "build_dir", workdir, true}));
     // The job's status first: a crash before its hosts are given back leaves
     // a finished job (restart recovery frees the hosts), never a "running"
@@ -443,6 +483,7 @@ class Runner {
   FlightId id_;
   RunOptions opt_;
   hosts::Cancellation own_cancel_;
+  hosts::Containment containment_{cfg_.daemon.state_dir};
   hosts::Cancellation* cancel_;
   asio::io_context io_;
   asio::thread_pool pool_{2};
@@ -450,6 +491,7 @@ class Runner {
   int priority_ = 0;
   std::map<std::string, std::string> status_;  // job -> status, on the io_context thread only
   std::set<std::string> running_;
+  std::map<std::string, std::set<std::string>> avoid_;  // job -> hosts a broken attempt ran on
   Status error_;
 };
 

@@ -80,7 +80,7 @@ RoleFlags decode_roles(const std::string& text) {
 
 Result<std::optional<Allocation>> try_allocate(store::Store& store, FlightId flight, const std::string& job,
                                                const RoleFlags& roles, int priority, bool build,
-                                               const OwnerAlive& alive) {
+                                               const OwnerAlive& alive, const std::set<std::string>& avoid) {
   if (roles.empty()) return std::optional<Allocation>(Allocation{});
   auto all = store.list_hosts();
   if (!all) return all.error();
@@ -152,25 +152,34 @@ Result<std::optional<Allocation>> try_allocate(store::Store& store, FlightId fli
       free.erase(std::remove_if(free.begin(), free.end(), [&](const auto* h) { return h->host == host; }), free.end());
     }
   }
-  for (const auto& e : equiv_flags) {
-    Allocation a = pick(free, roles, e);
-    if (a.empty()) continue;
-    bool all_taken = true;
-    for (const auto& [role, host] : a) {
-      auto took = store.try_allocate_host(host, flight, job, role);
-      if (!took) {
-        (void)store.release_hosts(flight, job);
-        return took.error();
+  // Hosts to avoid (where the job broke before) are a cost, not a filter:
+  // the other free hosts first, then all of them.
+  std::vector<const store::Host*> preferred;
+  for (const auto* h : free) {
+    if (!avoid.count(h->host)) preferred.push_back(h);
+  }
+  for (const auto* pool : {&preferred, &free}) {
+    if (pool == &free && preferred.size() == free.size()) break;
+    for (const auto& e : equiv_flags) {
+      Allocation a = pick(*pool, roles, e);
+      if (a.empty()) continue;
+      bool all_taken = true;
+      for (const auto& [role, host] : a) {
+        auto took = store.try_allocate_host(host, flight, job, role);
+        if (!took) {
+          (void)store.release_hosts(flight, job);
+          return took.error();
+        }
+        if (!*took) {  // another process was faster: give back what we took, retry later
+          all_taken = false;
+          break;
+        }
       }
-      if (!*took) {  // another process was faster: give back what we took, retry later
-        all_taken = false;
-        break;
-      }
+      if (all_taken) return std::optional<Allocation>(a);
+      auto rel = store.release_hosts(flight, job);
+      if (!rel) return rel.error();
+      return std::optional<Allocation>{};
     }
-    if (all_taken) return std::optional<Allocation>(a);
-    auto rel = store.release_hosts(flight, job);
-    if (!rel) return rel.error();
-    return std::optional<Allocation>{};
   }
   return std::optional<Allocation>{};
 }

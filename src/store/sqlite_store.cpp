@@ -852,10 +852,10 @@ class SqliteStore final : public Store {
     if (Status s = drop.exec(); !s.ok()) return s;
     Stmt keep_vars(db_, "INSERT INTO runvar_attempts (flight, job, attempt, name, value)"
                         " SELECT flight, job, ?3, name, value FROM runvars"
-                        " WHERE flight = ?1 AND job = ?2 AND synth = 1 AND name <> 'restarts'");
+                        " WHERE flight = ?1 AND job = ?2 AND synth = 1 AND name NOT IN ('restarts', 'broken_retries')");
     keep_vars.bind(1, flight.value).bind(2, job).bind(3, attempt);
     if (Status s = keep_vars.exec(); !s.ok()) return s;
-    Stmt drop_vars(db_, "DELETE FROM runvars WHERE flight = ?1 AND job = ?2 AND synth = 1 AND name <> 'restarts'");
+    Stmt drop_vars(db_, "DELETE FROM runvars WHERE flight = ?1 AND job = ?2 AND synth = 1 AND name NOT IN ('restarts', 'broken_retries')");
     drop_vars.bind(1, flight.value).bind(2, job);
     if (Status s = drop_vars.exec(); !s.ok()) return s;
     if (count_restart) {

@@ -106,7 +106,42 @@ TEST_F(CliFlight, SigintStopsKillsFreesTheHostAndRequeues) {
   show = nlohmann::json::parse(pg({"flight", "show", "1", "--json"}).out);
   EXPECT_EQ(show["jobs"][0]["status"], "pass") << show.dump(2);
   auto text = pg({"flight", "show", "1"});
-  EXPECT_NE(text.out.find("(attempt 1, interrupted)"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("(attempt 1, run again)"), std::string::npos) << text.out;
+}
+
+// Issue 12 item 6: a step printing 200 MB leaves a capped log that keeps
+// its head and its tail and marks the cut.
+TEST_F(CliFlight, Issue12_HugeOutputIsCappedHeadAndTailKept) {
+  write_config("echo FIRST-LINE; head -c 200000000 /dev/zero | tr '\\0' x; echo; echo LAST-LINE");
+  auto cfg = nlohmann::json::parse(test::read_file(dir.path() / "c.json"));
+  cfg["daemon"]["step_log_max_bytes"] = 1 << 20;
+  test::write_file(dir.path() / "c.json", cfg.dump());
+  auto r = pg({"flight", "run", "xen-unstable", "--no-fetch", "--always", "--json"});
+  auto show = nlohmann::json::parse(pg({"flight", "show", "1", "--json"}).out);
+  EXPECT_EQ(show["jobs"][0]["status"], "pass") << r.err;
+  std::string log_path = show["jobs"][0]["steps"][0]["log"];
+  auto size = std::filesystem::file_size(log_path);
+  EXPECT_LE(size, (1u << 20) + 512) << "the log is not capped";
+  std::string log = test::read_file(log_path);
+  EXPECT_TRUE(log.starts_with("FIRST-LINE\n")) << log.substr(0, 40);
+  EXPECT_NE(log.find("LAST-LINE\n"), std::string::npos);
+  EXPECT_NE(log.find("bytes of output cut here"), std::string::npos);
+}
+
+// Issue 12 item 5: a log pushgate cannot write (here a file size limit, as
+// on a full disk) is pushgate's trouble: broken, run again, never `fail`.
+TEST_F(CliFlight, Issue12_UnwritableLogIsBrokenAndRunAgain) {
+  write_config("head -c 8000000 /dev/zero");
+  auto r = test::run({"prlimit", "--fsize=3000000", test::pushgate_binary(), "--config", dir.str("c.json"), "flight",
+                      "run", "xen-unstable", "--no-fetch", "--always"});
+  auto show = nlohmann::json::parse(pg({"flight", "show", "1", "--json"}).out);
+  auto job = show["jobs"][0];
+  EXPECT_EQ(job["status"], "broken") << r.err << show.dump(2);
+  EXPECT_NE(job["reason"].get<std::string>().find("cannot write the step's log"), std::string::npos)
+      << job.dump(2);
+  ASSERT_EQ(show["jobs"][0]["earlier_attempts"].size(), 1u) << show.dump(2);  // the first attempt, kept
+  EXPECT_EQ(show["jobs"][0]["earlier_attempts"][0]["status"], "broken");
+  EXPECT_EQ(job["steps"][0]["status"], "broken");
 }
 
 TEST_F(CliFlight, ShowListAndHostCommands) {

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <pushgate/config.hpp>
@@ -543,6 +544,51 @@ TEST_F(DrainTest, Issue12_StepKilledAtTheEndOfTheGraceIsNeverJudged) {
     }
   }
   expect_resumed_and_pushed(tested);
+}
+
+bool process_alive(int pid) {
+  std::string stat = test::read_file("/proc/" + std::to_string(pid) + "/stat");
+  return !stat.empty() && stat[stat.rfind(')') + 2] != 'Z';
+}
+
+// Issue 12 item 3: a step whose processes outlive `kill -9` of pushgate
+// (one even left its process group with setsid) is killed by the restart's
+// recovery, and the re-run gets a fresh work directory.
+TEST_F(DaemonTest, Issue12_KillDashNineLeavesNoOrphanAndTheRerunGetsAFreshWorkdir) {
+  std::string gate = dir.str("gate"), pids = dir.str("pids"), dirs = dir.str("workdirs");
+  config("echo $PUSHGATE_WORKDIR >> " + dirs + "; if [ -e " + gate + " ]; then setsid sleep 300 & echo $! >> " + pids +
+         "; sleep 300 & echo $! >> " + pids + "; wait; fi");
+  std::string tested = baseline_then_commit();
+  test::write_file(gate, "");
+  {
+    auto first = start("first.log");
+    ASSERT_TRUE(wait_until([&] {
+      std::istringstream in(test::read_file(pids));
+      int a = 0, b = 0;
+      return static_cast<bool>(in >> a >> b);
+    })) << test::read_file(dir.path() / "first.log");
+    ::kill(first->pid(), SIGKILL);
+    first->wait(10000);
+  }
+  std::vector<int> orphans;
+  {
+    std::istringstream in(test::read_file(pids));
+    int p;
+    while (in >> p) orphans.push_back(p);
+  }
+  ASSERT_EQ(orphans.size(), 2u);
+  for (int p : orphans) EXPECT_TRUE(process_alive(p)) << "the scenario needs the orphans alive after kill -9";
+  std::filesystem::remove(gate);
+  std::string log = restart_until_finished(tested);
+  for (int p : orphans) EXPECT_FALSE(process_alive(p)) << "orphan " << p << " survived the restart:\n" << log;
+  EXPECT_NE(log.find("leftover step process"), std::string::npos) << log;
+  std::istringstream in(test::read_file(dirs));
+  std::vector<std::string> seen;
+  for (std::string l; std::getline(in, l);) seen.push_back(l);
+  ASSERT_EQ(seen.size(), 3u) << test::read_file(dirs);  // baseline, interrupted attempt, re-run
+  EXPECT_NE(seen[1], seen[2]) << "the re-run used the interrupted attempt's work directory";
+  EXPECT_NE(seen[2].find(".attempt-2"), std::string::npos) << seen[2];
+  expect_exactly_one_push_and_two_flights();
 }
 
 TEST_F(DaemonTest, BadCronIsAConfigurationErrorAtStart) {

@@ -57,7 +57,8 @@ class BaremetalHost final : public Host {
     std::string remote;
     for (const auto& [k, v] : ctx.env) remote += k + "=" + shell_quote(v) + " ";
     remote += "sh -c " + shell_quote(command);
-    ProcessSpec spec{ssh(remote), {}, ctx.workdir, ctx.log_path, ctx.timeout_seconds, ctx.inherit};
+    ProcessSpec spec{ssh(remote), {}, ctx.workdir, ctx.log_path, ctx.timeout_seconds, ctx.inherit, ctx.place,
+                     ctx.log_max_bytes};
     ProcessResult r = co_await run_process(std::move(spec), *ctx.cancel);
     if (r.ok()) co_return StepOutcome::pass();
     if (!r.error.empty() || r.cancelled) co_return StepOutcome::broken(r.describe());
@@ -75,7 +76,8 @@ class BaremetalHost final : public Host {
     // The host's own power/install commands, not code under test: they get its password variable.
     std::vector<std::string> inherit = ctx.inherit;
     if (!cfg_.password_env.empty()) inherit.push_back(cfg_.password_env);
-    ProcessSpec spec{{"/bin/sh", "-c", command}, env, ctx.workdir, ctx.log_path, timeout, inherit};
+    ProcessSpec spec{{"/bin/sh", "-c", command}, env, ctx.workdir, ctx.log_path, timeout, inherit, ctx.place,
+                     ctx.log_max_bytes};
     ProcessResult r = co_await run_process(std::move(spec), *ctx.cancel);
     if (r.ok()) co_return StepOutcome::pass();
     co_return StepOutcome::broken(what + " of host " + name() + " failed: " + r.describe());
@@ -94,7 +96,7 @@ class BaremetalHost final : public Host {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(ctx.timeout_seconds);
     asio::steady_timer pause(ex);
     while (std::chrono::steady_clock::now() < deadline && !ctx.cancel->cancelled()) {
-      ProcessSpec spec{ssh("true", 5), {}, ctx.workdir, ctx.log_path, 15};
+      ProcessSpec spec{ssh("true", 5), {}, ctx.workdir, ctx.log_path, 15, {}, ctx.place, ctx.log_max_bytes};
       ProcessResult r = co_await run_process(std::move(spec), *ctx.cancel);
       if (r.ok()) co_return StepOutcome::pass();
       pause.expires_after(std::chrono::seconds(1));
@@ -108,7 +110,8 @@ class BaremetalHost final : public Host {
     if (op == "host:power-cycle" || op == "baremetal:power-cycle") co_return co_await power("cycle", ctx);
     if (op == "host:power-off" || op == "baremetal:power-off") co_return co_await power("off", ctx);
     if (op == "host:boot-check" || op == "baremetal:boot-check") {
-      ProcessSpec spec{ssh("true"), {}, ctx.workdir, ctx.log_path, std::min(ctx.timeout_seconds, 60)};
+      ProcessSpec spec{ssh("true"), {}, ctx.workdir, ctx.log_path, std::min(ctx.timeout_seconds, 60), {}, ctx.place,
+                       ctx.log_max_bytes};
       ProcessResult r = co_await run_process(std::move(spec), *ctx.cancel);
       co_return r.ok() ? StepOutcome::pass() : StepOutcome::broken("host " + name() + " unreachable over ssh: " + r.describe());
     }
