@@ -18,7 +18,10 @@ namespace pushgate::store {
 struct StoreOptions {
   std::string path;               ///< database file; its directory must exist
   bool create_if_missing = true;  ///< false: not_found when the file is absent
-  int busy_timeout_ms = 10000;
+  /// How long a write waits for another connection's lock, with backoff
+  /// (SPEC section 9: a busy database is waited for, never a reason to
+  /// abandon a flight). The API server uses a shorter wait and answers 503.
+  int busy_timeout_ms = 600000;
   /// Push intents and outcomes, verdicts and frozen-ref audit rows are always
   /// committed with synchronous = FULL (on disk when the call returns; WAL
   /// with NORMAL can lose the last commits on power loss). true: every other

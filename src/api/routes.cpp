@@ -151,7 +151,9 @@ Response from(const Status& s) {
   int code = s.code() == StatusCode::not_found          ? 404
              : s.code() == StatusCode::invalid_argument ? 400
              : s.code() == StatusCode::conflict         ? 409
-                                                        : 500;
+             // A busy database or an unreachable remote: try again later.
+             : s.code() == StatusCode::unavailable ? 503
+                                                   : 500;
   return error(code, s.message(), s.hint());
 }
 

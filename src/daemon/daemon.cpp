@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <set>
 #include <thread>
@@ -112,7 +113,8 @@ class Daemon {
       };
       api::Limits limits;
       limits.workers = cfg_.daemon.api_workers;
-      auto server = api::Server::start(io_, cfg_.daemon.listen, ctx, [this] { return open_store(); }, limits);
+      // API requests wait for a busy database a short while, then answer 503.
+      auto server = api::Server::start(io_, cfg_.daemon.listen, ctx, [this] { return open_store(kApiBusyMs); }, limits);
       if (!server) return server.error();
       server_ = std::move(*server);
       say("listening on http://" + cfg_.daemon.listen.substr(0, cfg_.daemon.listen.rfind(':')) + ":" +
@@ -130,9 +132,14 @@ class Daemon {
   }
 
  private:
-  Result<std::unique_ptr<store::Store>> open_store() {
+  static constexpr int kApiBusyMs = 30000;
+
+  Result<std::unique_ptr<store::Store>> open_store(int busy_ms = store::StoreOptions{}.busy_timeout_ms) {
     if (opt_.open_store) return opt_.open_store(database_);
-    return store::Store::open({database_});
+    store::StoreOptions o;
+    o.path = database_;
+    o.busy_timeout_ms = busy_ms;
+    return store::Store::open(o);
   }
 
   void say(const std::string& line) {
@@ -210,7 +217,22 @@ class Daemon {
     });
   }
 
+  static constexpr int kResumeAfterErrorSeconds = 10;
+
+  /// From a flight thread: resume this flight after a pause (its branch
+  /// gets no new flight meanwhile).
+  void retry_later(FlightId id, const std::string& branch) {
+    std::lock_guard lock(retry_mutex_);
+    retry_.push_back({id, branch, std::chrono::steady_clock::now() + std::chrono::seconds(kResumeAfterErrorSeconds)});
+  }
+
   bool pending_resume(const std::string& branch) const {
+    {
+      std::lock_guard lock(retry_mutex_);
+      for (const auto& r : retry_) {
+        if (r.branch == branch) return true;
+      }
+    }
     for (const auto& r : resume_) {
       if (r.second == branch) return true;
     }
@@ -354,7 +376,11 @@ class Daemon {
     ro.progress = [this](const std::string& l) { say(l); };
     auto jobs = flight::run(cfg_, s, **reg, id, ro);
     if (!jobs) {
-      say("flight " + id.str() + ": " + jobs.error().message());
+      // A store that failed (a database busy beyond the wait): nothing the
+      // flight recorded is lost and its queued jobs stay queued; it resumes.
+      say("warning: flight " + id.str() + ": " + jobs.error().message() + "; resuming it in " +
+          std::to_string(kResumeAfterErrorSeconds) + "s");
+      retry_later(id, branch);
       return;
     }
     if (cancel.draining()) {
@@ -367,6 +393,7 @@ class Daemon {
     auto gate = push::finish_flight(cfg_, s, mirrors, id, "daemon", retest);
     if (!gate) {
       say("flight " + id.str() + ": " + gate.error().message());
+      if (gate.error().code() == StatusCode::unavailable && !cancel.draining()) retry_later(id, branch);
       return;
     }
     say(gate->verdict.subject(gate->push && gate->push->pushed()) +
@@ -387,6 +414,17 @@ class Daemon {
     for (;;) {
       std::int64_t now = store::now();
       if (!draining_) {
+        {
+          std::lock_guard lock(retry_mutex_);
+          for (auto it = retry_.begin(); it != retry_.end();) {
+            if (std::chrono::steady_clock::now() < it->at) {
+              ++it;
+              continue;
+            }
+            resume_.emplace_back(it->flight, it->branch);
+            it = retry_.erase(it);
+          }
+        }
         // Unfinished flights first, oldest first, one per branch at a time.
         for (auto it = resume_.begin(); it != resume_.end();) {
           if (busy(it->second)) {
@@ -417,7 +455,12 @@ class Daemon {
       }
       bool any_running = false;
       for (auto& [b, r] : running_) any_running = any_running || !r->done;
-      if (!any_running && (draining_ || (opt_.once && resume_.empty()))) break;
+      bool retries = false;
+      {
+        std::lock_guard lock(retry_mutex_);
+        retries = !retry_.empty();
+      }
+      if (!any_running && (draining_ || (opt_.once && resume_.empty() && !retries))) break;
       tick.expires_after(std::chrono::milliseconds(250));
       co_await tick.async_wait(asio::use_awaitable);
     }
@@ -439,6 +482,13 @@ class Daemon {
   std::set<std::string> manual_;    // branches with a manual request pending (loop thread only)
   std::set<std::string> poll_now_;  // branches a webhook asked to poll (loop thread only)
   std::atomic<bool> draining_{false};  // read by API workers
+  struct Retry {
+    FlightId flight;
+    std::string branch;
+    std::chrono::steady_clock::time_point at;
+  };
+  mutable std::mutex retry_mutex_;
+  std::vector<Retry> retry_;  // GUARDED_BY(retry_mutex_): flights to resume after a store error
   std::chrono::steady_clock::time_point drain_deadline_;
   std::chrono::steady_clock::time_point next_reconcile_ =
       std::chrono::steady_clock::now();  // start-up recovery reconciles first; this is the next round

@@ -58,7 +58,19 @@ class Runner {
     }
     auto jobs = st_.list_jobs(id_);
     if (!jobs) return jobs.error();
-    for (auto& j : *jobs) status_[j.job] = j.status;
+    for (auto& j : *jobs) {
+      // We hold the run lock: a job still marked running is one an earlier
+      // run of this flight could not finish recording (it died, or its
+      // store failed). It runs again; what it recorded is kept as an attempt.
+      if (j.status == "running" || j.status == "preparing") {
+        if (auto r = st_.requeue_job(id_, j.job, "interrupted (" + j.status + " when its runner stopped); run again"); !r) {
+          return r.error();
+        }
+        say("flight " + id_.str() + " " + j.job + ": re-queued, its earlier run was interrupted");
+        j.status = "queued";
+      }
+      status_[j.job] = j.status;
+    }
     if (!flight->started) (void)st_.set_flight_times(id_, store::now(), std::nullopt);
 
     std::unique_ptr<asio::signal_set> signals;
@@ -119,12 +131,9 @@ class Runner {
       bool queued_left = false;
       for (const auto& [job, status] : status_) {
         if (status != "queued") continue;
-        // Draining: what has not started stays queued for the next run.
-        if (cancel_->draining()) continue;
-        if (!error_.ok()) {
-          set_status(job, "cancelled", "store error");
-          continue;
-        }
+        // Draining, or the store failing (a database busy for longer than
+        // the wait): what has not started stays queued for the next run.
+        if (cancel_->draining() || !error_.ok()) continue;
         const config::Job* cj = cfg_.find_job(job);
         if (!cj) {
           set_status(job, "broken", "job " + job + " is no longer in the configuration");
@@ -161,7 +170,7 @@ class Runner {
         check(st_.set_job_status(id_, c.job, "preparing", ""));
         asio::co_spawn(io_, run_job(c.job), asio::detached);
       }
-      if (running_.empty() && (cancel_->draining() || (!queued_left && std::none_of(
+      if (running_.empty() && (cancel_->draining() || !error_.ok() || (!queued_left && std::none_of(
                                    status_.begin(), status_.end(), [](const auto& s) { return s.second == "queued"; })))) {
         break;
       }

@@ -1,5 +1,9 @@
 #include "sqlite.hpp"
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 namespace pushgate::store {
 
 Stmt::Stmt(Db& db, std::string_view sql) : db_(db) {
@@ -59,8 +63,27 @@ Status Db::open(const std::string& path, bool create, int busy_timeout_ms) {
                                "check that the directory exists and is writable, or pass --db");
   }
   sqlite3_extended_result_codes(db_, 1);
-  sqlite3_busy_timeout(db_, busy_timeout_ms);
+  busy_limit_ms_ = busy_timeout_ms;
+  sqlite3_busy_handler(db_, &Db::on_busy, this);
   return {};
+}
+
+// SPEC section 9: a busy database is waited for, with backoff, never a
+// reason to give up quickly. Called by SQLite while another connection holds
+// the lock: for BEGIN IMMEDIATE and single statements, where retrying is
+// always safe (every write transaction here is BEGIN IMMEDIATE).
+int Db::on_busy(void* self, int count) {
+  auto* db = static_cast<Db*>(self);
+  auto now = std::chrono::steady_clock::now();
+  if (count == 0) db->busy_since_ = now;
+  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - db->busy_since_).count();
+  if (waited >= db->busy_limit_ms_) return 0;  // SQLITE_BUSY to the caller
+  // 1, 2, 4 ... ms up to 250 ms between tries.
+  int pause = count < 8 ? 1 << count : 250;
+  pause = static_cast<int>(std::min<std::int64_t>(pause, db->busy_limit_ms_ - waited));
+  std::this_thread::sleep_for(std::chrono::milliseconds(std::max(pause, 1)));
+  ++db->busy_waits_;
+  return 1;
 }
 
 Status Db::exec(const std::string& sql) {
@@ -68,6 +91,11 @@ Status Db::exec(const std::string& sql) {
   if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err ? err : sqlite3_errmsg(db_);
     sqlite3_free(err);
+    int code = sqlite3_errcode(db_) & 0xff;
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
+      return Status::unavailable("database: " + msg + " (waited " + std::to_string(busy_limit_ms_ / 1000) + "s)",
+                                 "another process holds the database's write lock; try again");
+    }
     return Status::unavailable("database: " + msg);
   }
   return {};
@@ -78,6 +106,10 @@ Status Db::error(const std::string& what) {
   std::string msg = "database " + what + ": " + sqlite3_errmsg(db_);
   if ((code & 0xff) == SQLITE_CONSTRAINT) return Status::conflict(msg);
   if ((code & 0xff) == SQLITE_CORRUPT || (code & 0xff) == SQLITE_NOTADB) return Status::corruption(msg);
+  if ((code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED) {
+    return Status::unavailable(msg + " (waited " + std::to_string(busy_limit_ms_ / 1000) + "s)",
+                               "another process holds the database's write lock; try again");
+  }
   if ((code & 0xff) == SQLITE_READONLY) {
     return Status::unavailable(msg, "the database file or its directory is read-only");
   }

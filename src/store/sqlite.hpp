@@ -3,6 +3,7 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -59,9 +60,15 @@ class Db {
   Status error(const std::string& what);
   std::int64_t last_insert_rowid() { return sqlite3_last_insert_rowid(db_); }
   int changes() { return sqlite3_changes(db_); }
+  /// How often this connection waited for another's lock (for tests).
+  std::int64_t busy_waits() const { return busy_waits_; }
 
  private:
+  static int on_busy(void* self, int count);
   sqlite3* db_ = nullptr;
+  int busy_limit_ms_ = 0;
+  std::chrono::steady_clock::time_point busy_since_;
+  std::int64_t busy_waits_ = 0;
 };
 
 /// BEGIN IMMEDIATE ... COMMIT, rolled back unless commit() succeeded.

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -142,6 +145,54 @@ TEST_F(CliFlight, Issue12_UnwritableLogIsBrokenAndRunAgain) {
   ASSERT_EQ(show["jobs"][0]["earlier_attempts"].size(), 1u) << show.dump(2);  // the first attempt, kept
   EXPECT_EQ(show["jobs"][0]["earlier_attempts"][0]["status"], "broken");
   EXPECT_EQ(job["steps"][0]["status"], "broken");
+}
+
+/// Another process holding the database's write lock for `seconds`.
+pid_t hold_write_lock(const std::string& db, int seconds, const std::string& held_marker) {
+  pid_t child = fork();
+  if (child == 0) {
+    sqlite3* h = nullptr;
+    if (sqlite3_open(db.c_str(), &h) != SQLITE_OK) _exit(2);
+    sqlite3_busy_timeout(h, 60000);
+    if (sqlite3_exec(h, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) _exit(3);
+    test::write_file(held_marker, "");
+    sleep(static_cast<unsigned>(seconds));
+    sqlite3_exec(h, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_close(h);
+    _exit(0);
+  }
+  return child;
+}
+
+// Issue 12 item 2: a write lock held by another process for longer than
+// SQLite's old 10 s wait, in the middle of a flight: the flight waits and
+// finishes, nothing recorded is lost, nothing is cancelled.
+TEST_F(CliFlight, Issue12_BusyDatabaseIsWaitedForNotAReasonToAbandonTheFlight) {
+  std::string started = dir.str("started"), held = dir.str("held");
+  write_config("touch " + started + "; while [ ! -e " + held + " ]; do sleep 0.05; done");
+  auto cfg = nlohmann::json::parse(test::read_file(dir.path() / "c.json"));
+  cfg["jobs"].push_back({{"name", "test-two"}, {"recipe", "r"}, {"hosts", {{"host", {"arch-amd64"}}}}});
+  test::write_file(dir.path() / "c.json", cfg.dump());
+  test::Background run(args({"flight", "run", "xen-unstable", "--no-fetch", "--always"}), dir.str("run.out"));
+  for (int i = 0; i < 500 && !std::filesystem::exists(started); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(std::filesystem::exists(started)) << test::read_file(dir.path() / "run.out");
+  pid_t holder = hold_write_lock(dir.str("state/pushgate.db"), 12, held);
+  int rc = run.wait(120000);
+  int st = 0;
+  waitpid(holder, &st, 0);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  std::string out = test::read_file(dir.path() / "run.out");
+  EXPECT_EQ(rc, 0) << out;
+  auto show = nlohmann::json::parse(pg({"flight", "show", "1", "--json"}).out);
+  ASSERT_EQ(show["jobs"].size(), 2u);
+  for (const auto& j : show["jobs"]) {
+    EXPECT_EQ(j["status"], "pass") << show.dump(2);
+    ASSERT_EQ(j["steps"].size(), 1u);
+    EXPECT_EQ(j["steps"][0]["status"], "pass");
+  }
+  EXPECT_NE(show["outcome"], "");
 }
 
 TEST_F(CliFlight, ShowListAndHostCommands) {

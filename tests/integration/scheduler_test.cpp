@@ -2,6 +2,9 @@
 // flight age, build jobs first, whichever process asks first.
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <chrono>
 
 #include <pushgate/scheduler.hpp>
 
@@ -52,6 +55,26 @@ TEST_F(SchedulerTest, WaitersThatCannotUseTheHostDoNotBlockIt) {
   EXPECT_TRUE(try_allocate(*st, FlightId{5}, "test-x86", x86, 0, false).value().has_value());
   EXPECT_EQ(decode_roles("src_host=a,equiv-*;dst_host=a,equiv-*").at("dst_host"),
             (std::vector<std::string>{"a", "equiv-*"}));
+}
+
+// Issue 12 item 2: a job waiting for a busy host polls without taking the
+// database's write lock, so waiting jobs neither queue behind a writer nor
+// hold one up. Another connection holds the write lock throughout; with the
+// store's long busy wait, any write here would not return for minutes.
+TEST_F(SchedulerTest, Issue12_PollingAWaitingJobTakesNoWriteLock) {
+  ASSERT_TRUE(st->set_waiting({FlightId{5}, "test-waiting", 0, false, encode_roles(x86)}).has_value());
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.str("p.db").c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int tick = 0; tick < 20; ++tick) {
+    auto r = try_allocate(*st, FlightId{5}, "test-waiting", x86, 0, false);
+    ASSERT_TRUE(r.has_value()) << r.error().to_string();
+    EXPECT_FALSE(r->has_value());
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5)) << "a poll waited for the write lock";
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
 }
 
 }  // namespace
