@@ -158,6 +158,11 @@ LoadResult load_text(const std::string& text, const std::string& path);
 /// "did you mean \"x\"?" when one of `known` is close to `name`, else "".
 std::string did_you_mean(const std::string& name, const std::vector<std::string>& known);
 
+/// The API bearer token from daemon.api_token_env or api_token_file ("" when
+/// neither is set); invalid_argument when unreadable, empty or shorter than
+/// 16 characters. `config check` and the daemon's start make the same check.
+Result<std::string> api_token(const Config& config);
+
 /// The JSON Schema the config is validated against (schemas/config.schema.json).
 const std::string& schema_text();
 

@@ -43,6 +43,11 @@ struct Options {
   std::function<Result<std::unique_ptr<store::Store>>(const std::string& path)> open_store;
 };
 
+/// What the daemon refuses at start beyond config::load: cron expressions,
+/// the time zone (in the tz database), the API token. `config check` runs
+/// the same checks, so it refuses everything the daemon would.
+std::vector<config::Diagnostic> startup_checks(const config::Config& config);
+
 /// Run the daemon until SIGTERM/SIGINT (or, with `once`, until the due work
 /// is done). Refuses to start when another daemon holds the database.
 Result<void> run(const config::Config& config, const std::string& database, const Options& options);

@@ -123,21 +123,7 @@ nlohmann::json host_json(const store::Host& h) {
           {"held_by", h.held_flight ? nlohmann::json(h.held_flight->str() + "." + h.held_job) : nlohmann::json()}};
 }
 
-Result<std::string> load_token(const config::Config& c) {
-  if (!c.daemon.api_token_env.empty()) {
-    const char* v = std::getenv(c.daemon.api_token_env.c_str());
-    if (!v || !*v) return Status::invalid_argument("environment variable " + c.daemon.api_token_env + " (daemon.api_token_env) is empty");
-    return std::string(v);
-  }
-  if (c.daemon.api_token_file.empty()) return std::string();
-  std::ifstream in(c.daemon.api_token_file);
-  if (!in) return Status::invalid_argument("cannot read the API token file " + c.daemon.api_token_file);
-  std::string token;
-  std::getline(in, token);
-  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
-  if (token.size() < 16) return Status::invalid_argument("the API token in " + c.daemon.api_token_file + " is shorter than 16 characters");
-  return token;
-}
+Result<std::string> load_token(const config::Config& c) { return config::api_token(c); }
 
 namespace {
 
@@ -428,7 +414,12 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
 Response handle(const Context& ctx, const Request& req) {
   bool changes = req.method != "GET" && req.method != "HEAD";
   if (changes || ctx.read_requires_token) {
-    if (ctx.token.empty() && changes) return error(403, "changes through the API are disabled", "set daemon.api_token_file");
+    // No token configured: nothing that needs one can pass, whatever the
+    // client sends (an empty bearer must not match an empty token).
+    if (ctx.token.empty()) {
+      return error(403, changes ? "changes through the API are disabled" : "reads require a token, and none is configured",
+                   "set daemon.api_token_file");
+    }
     const std::string prefix = "Bearer ";
     if (!req.authorization.starts_with(prefix)) {
       return error(401, "this request needs a bearer token", "send Authorization: Bearer TOKEN");

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include <pushgate/config.hpp>
+#include <pushgate/daemon.hpp>
 #include <pushgate/store.hpp>
 
 #include "context.hpp"
@@ -22,6 +23,15 @@ nlohmann::json to_json(const config::Diagnostic& d) {
 void config_check(Context& ctx, bool json) {
   if (ctx.config_path.empty()) fail(Status::invalid_argument("no configuration given", "pass --config PATH"), kUsage);
   config::LoadResult r = config::load(ctx.config_path);
+  if (r.config) {
+    // What the daemon would refuse at start, refused here too.
+    auto more = daemon::startup_checks(*r.config);
+    for (auto& d : more) {
+      d.file = ctx.config_path;
+      r.errors.push_back(d);
+    }
+    if (!more.empty()) r.config.reset();
+  }
   if (json) {
     nlohmann::json out{{"file", ctx.config_path}, {"valid", r.config.has_value()}};
     out["errors"] = nlohmann::json::array();

@@ -1,5 +1,12 @@
 #include "checks.hpp"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+
 #include <pushgate/git.hpp>
 
 #include <algorithm>
@@ -66,7 +73,47 @@ struct Checker {
     if (!git::is_valid_ref_name(ref)) error(ptr, "invalid git ref name \"" + ref + "\"");
   }
 
+  /// A git URL pushgate can use: scheme://host/path for git, ssh, http(s),
+  /// file:///path; scp-like user@host:path; anything else is a path.
+  void url(const std::string& ptr, const std::string& u) {
+    auto sep = u.find("://");
+    if (sep == std::string::npos) return;
+    std::string scheme = u.substr(0, sep), rest = u.substr(sep + 3);
+    static const std::set<std::string> known{"file", "git", "ssh", "git+ssh", "ssh+git", "http", "https"};
+    if (!known.count(scheme)) {
+      error(ptr, "URL \"" + u + "\" has scheme \"" + scheme + "\"; use one of file, git, ssh, http, https");
+      return;
+    }
+    if (scheme == "file") {
+      if (!rest.starts_with("/")) error(ptr, "file URL \"" + u + "\" needs an absolute path (file:///PATH)");
+      return;
+    }
+    std::string host = rest.substr(0, rest.find('/'));
+    if (host.empty() || rest.find('/') == std::string::npos || rest.find('/') + 1 >= rest.size()) {
+      error(ptr, "URL \"" + u + "\" needs a host and a path (" + scheme + "://HOST/PATH)");
+    }
+  }
+
+  /// HOST:PORT the daemon can listen on (the schema only checks the shape).
+  void listen(const std::string& ptr, const std::string& l) {
+    auto colon = l.rfind(':');
+    if (colon == std::string::npos) return;  // the schema says so
+    long port = std::strtol(l.c_str() + colon + 1, nullptr, 10);
+    if (port < 0 || port > 65535) error(ptr, "port " + l.substr(colon + 1) + " is out of range (0-65535)");
+    std::string host = l.substr(0, colon);
+    if (host.starts_with("[") && host.ends_with("]")) host = host.substr(1, host.size() - 2);
+    unsigned char buf[16];
+    if (host != "localhost" && ::inet_pton(AF_INET, host.c_str(), buf) != 1 &&
+        ::inet_pton(AF_INET6, host.c_str(), buf) != 1) {
+      error(ptr, "listen address \"" + host + "\" is not an IP address (or localhost)");
+    }
+  }
+
   void run() {
+    listen("/daemon/listen", c.daemon.listen);
+    if (c.daemon.read_requires_token && c.daemon.api_token_file.empty() && c.daemon.api_token_env.empty()) {
+      error("/daemon/read_requires_token", "reads require a token, but no token is configured (daemon.api_token_file)");
+    }
     unique(c.trees, "trees", "tree");
     unique(c.branches, "branches", "branch");
     unique(c.jobs, "jobs", "job");
@@ -78,6 +125,8 @@ struct Checker {
     for (std::size_t i = 0; i < c.trees.size(); ++i) {
       const Tree& t = c.trees[i];
       std::string p = "/trees/" + std::to_string(i);
+      url(p + "/upstream", t.upstream);
+      url(p + "/push_url", t.push_url);
       if (!git::is_valid_ref_name(t.frozen_ref("example-branch"))) {
         error(p + "/frozen_pattern", "pattern \"" + t.frozen_pattern + "\" does not make a valid git ref name");
       }
@@ -242,6 +291,25 @@ std::string did_you_mean(const std::string& name, const std::vector<std::string>
     }
   }
   return best.empty() ? "" : "did you mean \"" + best + "\"?";
+}
+
+Result<std::string> api_token(const Config& c) {
+  if (!c.daemon.api_token_env.empty()) {
+    const char* v = std::getenv(c.daemon.api_token_env.c_str());
+    if (!v || !*v) return Status::invalid_argument("environment variable " + c.daemon.api_token_env + " (daemon.api_token_env) is empty");
+    if (std::string(v).size() < 16) {
+      return Status::invalid_argument("the API token in " + c.daemon.api_token_env + " is shorter than 16 characters");
+    }
+    return std::string(v);
+  }
+  if (c.daemon.api_token_file.empty()) return std::string();
+  std::ifstream in(c.daemon.api_token_file);
+  if (!in) return Status::invalid_argument("cannot read the API token file " + c.daemon.api_token_file);
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.size() < 16) return Status::invalid_argument("the API token in " + c.daemon.api_token_file + " is shorter than 16 characters");
+  return token;
 }
 
 std::vector<Diagnostic> check(const Config& config) {

@@ -203,6 +203,53 @@ struct Loader {
     load_document(ss.str(), file);
   }
 
+  /// (JSON pointer, key) of every key that repeats within its object.
+  static std::vector<std::pair<std::string, std::string>> duplicate_keys(const std::string& text) {
+    struct Frame {
+      bool array = false;
+      std::size_t next = 0;            // arrays: index of the next element
+      std::string at;                  // the key or index of the value being read
+      std::set<std::string> keys;      // objects: keys seen
+    };
+    struct Sax {
+      std::vector<Frame> frames;
+      std::vector<std::pair<std::string, std::string>> dups;
+      static std::string escape(const std::string& k) {
+        std::string o;
+        for (char c : k) o += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
+        return o;
+      }
+      std::string pointer() const {
+        std::string p;
+        for (std::size_t i = 0; i + 1 < frames.size(); ++i) p += "/" + frames[i].at;
+        return p;
+      }
+      void value() {
+        if (!frames.empty() && frames.back().array) frames.back().at = std::to_string(frames.back().next++);
+      }
+      bool null() { value(); return true; }
+      bool boolean(bool) { value(); return true; }
+      bool number_integer(json::number_integer_t) { value(); return true; }
+      bool number_unsigned(json::number_unsigned_t) { value(); return true; }
+      bool number_float(json::number_float_t, const std::string&) { value(); return true; }
+      bool string(std::string&) { value(); return true; }
+      bool binary(json::binary_t&) { value(); return true; }
+      bool start_object(std::size_t) { value(); frames.push_back({}); return true; }
+      bool end_object() { frames.pop_back(); return true; }
+      bool start_array(std::size_t) { value(); frames.push_back({true, 0, "", {}}); return true; }
+      bool end_array() { frames.pop_back(); return true; }
+      bool key(std::string& k) {
+        Frame& f = frames.back();
+        f.at = escape(k);
+        if (!f.keys.insert(k).second) dups.emplace_back(pointer() + "/" + f.at, k);
+        return true;
+      }
+      bool parse_error(std::size_t, const std::string&, const json::exception&) { return false; }
+    } sax;
+    json::sax_parse(text, &sax);
+    return sax.dups;
+  }
+
   void load_document(const std::string& text, const std::string& file) {
     json doc;
     try {
@@ -216,6 +263,12 @@ struct Loader {
       std::string what = e.what();
       auto pos = what.find("syntax error");
       error(file, "", "JSON syntax error: " + (pos == std::string::npos ? what : what.substr(pos)), line, col);
+      return;
+    }
+    // nlohmann keeps the last of two equal keys without a word: a typo'd
+    // copy of a block would silently replace the first (issue 12 item 9).
+    if (auto dups = duplicate_keys(text); !dups.empty()) {
+      for (const auto& d : dups) error(file, d.first, "duplicate key \"" + d.second + "\" in this object");
       return;
     }
     auto errs = validate(doc, file);

@@ -72,6 +72,11 @@ class Daemon {
       : cfg_(cfg), database_(std::move(database)), opt_(opt) {}
 
   Result<void> run() {
+    if (auto bad = startup_checks(cfg_); !bad.empty()) {
+      std::string msg = bad[0].to_string();
+      for (std::size_t i = 1; i < bad.size(); ++i) msg += "\n" + bad[i].to_string();
+      return Status::invalid_argument(msg, "`pushgate config check` lists the same problems");
+    }
     if (Status s = lock_.acquire(database_); !s.ok()) return s;
     // Installed first: a SIGTERM during start-up (recovery can take a while)
     // is queued and drains the daemon once the loop runs, instead of killing it.
@@ -495,6 +500,32 @@ class Daemon {
 };
 
 }  // namespace
+
+std::vector<config::Diagnostic> startup_checks(const config::Config& cfg) {
+  std::vector<config::Diagnostic> out;
+  auto error = [&](const std::string& ptr, const std::string& msg) { out.push_back({cfg.path, ptr, 0, 0, msg, false}); };
+  for (std::size_t i = 0; i < cfg.branches.size(); ++i) {
+    const auto& b = cfg.branches[i];
+    if (b.cron.empty()) continue;
+    if (auto c = CronExpr::parse(b.cron); !c) {
+      error("/branches/" + std::to_string(i) + "/schedule/cron", c.error().message());
+    }
+  }
+  const std::string& tz = cfg.daemon.time_zone;
+  if (tz != "UTC") {
+    const char* dir = std::getenv("TZDIR");
+    std::string path = std::string(dir && *dir ? dir : "/usr/share/zoneinfo") + "/" + tz;
+    std::ifstream in(path, std::ios::binary);
+    char magic[4] = {};
+    bool ok = tz.find("..") == std::string::npos && !tz.starts_with("/") && in.read(magic, 4) &&
+              std::string(magic, 4) == "TZif";
+    if (!ok) error("/daemon/time_zone", "unknown time zone \"" + tz + "\" (not in the tz database, " + path + ")");
+  }
+  if (auto t = config::api_token(cfg); !t) {
+    error(cfg.daemon.api_token_env.empty() ? "/daemon/api_token_file" : "/daemon/api_token_env", t.error().message());
+  }
+  return out;
+}
 
 Result<void> run(const config::Config& config, const std::string& database, const Options& options) {
   Daemon d(config, database, options);

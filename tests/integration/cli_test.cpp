@@ -38,15 +38,65 @@ TEST(Cli, VersionAndUsageErrors) {
 }
 
 TEST(Cli, ConfigCheckValidExample) {
-  auto r = pushgate({"--config", example(), "config", "check"});
+  // A copy: the example's API token file (made by scripts/example-repos.sh)
+  // is written beside it, never into the checkout.
+  TempDir root;
+  std::filesystem::create_directories(root.path() / "config");
+  std::filesystem::copy(test::source_dir() / "config" / "example", root.path() / "config" / "example",
+                        std::filesystem::copy_options::recursive);
+  std::string copy = root.str("config/example/pushgate.json");
+  // Issue 12 item 9: without its token file the daemon would refuse to start; so does config check.
+  auto no_token = pushgate({"--config", copy, "config", "check"});
+  EXPECT_EQ(no_token.exit_code, 2);
+  EXPECT_NE(no_token.err.find("/daemon/api_token_file: cannot read the API token file"), std::string::npos)
+      << no_token.err;
+  std::filesystem::create_directories(root.path() / "var/example");
+  test::write_file(root.path() / "var/example/api-token", "0123456789abcdef0123\n");
+  auto r = pushgate({"--config", copy, "config", "check"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("valid"), std::string::npos);
   EXPECT_NE(r.out.find("xen-4.7-testing"), std::string::npos);
-  auto j = pushgate({"config", "check", "--json", "--config", example()});
+  auto j = pushgate({"config", "check", "--json", "--config", copy});
   ASSERT_EQ(j.exit_code, 0);
   auto doc = nlohmann::json::parse(j.out);
   EXPECT_TRUE(doc["valid"].get<bool>());
   EXPECT_EQ(doc["summary"]["trees"], 3);
+}
+
+// Issue 12 item 9: each check the daemon makes at start, `config check`
+// makes too, with the pointer; and the daemon refuses the same config.
+TEST(Cli, Issue12_ConfigCheckRefusesWhatTheDaemonRefuses) {
+  struct Case {
+    const char* name;
+    std::string daemon, branch_schedule, pointer, message;
+    std::string token;  // written to the token file when set
+  };
+  std::vector<Case> cases{
+      {"bad_cron", "", R"(, "schedule": {"cron": "61 * * * *"})", "/branches/0/schedule/cron", "cron", ""},
+      {"bad_time_zone", R"("time_zone": "Mars/Olympus_Mons")", "", "/daemon/time_zone", "unknown time zone", ""},
+      {"short_token", R"("api_token_file": "token")", "", "/daemon/api_token_file", "shorter than 16 characters", "abc"},
+      {"missing_token", R"("api_token_file": "no-such-token")", "", "/daemon/api_token_file", "cannot read", ""},
+  };
+  for (const auto& c : cases) {
+    TempDir dir;
+    if (!c.token.empty()) test::write_file(dir.path() / "token", c.token + "\n");
+    test::write_file(dir.path() / "c.json",
+                     std::string(R"({"daemon": {"state_dir": "state")") + (c.daemon.empty() ? "" : ", " + c.daemon) +
+                         R"(}, "trees": [{"name": "xen", "upstream": "/srv/xen.git"}],
+                            "branches": [{"name": "b", "tree": "xen", "input": "staging", "tested": "master")" +
+                         c.branch_schedule + "}]}");
+    auto r = pushgate({"--config", dir.str("c.json"), "config", "check", "--json"});
+    EXPECT_EQ(r.exit_code, 2) << c.name << "\n" << r.out << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    bool found = false;
+    for (const auto& e : j["errors"]) {
+      found = found || (e["pointer"] == c.pointer && e["message"].get<std::string>().find(c.message) != std::string::npos);
+    }
+    EXPECT_TRUE(found) << c.name << ": " << j.dump(2);
+    auto d = pushgate({"--config", dir.str("c.json"), "daemon", "--once"});
+    EXPECT_NE(d.exit_code, 0) << c.name;
+    EXPECT_NE(d.err.find(c.pointer), std::string::npos) << c.name << ": " << d.err;
+  }
 }
 
 TEST(Cli, ConfigCheckListsEveryErrorAndExits2) {

@@ -126,6 +126,26 @@ std::vector<BadCase> bad_cases() {
        "/jobs/0/hosts", "needs host role \"host\""},
       {"bad_timeout", doc({R"("recipes": {"r": {"steps": [{"testid": "s", "run": "x", "timeout": 0}]}})"}),
        "/recipes/r/steps/0/timeout", "greater than or equal to 1"},
+      // Issue 12 item 9: what the daemon would refuse or degrade on at start.
+      {"port_out_of_range", doc({R"("daemon": {"listen": "127.0.0.1:99999"})"}), "/daemon/listen",
+       "port 99999 is out of range"},
+      {"listen_not_an_address", doc({R"("daemon": {"listen": "example.org:8480"})"}), "/daemon/listen",
+       "is not an IP address"},
+      {"url_unknown_scheme", doc({R"("trees": [{"name": "xen", "upstream": "htp://xenbits.xen.org/xen.git"}])"}),
+       "/trees/0/upstream", "has scheme \"htp\""},
+      {"url_without_host", doc({R"("trees": [{"name": "xen", "upstream": "git:///xen.git"}])"}), "/trees/0/upstream",
+       "needs a host and a path"},
+      {"file_url_relative", doc({R"("trees": [{"name": "xen", "upstream": "/x", "push_url": "file://srv/xen.git"}])"}),
+       "/trees/0/push_url", "needs an absolute path"},
+      {"allow_without_testid", doc({R"("allow": ["test-amd64-amd64-xl"])"}), "/allow/0", "pattern"},
+      {"allow_with_two_spaces", doc({R"("allow": ["test-@@  guest-start"])"}), "/allow/0", "pattern"},
+      {"duplicate_key", R"({"daemon": {"state_dir": "a", "state_dir": "b"}})", "/daemon/state_dir",
+       "duplicate key \"state_dir\""},
+      {"duplicate_key_in_array_element",
+       R"({"trees": [{"name": "a", "upstream": "/a"}, {"name": "b", "upstream": "/b", "name": "c"}]})", "/trees/1/name",
+       "duplicate key \"name\""},
+      {"reads_need_a_token_none_configured", doc({R"("daemon": {"read_requires_token": true})"}),
+       "/daemon/read_requires_token", "no token is configured"},
   };
 }
 
