@@ -351,13 +351,13 @@ class Daemon {
       const config::Branch* b = cfg_.find_branch(branch);
       for (const auto& t : revisions::trees_of(cfg_, *b)) {
         if (auto f = mirrors.fetch(t); !f) {
-          say("branch " + branch + ": " + f.error().message());
+          say("warning: branch " + branch + ": fetch failed, no flight this round: " + f.error().message());
           return;
         }
       }
       auto res = revisions::resolve(cfg_, mirrors, &s, branch);
       if (!res) {
-        say("branch " + branch + ": " + res.error().message());
+        say("warning: branch " + branch + ": " + res.error().message());
         return;
       }
       if (res->up_to_date && !always && !b->always_run) return;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -132,7 +133,22 @@ Result<std::unique_ptr<Repository>> Repository::open_or_create_bare(const std::s
   ensure_init();
   git_repository* repo = nullptr;
   if (git_repository_open_ext(&repo, path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) < 0) {
-    if (int rc = git_repository_init(&repo, path.c_str(), 1); rc < 0) {
+    // Made aside and renamed into place: two processes (or flight threads)
+    // creating the same mirror at once both end up with one whole
+    // repository, never one's config.lock in the other's way (issue 12).
+    static std::atomic<unsigned> seq{0};
+    std::error_code ec;
+    std::filesystem::path target(path);
+    if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path(), ec);
+    std::string tmp = path + ".init-" + std::to_string(::getpid()) + "-" + std::to_string(seq++);
+    git_repository* made = nullptr;
+    if (int rc = git_repository_init(&made, tmp.c_str(), 1); rc < 0) {
+      std::filesystem::remove_all(tmp, ec);
+      return error_status(rc, "cannot create bare repository " + path);
+    }
+    git_repository_free(made);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) std::filesystem::remove_all(tmp, ec);  // another was first
+    if (int rc = git_repository_open_ext(&repo, path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr); rc < 0) {
       return error_status(rc, "cannot create bare repository " + path);
     }
   }

@@ -591,6 +591,25 @@ TEST_F(DaemonTest, Issue12_KillDashNineLeavesNoOrphanAndTheRerunGetsAFreshWorkdi
   expect_exactly_one_push_and_two_flights();
 }
 
+// Issue 12 item 10: an upstream that cannot be fetched is logged at warning
+// level, not info, and the daemon keeps running.
+TEST_F(DaemonTest, Issue12_FetchFailureIsAWarning) {
+  config("true");
+  std::filesystem::rename(dir.path() / "up/xen.git", dir.path() / "up/gone.git");
+  auto d = start();
+  ASSERT_TRUE(wait_until([&] { return test::read_file(dir.path() / "daemon.log").find("fetch failed") != std::string::npos; }))
+      << test::read_file(dir.path() / "daemon.log");
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(30000), 0);
+  std::string log = test::read_file(dir.path() / "daemon.log");
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("fetch failed") != std::string::npos) {
+      EXPECT_NE(line.find(" warning "), std::string::npos) << line;
+    }
+  }
+}
+
 TEST_F(DaemonTest, BadCronIsAConfigurationErrorAtStart) {
   config("true", R"({"cron": "61 * * * *"})");
   auto r = test::pushgate({"--config", dir.str("c.json"), "daemon", "--once"});

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 
 #include <atomic>
+#include <vector>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -36,6 +37,30 @@ std::unique_ptr<Repository> open(const std::string& path) {
   auto r = Repository::open(path);
   EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().to_string());
   return std::move(r).value();
+}
+
+// Issue 12 item 10: a first start raced on mirror creation ("config.lock:
+// File exists"). Several threads create the same mirror at once; all succeed.
+TEST(GitMirror, ConcurrentCreationOfOneMirrorAllSucceed) {
+  test::TempDir dir;
+  for (int round = 0; round < 20; ++round) {
+    std::string path = dir.str("mirrors/m" + std::to_string(round) + ".git");
+    std::atomic<int> failed{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 6; ++i) {
+      threads.emplace_back([&] {
+        auto r = Repository::open_or_create_bare(path);
+        if (!r) failed++;
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(failed.load(), 0) << "round " << round;
+    int leftovers = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path() / "mirrors")) {
+      leftovers += e.path().string().find(".init-") != std::string::npos;
+    }
+    EXPECT_EQ(leftovers, 0);
+  }
 }
 
 TEST(GitRefNames, Validity) {
