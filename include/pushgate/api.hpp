@@ -52,6 +52,7 @@ struct Limits {
   std::size_t header_bytes = 8 * 1024;
   int request_seconds = 10;
   int workers = 4;  ///< threads (each with its own SQLite connection) that run the handlers
+  int max_connections = 256;  ///< open HTTP connections; more are answered 503 and closed
 };
 
 /// Read the API token named by the config (file or environment); empty when none.

@@ -103,7 +103,8 @@ struct Daemon {
   int max_parallel_jobs = 4;
   int stale_ref_lock_seconds = 60;  ///< a ref lock at a local push target this old is a dead writer's
   std::int64_t step_log_max_bytes = 64ll << 20;  ///< per step log: head and tail kept, the cut marked
-  int retry_broken = 1;  ///< a job that ends broken runs again this often before the verdict
+  int retry_broken = 1;
+  int api_max_connections = 256;  ///< open HTTP connections at once; more get 503  ///< a job that ends broken runs again this often before the verdict
   int push_attempts = 3;            ///< tries of a push that failed with the ref unchanged
   int reconcile_seconds = 60;
   std::vector<std::string> step_env;  ///< controller variables steps inherit besides PATH, HOME, LANG, TZ...       ///< how often the daemon finishes pending push intents of dead owners

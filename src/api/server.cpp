@@ -5,6 +5,7 @@
 
 #include <pushgate/api.hpp>
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -16,6 +17,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <chrono>
+#include <atomic>
 #include <mutex>
 #include <vector>
 
@@ -29,6 +31,7 @@ struct Server::State {
   std::vector<std::unique_ptr<store::Store>> idle;  ///< one per worker, opened at start
   std::mutex changes;                               ///< state-changing requests run one at a time
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;
+  std::atomic<int> connections{0};  ///< open sessions (on the loop; atomic for /metrics readers)
 
   explicit State(int workers) : pool(static_cast<std::size_t>(workers)) {}
 
@@ -81,6 +84,10 @@ Response limit_error(int status, const std::string& what) {
 asio::awaitable<Response> on_worker(std::shared_ptr<Server::State> server, Request r) { co_return server->run(r); }
 
 asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<Server::State> server) {
+  struct Count {
+    std::atomic<int>& n;
+    ~Count() { --n; }
+  } count{server->connections};
   const Limits& limits = server->limits;
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
@@ -114,13 +121,36 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<Server::State>
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
+/// Over the connection cap: a short 503, then close.
+asio::awaitable<void> refuse(tcp::socket socket, int limit) {
+  beast::tcp_stream stream(std::move(socket));
+  stream.expires_after(std::chrono::seconds(2));
+  Response r = limit_error(503, "too many open connections (" + std::to_string(limit) + "); try again");
+  auto res = to_beast(r, 11, false);
+  res.set(http::field::retry_after, "1");
+  boost::system::error_code ec;
+  co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
 asio::awaitable<void> listener(std::shared_ptr<Server::State> server) {
   tcp::acceptor& acceptor = *server->acceptor;
   for (;;) {
     boost::system::error_code ec;
     tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
-    if (ec) continue;
+    if (ec) {
+      // EMFILE/ENFILE and the like: the pending connection stays queued;
+      // retrying at once would spin. Wait for descriptors to be given back.
+      asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    if (server->connections.load() >= server->limits.max_connections) {
+      asio::co_spawn(acceptor.get_executor(), refuse(std::move(socket), server->limits.max_connections), asio::detached);
+      continue;
+    }
+    ++server->connections;
     asio::co_spawn(acceptor.get_executor(), session(std::move(socket), server), asio::detached);
   }
 }

@@ -349,6 +349,7 @@ Config build(const json& j, const std::string& path) {
   c.daemon.stale_ref_lock_seconds = d.value("stale_ref_lock_seconds", c.daemon.stale_ref_lock_seconds);
   c.daemon.step_log_max_bytes = d.value("step_log_max_bytes", c.daemon.step_log_max_bytes);
   c.daemon.retry_broken = d.value("retry_broken", c.daemon.retry_broken);
+  c.daemon.api_max_connections = d.value("api_max_connections", c.daemon.api_max_connections);
   c.daemon.push_attempts = d.value("push_attempts", c.daemon.push_attempts);
   c.daemon.reconcile_seconds = d.value("reconcile_seconds", c.daemon.reconcile_seconds);
   c.daemon.step_env = d.value("step_env", std::vector<std::string>{});

@@ -118,6 +118,7 @@ class Daemon {
       };
       api::Limits limits;
       limits.workers = cfg_.daemon.api_workers;
+      limits.max_connections = cfg_.daemon.api_max_connections;
       // API requests wait for a busy database a short while, then answer 503.
       auto server = api::Server::start(io_, cfg_.daemon.listen, ctx, [this] { return open_store(kApiBusyMs); }, limits);
       if (!server) return server.error();

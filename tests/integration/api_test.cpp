@@ -3,6 +3,10 @@
 // trigger leading to a flight, /metrics.
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <signal.h>
 #include <sqlite3.h>
 
@@ -123,6 +127,32 @@ TEST_F(ApiTest, BadRequestsGet4xxAndTheDaemonKeepsServing) {
     EXPECT_EQ(r.status, 400);
   }
   EXPECT_EQ(test::http(port, "GET", "/api/v1/branches").status, 200);  // still serving
+}
+
+// Issue 12 item 10: the HTTP server caps its open connections (default 256):
+// one more is answered 503 and closed, and serving goes on once they close.
+TEST_F(ApiTest, Issue12_ConnectionsBeyondTheCapGet503) {
+  std::vector<int> idle;
+  for (int i = 0; i < 256; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    idle.push_back(fd);
+  }
+  std::this_thread::sleep_for(300ms);  // accepted
+  auto over = test::http(port, "GET", "/api/v1/branches");
+  EXPECT_EQ(over.status, 503) << over.body;
+  EXPECT_NE(over.body.find("too many open connections"), std::string::npos) << over.body;
+  for (int fd : idle) ::close(fd);
+  bool served = false;
+  for (int i = 0; i < 50 && !served; ++i) {
+    served = test::http(port, "GET", "/api/v1/branches").status == 200;
+    if (!served) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(served);
 }
 
 TEST_F(ApiTest, ARequestStuckOnTheDatabaseDoesNotStallOthers) {
