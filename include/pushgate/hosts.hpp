@@ -72,6 +72,10 @@ struct Placement {
   std::string cgroup_dir;  ///< cgroup v2 directory to run in; empty: none
 };
 
+/// FNV-1a, 64 bit, as 16 hex digits: a stable digest (build inputs, state
+/// directories), not a security hash.
+std::string digest(const std::string& s);
+
 /// Kill every process of a placement (its cgroup, else its tag) and remove
 /// the cgroup; returns how many processes were killed.
 int kill_placement(const Placement& p);

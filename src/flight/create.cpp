@@ -67,22 +67,6 @@ RunLock::~RunLock() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-namespace {
-
-/// FNV-1a, 64 bit: a stable digest of build inputs (not a security hash).
-std::string digest(const std::string& s) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
-}  // namespace
-
 Result<FlightId> create(const config::Config& config, store::Store& store, const revisions::Resolution& res,
                         const CreateOptions& options) {
   static const std::set<std::string> blessings{"real", "real-retest", "real-bisect", "adhoc", "play"};
@@ -136,7 +120,7 @@ Result<FlightId> create(const config::Config& config, store::Store& store, const
       // Inputs: every non-host runvar and the harness version.
       std::string inputs = std::string("harness=") + harness_version() + "\n";
       for (const auto& [k, v] : vars) inputs += k + "=" + v + "\n";
-      vars["build_inputs"] = digest(inputs);
+      vars["build_inputs"] = hosts::digest(inputs);
     }
     // The baseline the verdict compares against: the tested ref when the flight was made.
     if (!res.tested_revision.empty()) vars["basis_revision_" + branch->tree] = res.tested_revision;

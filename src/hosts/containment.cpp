@@ -25,17 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string fnv_digest(const std::string& s) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return std::string(buf, 12);
-}
-
 /// Where a writable cgroup2 hierarchy is mounted ("" when none), and this
 /// process's cgroup in it.
 std::string cgroup2_mount() {
@@ -149,10 +138,21 @@ int kill_tagged(const std::string& tag) {
 
 }  // namespace
 
+std::string digest(const std::string& s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
 Containment::Containment(const std::string& state_dir) {
   std::error_code ec;
   fs::path abs = fs::weakly_canonical(fs::absolute(state_dir, ec), ec);
-  digest_ = fnv_digest(abs.string());
+  digest_ = digest(abs.string()).substr(0, 12);
   std::string mount = cgroup2_mount();
   if (mount.empty()) return;
   std::string own = own_cgroup();

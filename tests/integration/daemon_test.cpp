@@ -494,6 +494,27 @@ class DrainTest : public DaemonTest {
     for (const auto& h : store->list_hosts().value()) EXPECT_FALSE(h.held_flight.has_value());
     EXPECT_EQ(store->pushes("xen-unstable", 10).value().size(), 0u);
   }
+  /// SIGTERM while flight 2's slow step runs (for `slow` seconds, with a
+  /// `grace`-second drain): the step ends `work_status`, the job goes back to
+  /// the queue, and the next start finishes and pushes the flight.
+  void drain_and_restart(int slow, int grace, const std::string& work_status) {
+    drain_config(slow);
+    std::string tested = baseline_then_commit();
+    test::write_file(gate, "");
+    auto d = start_with({"--drain-seconds", std::to_string(grace)}, "drain.log");
+    ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(started); })) << test::read_file(dir.path() / "drain.log");
+    d->signal(SIGTERM);
+    EXPECT_EQ(d->wait(30000), 0);
+    std::string log = test::read_file(dir.path() / "drain.log");
+    expect_drained(log);
+    for (const auto& a : db()->list_step_attempts(FlightId{2}).value()) {
+      if (a.step.testid == "work") {
+        EXPECT_EQ(a.step.status, work_status) << log;
+      }
+    }
+    expect_resumed_and_pushed(tested);
+  }
+
   /// The next start resumes flight 2 and pushes it; nothing was cancelled.
   void expect_resumed_and_pushed(const std::string& tested) {
     std::filesystem::remove(gate);
@@ -510,40 +531,12 @@ class DrainTest : public DaemonTest {
 };
 
 TEST_F(DrainTest, Issue12_StepFinishingInTheGraceIsKeptTheJobRequeuedAndResumed) {
-  drain_config(2);
-  std::string tested = baseline_then_commit();
-  test::write_file(gate, "");
-  auto d = start_with({"--drain-seconds", "30"}, "drain.log");
-  ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(started); })) << test::read_file(dir.path() / "drain.log");
-  d->signal(SIGTERM);
-  EXPECT_EQ(d->wait(30000), 0);
-  std::string log = test::read_file(dir.path() / "drain.log");
-  expect_drained(log);
-  // The step that was running when the drain began finished and passed.
-  for (const auto& a : db()->list_step_attempts(FlightId{2}).value()) {
-    if (a.step.testid == "work") {
-      EXPECT_EQ(a.step.status, "pass") << log;
-    }
-  }
-  expect_resumed_and_pushed(tested);
+  // The step that was running when the drain began finishes and passes.
+  drain_and_restart(2, 30, "pass");
 }
 
 TEST_F(DrainTest, Issue12_StepKilledAtTheEndOfTheGraceIsNeverJudged) {
-  drain_config(60);
-  std::string tested = baseline_then_commit();
-  test::write_file(gate, "");
-  auto d = start_with({"--drain-seconds", "1"}, "drain.log");
-  ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(started); })) << test::read_file(dir.path() / "drain.log");
-  d->signal(SIGTERM);
-  EXPECT_EQ(d->wait(30000), 0);
-  std::string log = test::read_file(dir.path() / "drain.log");
-  expect_drained(log);
-  for (const auto& a : db()->list_step_attempts(FlightId{2}).value()) {
-    if (a.step.testid == "work") {
-      EXPECT_EQ(a.step.status, "broken") << log;
-    }
-  }
-  expect_resumed_and_pushed(tested);
+  drain_and_restart(60, 1, "broken");
 }
 
 bool process_alive(int pid) {
