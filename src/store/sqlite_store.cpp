@@ -850,12 +850,13 @@ class SqliteStore final : public Store {
     Stmt drop(db_, "DELETE FROM steps WHERE flight = ?1 AND job = ?2");
     drop.bind(1, flight.value).bind(2, job);
     if (Status s = drop.exec(); !s.ok()) return s;
+    // The attempt's outputs; its restart and retry counts stay with the job.
+    const std::string outputs = " WHERE flight = ?1 AND job = ?2 AND synth = 1 AND name NOT IN ('restarts', 'broken_retries')";
     Stmt keep_vars(db_, "INSERT INTO runvar_attempts (flight, job, attempt, name, value)"
-                        " SELECT flight, job, ?3, name, value FROM runvars"
-                        " WHERE flight = ?1 AND job = ?2 AND synth = 1 AND name NOT IN ('restarts', 'broken_retries')");
+                        " SELECT flight, job, ?3, name, value FROM runvars" + outputs);
     keep_vars.bind(1, flight.value).bind(2, job).bind(3, attempt);
     if (Status s = keep_vars.exec(); !s.ok()) return s;
-    Stmt drop_vars(db_, "DELETE FROM runvars WHERE flight = ?1 AND job = ?2 AND synth = 1 AND name NOT IN ('restarts', 'broken_retries')");
+    Stmt drop_vars(db_, "DELETE FROM runvars" + outputs);
     drop_vars.bind(1, flight.value).bind(2, job);
     if (Status s = drop_vars.exec(); !s.ok()) return s;
     if (count_restart) {
