@@ -6,8 +6,16 @@ if [[ $(id -u) -ne 0 ]]; then
   echo "libvirtd: not root, not starting libvirtd (its tests will be skipped with the reason)"
   exit 0
 fi
-pgrep -x virtlogd >/dev/null || virtlogd -d
-pgrep -x libvirtd >/dev/null || libvirtd -d
+# What udev does on a Debian host, missing in a container: /dev/kvm for
+# the kvm group, which QEMU's user (libvirt-qemu) is in. Without it libvirtd
+# finds KVM "gone" on every lookup and probes QEMU again (30 s per define).
+if [[ -c /dev/kvm ]] && getent group kvm >/dev/null; then
+  chgrp kvm /dev/kvm && chmod 0660 /dev/kvm || true
+fi
+# The system daemons are looked for by their sockets: a test may run a
+# private libvirtd of its own (as another user), which pgrep would also find.
+[[ -S /run/libvirt/virtlogd-sock ]] || virtlogd -d
+[[ -S /run/libvirt/libvirt-sock ]] || libvirtd -d
 for _ in $(seq 50); do
   [[ -S /run/libvirt/libvirt-sock ]] && exit 0
   sleep 0.1

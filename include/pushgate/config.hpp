@@ -86,6 +86,9 @@ struct Host {
   std::string ssh_key, known_hosts;
   std::string power_command, console_command, pxe_template, pxe_dir;
   std::string password_file, password_env;
+  /// libvirt: keepalive probes every interval seconds; the connection is
+  /// closed after count unanswered ones (interval 0: no keepalive).
+  int keepalive_interval = 5, keepalive_count = 3;
 };
 
 struct Daemon {
@@ -103,8 +106,8 @@ struct Daemon {
   int max_parallel_jobs = 4;
   int stale_ref_lock_seconds = 60;  ///< a ref lock at a local push target this old is a dead writer's
   std::int64_t step_log_max_bytes = 64ll << 20;  ///< per step log: head and tail kept, the cut marked
-  int retry_broken = 1;
-  int api_max_connections = 256;  ///< open HTTP connections at once; more get 503  ///< a job that ends broken runs again this often before the verdict
+  int retry_broken = 1;  ///< a job that ends broken runs again this often before the verdict
+  int api_max_connections = 256;  ///< open HTTP connections at once; more get 503
   int push_attempts = 3;            ///< tries of a push that failed with the ref unchanged
   int reconcile_seconds = 60;
   std::vector<std::string> step_env;  ///< controller variables steps inherit besides PATH, HOME, LANG, TZ...       ///< how often the daemon finishes pending push intents of dead owners

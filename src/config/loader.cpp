@@ -452,6 +452,8 @@ Config build(const json& j, const std::string& path) {
     host.pxe_dir = path_of("pxe_dir");
     host.password_file = path_of("password_file");
     host.password_env = h.value("password_env", "");
+    host.keepalive_interval = h.value("keepalive_interval", host.keepalive_interval);
+    host.keepalive_count = h.value("keepalive_count", host.keepalive_count);
     c.hosts.push_back(std::move(host));
   }
   c.allow = j.value("allow", std::vector<std::string>{});

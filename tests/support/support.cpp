@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 #include <fstream>
@@ -339,6 +340,82 @@ void GitRepoBuilder::annotated_tag(const std::string& name, const std::string& i
   check(git_tag_create(&out, R(repo_), name.c_str(), target, sig, message.c_str(), 1), "annotated tag " + name);
   git_signature_free(sig);
   git_object_free(target);
+}
+
+PrivateLibvirtd::PrivateLibvirtd() {
+  if (geteuid() != 0) {
+    reason_ = "not root: cannot run a libvirtd as another user";
+    return;
+  }
+  if (!fs::exists("/usr/sbin/libvirtd")) {
+    reason_ = "no /usr/sbin/libvirtd";
+    return;
+  }
+  char tmpl[] = "/tmp/pushgate-libvirtd-XXXXXX";
+  if (!mkdtemp(tmpl)) {
+    reason_ = "mkdtemp failed";
+    return;
+  }
+  dir_ = tmpl;
+  fs::create_directories(dir_ / "run");
+  fs::create_directories(dir_ / "home");
+  // Its own host UUID: libvirt refuses a migration to "the same host".
+  std::random_device rd;
+  char uuid[40];
+  std::snprintf(uuid, sizeof uuid, "%08x-%04x-4%03x-8%03x-%04x%08x", rd(), rd() & 0xffff, rd() & 0xfff, rd() & 0xfff,
+                rd() & 0xffff, rd());
+  write_file(dir_ / "libvirtd.conf", std::string("host_uuid = \"") + uuid + "\"\n");
+  for (const auto& p : fs::recursive_directory_iterator(dir_)) {
+    if (chown(p.path().c_str(), 65534, 65534) != 0) break;
+  }
+  if (chown(dir_.c_str(), 65534, 65534) != 0) {
+    reason_ = "cannot chown " + dir_.string();
+    return;
+  }
+  proc_ = std::make_unique<Background>(
+      std::vector<std::string>{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "-i",
+                               "PATH=/usr/sbin:/usr/bin:/bin", "HOME=" + (dir_ / "home").string(),
+                               "XDG_RUNTIME_DIR=" + (dir_ / "run").string(), "libvirtd", "--config",
+                               (dir_ / "libvirtd.conf").string()},
+      (dir_ / "libvirtd.log").string());
+  for (int i = 0; i < 100; ++i) {
+    if (fs::exists(dir_ / "run/libvirt/libvirt-sock")) {
+      ok_ = true;
+      return;
+    }
+    if (proc_->wait(100) >= 0) break;
+  }
+  reason_ = "private libvirtd did not start: " + read_file(dir_ / "libvirtd.log");
+}
+
+PrivateLibvirtd::~PrivateLibvirtd() {
+  if (proc_) {
+    resume();
+    proc_.reset();  // SIGKILL to its group, reaped
+  }
+  // What it started in sessions of their own (qemu, a session virtlogd):
+  // their command line or environment names the directory.
+  if (!dir_.empty()) {
+    for (const auto& e : fs::directory_iterator("/proc")) {
+      std::string seen = read_file(e.path() / "cmdline") + read_file(e.path() / "environ");
+      if (seen.find(dir_.string()) != std::string::npos) kill(std::atoi(e.path().filename().c_str()), SIGKILL);
+    }
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+}
+
+std::string PrivateLibvirtd::uri(const std::string& driver) const {
+  return driver + "+unix:///" + (driver == "test" ? "default" : "session") + "?socket=" +
+         (dir_ / "run/libvirt/libvirt-sock").string();
+}
+
+int PrivateLibvirtd::pid() const { return proc_ ? proc_->pid() : -1; }
+void PrivateLibvirtd::stop() {
+  if (proc_) proc_->signal(SIGSTOP);
+}
+void PrivateLibvirtd::resume() {
+  if (proc_) proc_->signal(SIGCONT);
 }
 
 }  // namespace pushgate::test

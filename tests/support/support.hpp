@@ -92,6 +92,32 @@ class GitDaemon {
   std::unique_ptr<Background> proc_;
 };
 
+/// A libvirtd of the test's own: run as user nobody in session mode under a
+/// fresh directory in /tmp, so a test can stop it (SIGSTOP) or migrate to
+/// it without touching the system libvirtd other tests use. It serves the
+/// qemu driver (session) and the test driver. Needs root (to drop to
+/// nobody) and libvirtd; `reason` says why not when !ok().
+class PrivateLibvirtd {
+ public:
+  PrivateLibvirtd();
+  ~PrivateLibvirtd();  ///< resumes, kills and removes it
+  PrivateLibvirtd(const PrivateLibvirtd&) = delete;
+  PrivateLibvirtd& operator=(const PrivateLibvirtd&) = delete;
+  bool ok() const { return ok_; }
+  const std::string& reason() const { return reason_; }
+  /// "qemu+unix:///session?socket=..." or "test+unix:///default?socket=...".
+  std::string uri(const std::string& driver) const;
+  int pid() const;
+  void stop();    ///< SIGSTOP: it accepts nothing, answers nothing
+  void resume();  ///< SIGCONT
+
+ private:
+  std::filesystem::path dir_;
+  std::unique_ptr<Background> proc_;
+  bool ok_ = false;
+  std::string reason_;
+};
+
 /// Builds commits, branches and tags in a real repository with libgit2.
 /// Commits are deterministic: author "Test <test@example.org>", times
 /// increasing from a fixed start.
