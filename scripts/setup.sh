@@ -18,7 +18,7 @@ fi
 packages=(
   cmake g++ ninja-build pkg-config
   libgit2-dev libsqlite3-dev libboost-dev libspdlog-dev nlohmann-json3-dev
-  libvirt-dev libcli11-dev libvalijson-dev libgtest-dev
+  libvirt-dev libcli11-dev libvalijson-dev libgtest-dev libhowardhinnant-date-dev
   # used by tests only: git as an independent oracle (and by the example's
   # build script), sqlite3 to poke at databases, setpriv (util-linux) to drop
   # privileges, a real sshd for bare-metal hosts, a real libvirtd with QEMU,

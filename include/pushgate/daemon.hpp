@@ -15,22 +15,34 @@
 #include <pushgate/status.hpp>
 #include <pushgate/store.hpp>
 
+namespace date {
+class time_zone;
+}
+
 namespace pushgate::daemon {
 
-/// A 5-field cron expression, evaluated in the process's time zone (TZ).
+/// A 5-field cron expression, evaluated in one time zone of the tz
+/// database (never the process's TZ: the daemon is multithreaded and
+/// setenv("TZ") would race with every other thread reading the time).
 class CronExpr {
  public:
-  static Result<CronExpr> parse(const std::string& expr);
+  /// `zone`: a tz database name ("UTC", "Europe/London"); unknown: an error.
+  static Result<CronExpr> parse(const std::string& expr, const std::string& zone = "UTC");
   /// The first fire time strictly after `after` (seconds since the epoch).
   std::optional<std::int64_t> next_after(std::int64_t after) const;
   bool matches(const std::tm& local) const;
   const std::string& text() const { return text_; }
+  const std::string& zone_name() const { return zone_name_; }
 
  private:
-  std::string text_;
+  std::string text_, zone_name_;
+  const date::time_zone* zone_ = nullptr;
   std::bitset<60> fields_[5];
   bool dom_star_ = false, dow_star_ = false;
 };
+
+/// Whether `zone` names a time zone of the tz database; the error says why not.
+Status check_time_zone(const std::string& zone);
 
 struct Options {
   bool once = false;                 ///< run every due trigger once, wait for the flights, exit

@@ -1,14 +1,21 @@
 // Cron expressions: 5 fields (minute hour day-of-month month day-of-week),
 // '*', ranges, lists, steps, month and weekday names; day-of-month and
 // day-of-week combine with OR when both are restricted (as in Vixie cron).
-// Times are evaluated in the process's local time zone (TZ). Across DST:
+// Times are evaluated in the configured time zone, read from the system tz
+// database through Howard Hinnant's date library (Debian's
+// libhowardhinnant-date-dev; C++20's std::chrono::zoned_time is not in
+// GCC 12). Across DST:
 // a local time that does not exist (spring forward) does not fire that day;
 // a local time that occurs twice (fall back) fires once, the first time.
 
 #include <pushgate/daemon.hpp>
 
+#include <date/date.h>
+#include <date/tz.h>
+
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <ctime>
 #include <sstream>
 
@@ -37,9 +44,40 @@ Result<int> number(const std::string& s, int field, const std::string& expr) {
   return std::stoi(s);
 }
 
+/// Local wall time of a UTC instant in `zone`, as struct tm fields.
+std::tm local_tm(const date::time_zone* zone, std::int64_t t) {
+  using namespace std::chrono;
+  auto local = zone->to_local(date::sys_seconds{seconds{t}});
+  auto day = date::floor<date::days>(local);
+  date::year_month_day ymd{day};
+  date::hh_mm_ss<seconds> hms{local - day};
+  std::tm out{};
+  out.tm_year = static_cast<int>(ymd.year()) - 1900;
+  out.tm_mon = static_cast<int>(static_cast<unsigned>(ymd.month())) - 1;
+  out.tm_mday = static_cast<int>(static_cast<unsigned>(ymd.day()));
+  out.tm_wday = static_cast<int>(date::weekday{day}.c_encoding());
+  out.tm_hour = static_cast<int>(hms.hours().count());
+  out.tm_min = static_cast<int>(hms.minutes().count());
+  out.tm_sec = static_cast<int>(hms.seconds().count());
+  return out;
+}
+
+Result<const date::time_zone*> locate(const std::string& zone) {
+  try {
+    return date::locate_zone(zone);
+  } catch (const std::exception& e) {
+    return Status::invalid_argument("unknown time zone \"" + zone + "\" (not in the tz database: " + e.what() + ")");
+  }
+}
+
 }  // namespace
 
-Result<CronExpr> CronExpr::parse(const std::string& expr) {
+Status check_time_zone(const std::string& zone) {
+  auto z = locate(zone);
+  return z ? Status() : z.error();
+}
+
+Result<CronExpr> CronExpr::parse(const std::string& expr, const std::string& zone) {
   static const int lo[] = {0, 0, 1, 1, 0};
   static const int hi[] = {59, 23, 31, 12, 7};
   static const char* names[] = {"minute", "hour", "day of month", "month", "day of week"};
@@ -52,6 +90,10 @@ Result<CronExpr> CronExpr::parse(const std::string& expr) {
   }
   CronExpr c;
   c.text_ = expr;
+  auto z = locate(zone);
+  if (!z) return z.error();
+  c.zone_ = *z;
+  c.zone_name_ = zone;
   for (int f = 0; f < 5; ++f) {
     std::bitset<60>& bits = c.fields_[f];
     std::istringstream parts(fields[f]);
@@ -107,9 +149,7 @@ std::optional<std::int64_t> CronExpr::next_after(std::int64_t after) const {
   std::int64_t t = (after / 60 + 1) * 60;
   const std::int64_t limit = after + 5LL * 366 * 86400;
   while (t <= limit) {
-    std::time_t tt = static_cast<std::time_t>(t);
-    std::tm lt{};
-    localtime_r(&tt, &lt);
+    const std::tm lt = local_tm(zone_, t);
     bool day_ok = fields_[3].test(lt.tm_mon + 1) &&
                   ((dom_star_ || dow_star_) ? (fields_[2].test(lt.tm_mday) && fields_[4].test(lt.tm_wday))
                                             : (fields_[2].test(lt.tm_mday) || fields_[4].test(lt.tm_wday)));
@@ -123,9 +163,7 @@ std::optional<std::int64_t> CronExpr::next_after(std::int64_t after) const {
     }
     if (fields_[0].test(lt.tm_min)) {
       // In a repeated hour (fall back) the same wall time comes twice: fire once.
-      std::time_t earlier = static_cast<std::time_t>(t - 3600);
-      std::tm et{};
-      localtime_r(&earlier, &et);
+      const std::tm et = local_tm(zone_, t - 3600);
       bool repeat = et.tm_hour == lt.tm_hour && et.tm_min == lt.tm_min && et.tm_mday == lt.tm_mday;
       if (!repeat) return t;
     }

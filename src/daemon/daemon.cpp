@@ -81,8 +81,6 @@ class Daemon {
     // Installed first: a SIGTERM during start-up (recovery can take a while)
     // is queued and drains the daemon once the loop runs, instead of killing it.
     asio::signal_set signals(io_, SIGINT, SIGTERM);
-    setenv("TZ", cfg_.daemon.time_zone.c_str(), 1);
-    tzset();
     auto st = open_store();
     if (!st) return st.error();
     store_ = std::move(*st);
@@ -92,7 +90,7 @@ class Daemon {
     if (Status s = recover(); !s.ok()) return s;
     for (const auto& b : cfg_.branches) {
       if (!b.cron.empty()) {
-        auto c = CronExpr::parse(b.cron);
+        auto c = CronExpr::parse(b.cron, cfg_.daemon.time_zone);
         if (!c) return c.error().with_context("branch " + b.name);
         cron_[b.name] = *c;
         next_cron_[b.name] = c->next_after(store::now()).value_or(INT64_MAX);
@@ -512,16 +510,7 @@ std::vector<config::Diagnostic> startup_checks(const config::Config& cfg) {
       error("/branches/" + std::to_string(i) + "/schedule/cron", c.error().message());
     }
   }
-  const std::string& tz = cfg.daemon.time_zone;
-  if (tz != "UTC") {
-    const char* dir = std::getenv("TZDIR");
-    std::string path = std::string(dir && *dir ? dir : "/usr/share/zoneinfo") + "/" + tz;
-    std::ifstream in(path, std::ios::binary);
-    char magic[4] = {};
-    bool ok = tz.find("..") == std::string::npos && !tz.starts_with("/") && in.read(magic, 4) &&
-              std::string(magic, 4) == "TZif";
-    if (!ok) error("/daemon/time_zone", "unknown time zone \"" + tz + "\" (not in the tz database, " + path + ")");
-  }
+  if (Status z = check_time_zone(cfg.daemon.time_zone); !z.ok()) error("/daemon/time_zone", z.message());
   if (auto t = config::api_token(cfg); !t) {
     error(cfg.daemon.api_token_env.empty() ? "/daemon/api_token_file" : "/daemon/api_token_env", t.error().message());
   }

@@ -1,6 +1,8 @@
 // Cron next-fire times against an independent implementation (Debian's
 // python3-croniter, run with the system interpreter) in UTC, and DST edges
-// in Europe/London checked by hand (croniter is no oracle there).
+// in Europe/London checked by hand (croniter is no oracle there). The zone
+// is the expression's own: the process's TZ is set to something else on
+// purpose, and must not matter.
 
 #include <gtest/gtest.h>
 
@@ -15,6 +17,7 @@
 namespace pushgate::daemon {
 namespace {
 
+/// The process's zone, which cron evaluation must ignore.
 void set_tz(const char* tz) {
   setenv("TZ", tz, 1);
   tzset();
@@ -32,7 +35,7 @@ const std::vector<std::string> kExpressions = {
     "0 12 * * sun", "0 0 29 2 mon", "30 */4 1-10 * *", "0 5 * 2-11/3 *", "0 0 L * *"};
 
 TEST(Cron, MatchesCroniterInUtc) {
-  set_tz("UTC");
+  set_tz("Asia/Kolkata");
   // 2026-01-01 00:00, 2026-02-27 13:37:11, 2028-02-28 23:59:59, 2026-12-31 23:59:00, 2027-06-15 06:06:06.
   std::vector<std::int64_t> starts = {1767225600, 1772199431, 1835481599, 1798761540, 1813471566};
   nlohmann::json req = nlohmann::json::array();
@@ -74,8 +77,10 @@ TEST(Cron, MatchesCroniterInUtc) {
 }
 
 TEST(Cron, DaylightSavingInEuropeLondon) {
-  set_tz("Europe/London");
-  auto daily = CronExpr::parse("30 1 * * *").value();
+  // Issue 12 item 10: the zone comes from the config, not from TZ (the
+  // daemon used setenv("TZ") in a multithreaded process).
+  set_tz("America/New_York");
+  auto daily = CronExpr::parse("30 1 * * *", "Europe/London").value();
   // 2026-03-28 12:00 UTC. On the 29th clocks jump 01:00 GMT -> 02:00 BST, so
   // 01:30 does not exist that day: the next fire is 2026-03-30 01:30 BST (00:30 UTC).
   EXPECT_EQ(daily.next_after(1774699200).value(), 1774830600);
@@ -84,11 +89,26 @@ TEST(Cron, DaylightSavingInEuropeLondon) {
   auto first = daily.next_after(1792843200).value();
   EXPECT_EQ(first, 1792888200);
   EXPECT_EQ(daily.next_after(first).value(), 1792978200);  // 2026-10-26 01:30 GMT
-  auto hourly = CronExpr::parse("0 * * * *").value();
+  auto hourly = CronExpr::parse("0 * * * *", "Europe/London").value();
   // Hourly jobs keep firing every real hour across the jump.
   EXPECT_EQ(hourly.next_after(1774742400).value(), 1774746000);  // 00:00 GMT -> 02:00 BST
   EXPECT_EQ(hourly.next_after(1774746000).value(), 1774749600);
+  // The same expression in UTC, in the same process: 01:30 UTC every day.
+  EXPECT_EQ(CronExpr::parse("30 1 * * *", "UTC").value().next_after(1774699200).value(), 1774747800);
   set_tz("UTC");
+}
+
+TEST(Cron, UnknownTimeZoneIsRefused) {
+  for (const char* z : {"Mars/Olympus", "../../etc/passwd", "", "Europe/"}) {
+    auto c = CronExpr::parse("0 0 * * *", z);
+    EXPECT_FALSE(c.has_value()) << z;
+    if (!c) {
+      EXPECT_NE(c.error().message().find("time zone"), std::string::npos) << c.error().message();
+    }
+    EXPECT_FALSE(check_time_zone(z).ok()) << z;
+  }
+  EXPECT_TRUE(check_time_zone("Europe/London").ok());
+  EXPECT_TRUE(check_time_zone("UTC").ok());
 }
 
 TEST(Cron, BadExpressionsAreRefusedWithAReason) {
