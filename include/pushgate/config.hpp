@@ -108,6 +108,7 @@ struct Daemon {
   std::int64_t step_log_max_bytes = 64ll << 20;  ///< per step log: head and tail kept, the cut marked
   int retry_broken = 1;  ///< a job that ends broken runs again this often before the verdict
   int api_max_connections = 256;  ///< open HTTP connections at once; more get 503
+  int api_busy_timeout_seconds = 30;  ///< an API request waits this long for a busy database, then 503
   int push_attempts = 3;            ///< tries of a push that failed with the ref unchanged
   int reconcile_seconds = 60;
   std::vector<std::string> step_env;  ///< controller variables steps inherit besides PATH, HOME, LANG, TZ...       ///< how often the daemon finishes pending push intents of dead owners

@@ -70,6 +70,9 @@ http::response<http::string_body> to_beast(const Response& r, unsigned version, 
   http::response<http::string_body> res{static_cast<http::status>(r.status), version};
   res.set(http::field::server, "pushgate");
   res.set(http::field::content_type, r.content_type);
+  // 503 is always temporary here (a busy database, a full worker pool, the
+  // connection cap): say when to come back.
+  if (r.status == 503) res.set(http::field::retry_after, "5");
   res.keep_alive(keep_alive);
   res.body() = r.body;
   res.prepare_payload();

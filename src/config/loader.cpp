@@ -342,6 +342,7 @@ Config build(const json& j, const std::string& path) {
   c.daemon.read_requires_token = d.value("read_requires_token", false);
   c.daemon.api_workers = d.value("api_workers", c.daemon.api_workers);
   c.daemon.time_zone = d.value("time_zone", c.daemon.time_zone);
+  c.daemon.api_busy_timeout_seconds = d.value("api_busy_timeout_seconds", c.daemon.api_busy_timeout_seconds);
   c.daemon.starve_after_seconds = d.value("starve_after_seconds", c.daemon.starve_after_seconds);
   c.daemon.quarantine_after = d.value("quarantine_after", c.daemon.quarantine_after);
   c.daemon.retest_regressions = d.value("retest_regressions", c.daemon.retest_regressions);

@@ -118,7 +118,7 @@ class Daemon {
       limits.workers = cfg_.daemon.api_workers;
       limits.max_connections = cfg_.daemon.api_max_connections;
       // API requests wait for a busy database a short while, then answer 503.
-      auto server = api::Server::start(io_, cfg_.daemon.listen, ctx, [this] { return open_store(kApiBusyMs); }, limits);
+      auto server = api::Server::start(io_, cfg_.daemon.listen, ctx, [this] { return open_store(cfg_.daemon.api_busy_timeout_seconds * 1000); }, limits);
       if (!server) return server.error();
       server_ = std::move(*server);
       say("listening on http://" + cfg_.daemon.listen.substr(0, cfg_.daemon.listen.rfind(':')) + ":" +
@@ -136,8 +136,6 @@ class Daemon {
   }
 
  private:
-  static constexpr int kApiBusyMs = 30000;
-
   Result<std::unique_ptr<store::Store>> open_store(int busy_ms = store::StoreOptions{}.busy_timeout_ms) {
     if (opt_.open_store) return opt_.open_store(database_);
     store::StoreOptions o;

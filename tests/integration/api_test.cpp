@@ -184,6 +184,38 @@ TEST_F(ApiTest, ARequestStuckOnTheDatabaseDoesNotStallOthers) {
   EXPECT_EQ(nlohmann::json::parse(test::http(port, "GET", "/api/v1/hosts").body)[0]["state"], "disabled");
 }
 
+// Issue 12 item 2: an API change that cannot get the database within
+// daemon.api_busy_timeout_seconds is a 503 with Retry-After, not a 500,
+// and changes nothing; the same request succeeds once the lock is gone.
+TEST_F(ApiTest, Issue12_ChangeBehindABusyDatabaseIs503ThenSucceeds) {
+  daemon.reset();  // restarted with a short busy timeout
+  auto cfg = nlohmann::json::parse(test::read_file(dir.path() / "c.json"));
+  cfg["daemon"]["api_busy_timeout_seconds"] = 1;
+  test::write_file(dir.path() / "c.json", cfg.dump(2));
+  daemon = std::make_unique<test::Background>(
+      std::vector<std::string>{test::pushgate_binary(), "--config", dir.str("c.json"), "daemon"}, dir.str("daemon.log"));
+  ASSERT_TRUE(test::wait_for_port(port, 10000)) << test::read_file(dir.path() / "daemon.log");
+
+  sqlite3* holder = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.str("state/pushgate.db").c_str(), &holder), SQLITE_OK);
+  sqlite3_busy_timeout(holder, 10000);
+  ASSERT_EQ(sqlite3_exec(holder, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto t0 = std::chrono::steady_clock::now();
+  auto busy = test::http(port, "POST", "/api/v1/hosts/h0/disable", R"({"reason": "maintenance"})", auth());
+  auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(busy.status, 503) << busy.body;
+  EXPECT_NE(busy.body.find("error"), std::string::npos) << busy.body;
+  EXPECT_NE(busy.headers.find("Retry-After: 5"), std::string::npos) << busy.headers;
+  EXPECT_GE(waited, 900ms);
+  EXPECT_LT(waited, 10s);
+  ASSERT_EQ(sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(holder);
+  EXPECT_EQ(nlohmann::json::parse(test::http(port, "GET", "/api/v1/hosts").body)[0]["state"], "enabled");
+  auto done = test::http(port, "POST", "/api/v1/hosts/h0/disable", R"({"reason": "maintenance"})", auth());
+  EXPECT_EQ(done.status, 200) << done.body;
+  EXPECT_EQ(nlohmann::json::parse(test::http(port, "GET", "/api/v1/hosts").body)[0]["state"], "disabled");
+}
+
 TEST_F(ApiTest, EveryResponseFollowsItsSchema) {
   // The check itself can fail.
   EXPECT_NE(schema_errors("api/flights.schema.json", R"([{"flight": 1, "branch": "b", "blessing": "real",

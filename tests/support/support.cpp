@@ -205,7 +205,10 @@ HttpResult http(int port, const std::string& method, const std::string& target, 
   close(fd);
   if (resp.rfind("HTTP/1.1 ", 0) == 0) r.status = std::stoi(resp.substr(9, 3));
   auto split = resp.find("\r\n\r\n");
-  if (split != std::string::npos) r.body = resp.substr(split + 4);
+  if (split != std::string::npos) {
+    r.body = resp.substr(split + 4);
+    r.headers = resp.substr(0, split + 2);
+  }
   return r;
 }
 

@@ -74,6 +74,7 @@ bool wait_for_port(int port, int timeout_ms = 5000);
 struct HttpResult {
   int status = 0;  ///< 0 when the connection failed
   std::string body;
+  std::string headers;  ///< the status line and header lines, as received
 };
 HttpResult http(int port, const std::string& method, const std::string& target, const std::string& body = "",
                 const std::map<std::string, std::string>& headers = {});
