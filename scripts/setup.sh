@@ -19,13 +19,16 @@ packages=(
   cmake g++ ninja-build pkg-config
   libgit2-dev libsqlite3-dev libboost-dev libspdlog-dev nlohmann-json3-dev
   libvirt-dev libcli11-dev libvalijson-dev libgtest-dev libhowardhinnant-date-dev
-  # used by tests only: git as an independent oracle (and by the example's
-  # build script), sqlite3 to poke at databases, setpriv (util-linux) to drop
+  # git: the mirror transport for local upstreams (docs/architecture.md),
+  # the tests' independent oracle and the example's build script; tzdata:
+  # the tz database cron reads
+  git tzdata
+  # used by tests only: sqlite3 to poke at databases, setpriv (util-linux) to drop
   # privileges, a real sshd for bare-metal hosts, a real libvirtd with QEMU,
   # croniter as the independent oracle for cron times, time zones for DST,
   # headless Chromium to load the web pages
-  git sqlite3 util-linux openssh-server openssh-client libvirt-daemon-system qemu-system-x86
-  python3-croniter tzdata chromium
+  sqlite3 util-linux openssh-server openssh-client libvirt-daemon-system qemu-system-x86
+  python3-croniter chromium
 )
 missing=()
 for p in "${packages[@]}"; do

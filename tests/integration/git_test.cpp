@@ -200,6 +200,50 @@ TEST(GitFetch, FileUrlAndUnreachableUpstream) {
   EXPECT_EQ(mirror->ref_target("master").value().value(), b2);  // untouched
 }
 
+/// Objects stored in a repository (loose and packed), by `git count-objects`.
+long stored_objects(const std::string& repo) {
+  std::istringstream in(git_cli(repo, {"count-objects", "-v"}));
+  long total = 0;
+  for (std::string key, value; in >> key >> value;) {
+    if (key == "count:" || key == "in-pack:") total += std::stol(value);
+  }
+  return total;
+}
+
+// Issue 13 item 1: libgit2's local transport sent, for one new commit, a
+// pack of objects the mirror already had (114k of 400k on a 100k-commit
+// repository), and progress said one line per ref. One new commit now
+// brings its own few objects, for a path upstream and a file:// one; the
+// progress is a handful of lines whatever the number of refs.
+TEST(GitFetch, Issue13_OneNewCommitBringsOnlyItsObjectsAndProgressIsBrief) {
+  TempDir dir;
+  GitRepoBuilder up(dir.str("up.git"));
+  for (int i = 0; i < 150; ++i) {
+    up.commit_on("master", "commit " + std::to_string(i),
+                 {{"f" + std::to_string(i % 20), "version " + std::to_string(i) + "\n"}, {"common", std::to_string(i)}});
+    if (i % 4 == 0) up.annotated_tag("v" + std::to_string(i), up.head_of("master"));
+  }
+  for (const std::string& url : {dir.str("up.git"), "file://" + dir.str("up.git")}) {
+    std::string mirror = dir.str(url.starts_with("file") ? "m-file.git" : "m-path.git");
+    auto repo = Repository::open_or_create_bare(mirror).value();
+    std::vector<std::string> lines;
+    ASSERT_TRUE(repo->fetch(url, [&](const std::string& l) { lines.push_back(l); }).has_value());
+    EXPECT_LE(lines.size(), 20u) << "one line per ref?";
+    ASSERT_FALSE(lines.empty());
+    EXPECT_NE(lines.back().find("39 new, 0 updated, 0 deleted"), std::string::npos) << lines.back();
+    EXPECT_EQ(git_cli(mirror, {"rev-parse", "master"}), up.head_of("master"));
+    long before = stored_objects(mirror);
+    EXPECT_EQ(before, stored_objects(dir.str("up.git")));
+    std::string c = up.commit_on("master", "one more", {{"f3", "changed for " + url + "\n"}});
+    lines.clear();
+    ASSERT_TRUE(repo->fetch(url, [&](const std::string& l) { lines.push_back(l); }).has_value());
+    // The commit, its tree and the changed file: 3 objects.
+    EXPECT_EQ(stored_objects(mirror) - before, 3) << url;
+    EXPECT_EQ(repo->resolve("master").value(), c);
+    EXPECT_NE(lines.back().find("0 new, 1 updated"), std::string::npos) << lines.back();
+  }
+}
+
 TEST(GitFetch, RefsDeletedUpstreamArePrunedFromTheMirror) {
   TempDir dir;
   GitRepoBuilder up(dir.str("up.git"));
