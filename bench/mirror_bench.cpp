@@ -70,43 +70,6 @@ Cost pushgate_fetch(const std::string& url, const std::string& mirror) {
   });
 }
 
-void generate(const std::string& repo, int commits) {
-  std::string cmd = "git init -q --bare " + repo + " && git -C " + repo + " fast-import --quiet";
-  FILE* in = popen(cmd.c_str(), "w");
-  long t = 1500000000;
-  int mark = 0;
-  int last = 0;
-  auto commit = [&](const std::string& ref, int parent, int merge, int i) {
-    int blob = ++mark;
-    std::string data;
-    for (int k = 0; k < 3; ++k) data += "line " + std::to_string(k) + " of revision " + std::to_string(i) + "\n";
-    std::fprintf(in, "blob\nmark :%d\ndata %zu\n%s\n", blob, data.size(), data.c_str());
-    int c = ++mark;
-    std::string msg = "commit " + std::to_string(i) + "\n";
-    t += 60;
-    std::fprintf(in, "commit %s\nmark :%d\nauthor A <a@example.org> %ld +0000\ncommitter A <a@example.org> %ld +0000\n",
-                 ref.c_str(), c, t, t);
-    std::fprintf(in, "data %zu\n%s", msg.size(), msg.c_str());
-    if (parent) std::fprintf(in, "from :%d\n", parent);
-    if (merge) std::fprintf(in, "merge :%d\n", merge);
-    std::fprintf(in, "M 100644 :%d d%d/f%d\n\n", blob, i % 40, i % 2000);
-    return c;
-  };
-  for (int i = 1; i <= commits; ++i) {
-    if (i % 1000 == 0) {
-      int side = last;
-      for (int k = 0; k < 3; ++k) side = commit("refs/heads/side", side, 0, commits + i * 3 + k);
-      last = commit("refs/heads/master", last, side, i);
-    } else {
-      last = commit("refs/heads/master", last, 0, i);
-    }
-    if (i % 300 == 0) {
-      std::fprintf(in, "tag v%d\nfrom :%d\ntagger A <a@example.org> %ld +0000\ndata 8\nrelease\n\n", i / 300, last, t);
-    }
-  }
-  pclose(in);
-}
-
 void row(const char* what, const Cost& ours, const Cost& git) {
   std::printf("%-34s pushgate %7.2f s %7ld KiB | git %7.2f s %7ld KiB | time %.2fx  rss %.2fx%s\n", what, ours.seconds,
               ours.max_rss_kb, git.seconds, git.max_rss_kb, ours.seconds / git.seconds,
@@ -121,7 +84,7 @@ int main(int argc, char** argv) {
   test::TempDir dir;
   const std::string up = dir.str("up.git");
   auto t0 = Clock::now();
-  generate(up, commits);
+  test::generate_history(up, commits);
   std::printf("generated %d commits (+%d merges, %d tags) in %.1f s\n", commits, commits / 1000, commits / 300,
               std::chrono::duration<double>(Clock::now() - t0).count());
   test::GitDaemon daemon(dir.str());

@@ -458,6 +458,40 @@ Result<std::string> Repository::merge_base(const std::string& a, const std::stri
   return oid_str(&out);
 }
 
+namespace {
+
+/// git's abbreviation length when core.abbrev is unset: from the number of
+/// packed objects (git's approximate count), 2^n objects -> n/2 hex digits
+/// rounded up, at least 7 (10 on the Xen repository). libgit2 then makes it
+/// longer where needed to stay unique, as git does.
+int auto_abbrev(git_repository* repo) {
+  unsigned long count = 0;
+  std::error_code ec;
+  std::filesystem::path packs = std::filesystem::path(git_repository_path(repo)) / "objects" / "pack";
+  for (auto it = std::filesystem::directory_iterator(packs, ec); !ec && it != std::filesystem::directory_iterator();
+       it.increment(ec)) {
+    if (it->path().extension() != ".idx") continue;
+    int fd = ::open(it->path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    unsigned char head[8], last[4];
+    // Version 2 (magic \377tOc, version 2): the fan-out table follows the
+    // 8-byte header; version 1 starts with it. Its last entry is the count.
+    off_t fanout = 0;
+    if (::pread(fd, head, 8, 0) == 8 && std::memcmp(head, "\377tOc", 4) == 0) fanout = 8;
+    if (::pread(fd, last, 4, fanout + 255 * 4) == 4) {
+      count += (static_cast<unsigned long>(last[0]) << 24) | (static_cast<unsigned long>(last[1]) << 16) |
+               (static_cast<unsigned long>(last[2]) << 8) | last[3];
+    }
+    ::close(fd);
+  }
+  int msb = 0;
+  for (unsigned long x = count; x >>= 1;) ++msb;
+  int len = (msb + 1 + 1) / 2;
+  return std::max(len, 7);
+}
+
+}  // namespace
+
 Result<std::string> Repository::describe(const std::string& rev, DescribeTags tags) const {
   auto c = impl_->lookup_commit(rev);
   if (!c) return c.error();
@@ -469,6 +503,7 @@ Result<std::string> Repository::describe(const std::string& rev, DescribeTags ta
   }
   DescribePtr holder(res);
   git_describe_format_options fopts = GIT_DESCRIBE_FORMAT_OPTIONS_INIT;
+  fopts.abbreviated_size = static_cast<unsigned>(auto_abbrev(impl_->repo.get()));
   git_buf buf = GIT_BUF_INIT;
   if (int rc = git_describe_format(&buf, res, &fopts); rc < 0) return error_status(rc, "describe " + rev);
   std::string out(buf.ptr, buf.size);

@@ -130,6 +130,47 @@ TEST(GitDescribe, MatchesGitCommandLine) {
   }
 }
 
+// Issue 13 item 3: git scales the abbreviation with the object count (and
+// keeps it unique); pushgate always printed 7 hex digits. On a repository
+// of 100k+ objects with many tags and merges, `describe --tags` of many
+// commits equals git's, including the ones no tag precedes (both refuse).
+TEST(GitDescribe, Issue13_MatchesGitOnALargeRepository) {
+  TempDir dir;
+  const std::string path = dir.str("big.git");
+  test::generate_history(path, 34000, 250, 1000);  // about 102k objects
+  auto repo = open(path);
+  std::vector<std::string> all;
+  {
+    std::istringstream in(git_cli(path, {"rev-list", "--all"}));
+    for (std::string id; in >> id;) all.push_back(id);
+  }
+  ASSERT_GE(all.size(), 34000u);
+  // Every 97th commit, and the oldest ones (before the first tag).
+  std::vector<std::string> sample;
+  for (std::size_t i = 0; i + 400 < all.size(); i += 97) sample.push_back(all[i]);
+  std::vector<std::string> untagged(all.end() - 5, all.end());
+  std::vector<std::string> args{"describe", "--tags"};
+  args.insert(args.end(), sample.begin(), sample.end());
+  int rc = 0;
+  std::istringstream expected(git_cli(path, args, &rc));
+  ASSERT_EQ(rc, 0);
+  std::size_t compared = 0;
+  for (const auto& c : sample) {
+    std::string want;
+    std::getline(expected, want);
+    auto ours = repo->describe(c, DescribeTags::all);
+    ASSERT_TRUE(ours.has_value()) << c << ": " << ours.error().to_string();
+    EXPECT_EQ(*ours, want) << c;
+    ++compared;
+  }
+  EXPECT_GE(compared, 340u);
+  for (const auto& c : untagged) {
+    git_cli(path, {"describe", "--tags", c}, &rc);
+    EXPECT_NE(rc, 0) << "git describes " << c;
+    EXPECT_FALSE(repo->describe(c, DescribeTags::all).has_value()) << c;
+  }
+}
+
 TEST(GitHistory, ResolveAncestryMergeBaseAndLog) {
   DescribeRepo d;
   auto repo = open(d.path);

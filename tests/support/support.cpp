@@ -345,6 +345,43 @@ void GitRepoBuilder::annotated_tag(const std::string& name, const std::string& i
   git_object_free(target);
 }
 
+void generate_history(const std::string& path, int commits, int tag_every, int merge_every) {
+  std::string cmd = "git init -q --bare '" + path + "' && git -C '" + path + "' fast-import --quiet";
+  FILE* in = popen(cmd.c_str(), "w");
+  if (!in) throw std::runtime_error("cannot run git fast-import");
+  long t = 1500000000;
+  int mark = 0, last = 0;
+  auto commit = [&](const std::string& ref, int parent, int merge, int i) {
+    int blob = ++mark;
+    std::string data;
+    for (int k = 0; k < 3; ++k) data += "line " + std::to_string(k) + " of revision " + std::to_string(i) + "\n";
+    std::fprintf(in, "blob\nmark :%d\ndata %zu\n%s\n", blob, data.size(), data.c_str());
+    int c = ++mark;
+    std::string msg = "commit " + std::to_string(i) + "\n";
+    t += 60;
+    std::fprintf(in, "commit %s\nmark :%d\nauthor A <a@example.org> %ld +0000\ncommitter A <a@example.org> %ld +0000\n",
+                 ref.c_str(), c, t, t);
+    std::fprintf(in, "data %zu\n%s", msg.size(), msg.c_str());
+    if (parent) std::fprintf(in, "from :%d\n", parent);
+    if (merge) std::fprintf(in, "merge :%d\n", merge);
+    std::fprintf(in, "M 100644 :%d d%d/f%d\n\n", blob, i % 40, i % 2000);
+    return c;
+  };
+  for (int i = 1; i <= commits; ++i) {
+    if (merge_every > 0 && i % merge_every == 0) {
+      int side = last;
+      for (int k = 0; k < 3; ++k) side = commit("refs/heads/side", side, 0, commits + i * 3 + k);
+      last = commit("refs/heads/master", last, side, i);
+    } else {
+      last = commit("refs/heads/master", last, 0, i);
+    }
+    if (tag_every > 0 && i % tag_every == 0) {
+      std::fprintf(in, "tag v%d\nfrom :%d\ntagger A <a@example.org> %ld +0000\ndata 8\nrelease\n\n", i / tag_every, last, t);
+    }
+  }
+  if (pclose(in) != 0) throw std::runtime_error("git fast-import failed for " + path);
+}
+
 PrivateLibvirtd::PrivateLibvirtd() {
   if (geteuid() != 0) {
     reason_ = "not root: cannot run a libvirtd as another user";

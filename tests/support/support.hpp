@@ -119,6 +119,13 @@ class PrivateLibvirtd {
   std::string reason_;
 };
 
+/// A bare repository at `path` with a history of `commits` commits on
+/// master, written through `git fast-import` (fast at 100k+ commits): each
+/// commit changes one of 2000 files; every `merge_every`th commit merges a
+/// side branch of 3 commits; an annotated tag v1, v2, ... every
+/// `tag_every` commits. Deterministic.
+void generate_history(const std::string& path, int commits, int tag_every = 300, int merge_every = 1000);
+
 /// Builds commits, branches and tags in a real repository with libgit2.
 /// Commits are deterministic: author "Test <test@example.org>", times
 /// increasing from a fixed start.
