@@ -14,6 +14,7 @@
 
 #include <pushgate/config.hpp>
 #include <pushgate/push.hpp>
+#include <pushgate/revisions.hpp>
 #include <pushgate/status.hpp>
 #include <pushgate/store.hpp>
 
@@ -37,6 +38,8 @@ struct Context {
   /// The connection a request uses; the server sets it per request (each
   /// worker thread has its own), tests of handle() set it directly.
   store::Store* store = nullptr;
+  /// The worker's open mirrors (set like store); null: opened per request.
+  revisions::Mirrors* mirrors = nullptr;
   std::string token;  ///< required for changes (and reads when read_requires_token)
   bool read_requires_token = false;
   /// Ask for a flight of a branch now (manual trigger). Called on a worker

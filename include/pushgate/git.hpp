@@ -87,6 +87,9 @@ class Repository {
   /// describe, or the 12-character abbreviated id when no tag describes it.
   std::string describe_or_short(const std::string& rev) const;
 
+  /// One commit (no history walk).
+  Result<Commit> commit(const std::string& rev) const;
+
   /// Commits reachable from `to` and not from `from`, newest first
   /// (`git log from..to`). Empty `from` means the whole history of `to`.
   Result<std::vector<Commit>> log(const std::string& from, const std::string& to, std::size_t limit = 0) const;

@@ -5,6 +5,7 @@
 #include <string>
 
 #include <pushgate/config.hpp>
+#include <pushgate/revisions.hpp>
 #include <pushgate/status.hpp>
 #include <pushgate/store.hpp>
 
@@ -22,6 +23,8 @@ Result<std::string> url_decode(const std::string& text, bool plus_is_space = tru
 
 /// Render the page for `target` ("/", "/flights/12", "/history/job?branch=B&job=J",
 /// "/hosts/H", "/frozen"); 404 page for anything else.
-Page render(const config::Config& config, const store::Store& store, const std::string& target);
+/// `mirrors`: the caller's open mirrors (an API worker's); null: opened for this page.
+Page render(const config::Config& config, const store::Store& store, const std::string& target,
+            revisions::Mirrors* mirrors = nullptr);
 
 }  // namespace pushgate::web

@@ -251,7 +251,7 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
   if (p.empty() || p[0] != "api") {
     // Everything outside /api and /metrics is a web page.
     if (auto e = only("GET")) return *e;
-    web::Page pg = web::render(*ctx.config, st, req.target);
+    web::Page pg = web::render(*ctx.config, st, req.target, ctx.mirrors);
     return {pg.status, "text/html; charset=utf-8", pg.html};
   }
   if (p.size() < 2 || p[1] != "v1") return error(404, "no such route: " + req.target);
@@ -281,7 +281,8 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
       auto j = flight_json(st, FlightId{n});
       return j ? json(200, *j) : from(j.error());
     }
-    revisions::Mirrors mirrors(*ctx.config);
+    revisions::Mirrors own(*ctx.config);
+    revisions::Mirrors& mirrors = ctx.mirrors ? *ctx.mirrors : own;
     auto rep = push::flight_report(*ctx.config, st, mirrors, FlightId{n});
     if (!rep) return from(rep.error());
     std::string format = t.query.count("format") ? t.query.at("format") : "json";
@@ -292,7 +293,8 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
   }
   if (is({"api", "v1", "branches"}) || is({"api", "v1", "branches", "*"})) {
     if (auto e = only("GET")) return *e;
-    revisions::Mirrors mirrors(*ctx.config);
+    revisions::Mirrors own(*ctx.config);
+    revisions::Mirrors& mirrors = ctx.mirrors ? *ctx.mirrors : own;
     nlohmann::json out = nlohmann::json::array();
     for (const auto& b : ctx.config->branches) {
       if (p.size() == 4 && b.name != p[3]) continue;
@@ -368,7 +370,8 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
     return out ? json(200, *out) : from(out.error());
   }
   if (is({"api", "v1", "frozen"}) && m == "GET") {
-    revisions::Mirrors mirrors(*ctx.config);
+    revisions::Mirrors own(*ctx.config);
+    revisions::Mirrors& mirrors = ctx.mirrors ? *ctx.mirrors : own;
     auto list = revisions::list_frozen(*ctx.config, mirrors);
     if (!list) return from(list.error());
     nlohmann::json out = nlohmann::json::array();
@@ -398,7 +401,8 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
       if (fr.tree.empty() || fr.branch.empty()) return error(400, "body needs \"tree\" and \"branch\"");
     }
     fr.who = "api";
-    revisions::Mirrors mirrors(*ctx.config);
+    revisions::Mirrors own(*ctx.config);
+    revisions::Mirrors& mirrors = ctx.mirrors ? *ctx.mirrors : own;
     if (auto f = mirrors.fetch(fr.tree); !f && ctx.config->find_tree(fr.tree)) return from(f.error());
     auto r = revisions::change_frozen(*ctx.config, mirrors, *ctx.store, fr);
     if (!r) return from(r.error());

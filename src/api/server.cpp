@@ -28,7 +28,13 @@ struct Server::State {
   Limits limits;
   boost::asio::thread_pool pool;
   std::mutex stores_mutex;
-  std::vector<std::unique_ptr<store::Store>> idle;  ///< one per worker, opened at start
+  /// What one worker uses for a request: its database connection and its
+  /// open mirrors (libgit2 repositories, opened once, not per request).
+  struct Worker {
+    std::unique_ptr<store::Store> store;
+    std::unique_ptr<revisions::Mirrors> mirrors;
+  };
+  std::vector<Worker> idle;  ///< one per worker, opened at start
   std::mutex changes;                               ///< state-changing requests run one at a time
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;
   std::atomic<int> connections{0};  ///< open sessions (on the loop; atomic for /metrics readers)
@@ -37,7 +43,7 @@ struct Server::State {
 
   /// On a worker thread: borrow a connection, route, give it back.
   Response run(const Request& r) {
-    std::unique_ptr<store::Store> conn;
+    Worker conn;
     {
       std::lock_guard<std::mutex> g(stores_mutex);
       if (idle.empty()) return {503, "application/json", R"({"error": "no database connection free"})" "\n"};
@@ -45,7 +51,8 @@ struct Server::State {
       idle.pop_back();
     }
     Context c = ctx;
-    c.store = conn.get();
+    c.store = conn.store.get();
+    c.mirrors = conn.mirrors.get();
     Response out;
     if (r.method == "GET" || r.method == "HEAD") {
       out = handle(c, r);
@@ -175,7 +182,7 @@ Result<std::unique_ptr<Server>> Server::start(asio::io_context& io, const std::s
   for (int i = 0; i < workers; ++i) {
     auto conn = open_store();
     if (!conn) return conn.error().with_context("API worker database connection");
-    state->idle.push_back(std::move(*conn));
+    state->idle.push_back({std::move(*conn), std::make_unique<revisions::Mirrors>(*ctx.config)});
   }
   state->acceptor = std::make_unique<tcp::acceptor>(io);
   tcp::acceptor& acceptor = *state->acceptor;

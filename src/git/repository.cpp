@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -492,14 +493,75 @@ int auto_abbrev(git_repository* repo) {
 
 }  // namespace
 
+namespace {
+Commit commit_of(git_commit* c) {
+  const git_signature* a = git_commit_author(c);
+  const char* summary = git_commit_summary(c);
+  return {oid_str(git_commit_id(c)), a->name ? a->name : "", a->email ? a->email : "", summary ? summary : "",
+          static_cast<std::int64_t>(a->when.time)};
+}
+
+/// What a describe depends on besides the commit: the tags (loose and
+/// packed refs) and the packs (the abbreviation grows with the object
+/// count). Changed by any writer, this process or another.
+std::string describe_fingerprint(git_repository* repo) {
+  std::string dir = git_repository_path(repo);
+  std::string out;
+  for (const char* p : {"packed-refs", "refs/tags", "objects/pack"}) {
+    struct stat st {};
+    if (::stat((dir + p).c_str(), &st) == 0) {
+      out += std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + "/" +
+             std::to_string(st.st_size) + ";";
+    } else {
+      out += "-;";
+    }
+  }
+  return out;
+}
+
+/// describe results by (repository, commit, tags, fingerprint), shared by
+/// every Repository of the process: a status page asks for the same few
+/// commits on every request, and a describe can walk much history.
+class DescribeCache {
+ public:
+  std::optional<std::string> get(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    auto it = map_.find(key);
+    if (it == map_.end()) return std::nullopt;
+    return it->second;
+  }
+  void put(const std::string& key, const std::string& value) {
+    std::lock_guard lock(mutex_);
+    if (map_.size() >= 4096) map_.clear();  // bounded; refilled by what is asked for
+    map_[key] = value;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::string> map_;  // GUARDED_BY(mutex_)
+};
+DescribeCache& describe_cache() {
+  static DescribeCache c;
+  return c;
+}
+}  // namespace
+
 Result<std::string> Repository::describe(const std::string& rev, DescribeTags tags) const {
   auto c = impl_->lookup_commit(rev);
   if (!c) return c.error();
+  const std::string key = impl_->path + "\n" + oid_str(git_commit_id(c->get())) + (tags == DescribeTags::all ? "\nt\n" : "\na\n") +
+                          describe_fingerprint(impl_->repo.get());
+  if (auto hit = describe_cache().get(key)) {
+    if (hit->empty()) return Status::not_found("no tag describes " + rev);
+    return *hit;
+  }
   git_describe_options opts = GIT_DESCRIBE_OPTIONS_INIT;
   opts.describe_strategy = tags == DescribeTags::all ? GIT_DESCRIBE_TAGS : GIT_DESCRIBE_DEFAULT;
   git_describe_result* res = nullptr;
   if (int rc = git_describe_commit(&res, reinterpret_cast<git_object*>(c->get()), &opts); rc < 0) {
-    return Status::not_found("no tag describes " + rev + ": " + last_error());
+    Status s = Status::not_found("no tag describes " + rev + ": " + last_error());
+    if (rc == GIT_ENOTFOUND) describe_cache().put(key, "");
+    return s;
   }
   DescribePtr holder(res);
   git_describe_format_options fopts = GIT_DESCRIBE_FORMAT_OPTIONS_INIT;
@@ -508,6 +570,7 @@ Result<std::string> Repository::describe(const std::string& rev, DescribeTags ta
   if (int rc = git_describe_format(&buf, res, &fopts); rc < 0) return error_status(rc, "describe " + rev);
   std::string out(buf.ptr, buf.size);
   git_buf_dispose(&buf);
+  describe_cache().put(key, out);
   return out;
 }
 
@@ -515,6 +578,12 @@ std::string Repository::describe_or_short(const std::string& rev) const {
   if (auto d = describe(rev, DescribeTags::all)) return *d;
   if (auto id = resolve(rev)) return id->substr(0, 12);
   return rev;
+}
+
+Result<Commit> Repository::commit(const std::string& rev) const {
+  auto c = impl_->lookup_commit(rev);
+  if (!c) return c.error();
+  return commit_of(c->get());
 }
 
 Result<std::vector<Commit>> Repository::log(const std::string& from, const std::string& to, std::size_t limit) const {
@@ -536,10 +605,7 @@ Result<std::vector<Commit>> Repository::log(const std::string& from, const std::
     git_commit* c = nullptr;
     if (git_commit_lookup(&c, impl_->repo.get(), &oid) < 0) continue;
     CommitPtr ch(c);
-    const git_signature* a = git_commit_author(c);
-    const char* summary = git_commit_summary(c);
-    out.push_back({oid_str(&oid), a->name ? a->name : "", a->email ? a->email : "", summary ? summary : "",
-                   static_cast<std::int64_t>(a->when.time)});
+    out.push_back(commit_of(c));
     if (limit && out.size() >= limit) break;
   }
   return out;

@@ -539,7 +539,8 @@ Result<BranchStatus> branch_status(const config::Config&, const store::Store& st
     if (tested && tested->has_value()) {
       out.tested_revision = tested->value();
       out.tested_describe = (*repo)->describe_or_short(tested->value());
-      if (auto log = (*repo)->log("", tested->value(), 1); log && !log->empty()) out.tested_commit_time = log->front().time;
+      // One commit's time: a lookup, not a walk of the history.
+      if (auto c = (*repo)->commit(tested->value())) out.tested_commit_time = c->time;
     }
   }
   auto flights = st.list_flights({.branch = b.name, .limit = 1});

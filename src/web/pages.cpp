@@ -93,8 +93,7 @@ std::optional<std::map<std::string, std::string>> query_of(const std::string& ta
   return q;
 }
 
-Page board(const config::Config& cfg, const store::Store& st) {
-  revisions::Mirrors mirrors(cfg);
+Page board(const config::Config& cfg, const store::Store& st, revisions::Mirrors& mirrors) {
   std::ostringstream o;
   o << "<table id=\"branches\"><tr><th>branch</th><th>tree</th><th>tested revision</th><th>age</th><th>last flight</th>"
        "<th>outcome</th><th>push</th></tr>\n";
@@ -137,12 +136,12 @@ Page board(const config::Config& cfg, const store::Store& st) {
   return {200, page("Branches", o.str())};
 }
 
-Page flight_page(const config::Config& cfg, const store::Store& st, const std::string& number) {
+Page flight_page(const config::Config& cfg, const store::Store& st, revisions::Mirrors& mirrors,
+                 const std::string& number) {
   auto id = FlightId::parse(number);
   if (!id) return {404, page("No such flight", "<p>\"" + esc(number) + "\" is not a flight number.</p>")};
   long long n = id->value;
   if (auto f = st.get_flight(FlightId{n}); !f) return {404, page("Flight " + number, "<p>" + esc(f.error().message()) + "</p>")};
-  revisions::Mirrors mirrors(cfg);
   auto rep = push::flight_report(cfg, st, mirrors, FlightId{n});
   if (!rep) return {500, page("Flight " + number, "<p>" + esc(rep.error().message()) + "</p>")};
   std::string html = verdict::render_html(*rep);
@@ -232,8 +231,7 @@ Page host_page(const store::Store& st, const std::string& host) {
   return {200, page("Host " + host, o.str())};
 }
 
-Page frozen_page(const config::Config& cfg, const store::Store& st) {
-  revisions::Mirrors mirrors(cfg);
+Page frozen_page(const config::Config& cfg, const store::Store& st, revisions::Mirrors& mirrors) {
   std::ostringstream o;
   o << "<table id=\"frozen\"><tr><th>tree</th><th>branch</th><th>revision</th><th>describe</th></tr>\n";
   if (auto list = revisions::list_frozen(cfg, mirrors)) {
@@ -258,17 +256,20 @@ Page frozen_page(const config::Config& cfg, const store::Store& st) {
 
 }  // namespace
 
-Page render(const config::Config& config, const store::Store& store, const std::string& target) {
+Page render(const config::Config& config, const store::Store& store, const std::string& target,
+            revisions::Mirrors* open_mirrors) {
+  revisions::Mirrors own(config);
+  revisions::Mirrors& mirrors = open_mirrors ? *open_mirrors : own;
   std::string path = target.substr(0, target.find('?'));
-  if (path == "/" || path == "/branches") return board(config, store);
-  if (path.starts_with("/flights/")) return flight_page(config, store, path.substr(9));
+  if (path == "/" || path == "/branches") return board(config, store, mirrors);
+  if (path.starts_with("/flights/")) return flight_page(config, store, mirrors, path.substr(9));
   if (path == "/history/job") return job_history(store, target);
   if (path.starts_with("/hosts/")) {
     auto host = url_decode(path.substr(7), false);
     if (!host) return {400, page("Bad request", "<p>" + esc(host.error().message()) + "</p>")};
     return host_page(store, *host);
   }
-  if (path == "/frozen") return frozen_page(config, store);
+  if (path == "/frozen") return frozen_page(config, store, mirrors);
   return {404, page("Not found", "<p>No page at " + esc(path) + ". <a href=\"/\">Branches</a>.</p>")};
 }
 

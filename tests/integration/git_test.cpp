@@ -171,6 +171,28 @@ TEST(GitDescribe, Issue13_MatchesGitOnALargeRepository) {
   }
 }
 
+// describe results are cached per commit (status pages ask for the same
+// few on every request); a tag added or removed by another process, loose
+// or packed, is seen at the next describe.
+TEST(GitDescribe, CachedResultsFollowNewAndRemovedTags) {
+  TempDir dir;
+  GitRepoBuilder b(dir.str("r.git"));
+  std::string c1 = b.commit_on("master", "one");
+  b.annotated_tag("v1", c1);
+  std::string c2 = b.commit_on("master", "two");
+  std::string c3 = b.commit_on("master", "three");
+  auto repo = open(dir.str("r.git"));
+  EXPECT_EQ(repo->describe(c3, DescribeTags::all).value(), git_cli(dir.str("r.git"), {"describe", "--tags", c3}));
+  git_cli(dir.str("r.git"), {"tag", "v2", c2});  // loose, by git
+  EXPECT_EQ(repo->describe(c3, DescribeTags::all).value(), git_cli(dir.str("r.git"), {"describe", "--tags", c3}));
+  EXPECT_EQ(repo->describe(c3, DescribeTags::all).value().substr(0, 5), "v2-1-");
+  git_cli(dir.str("r.git"), {"pack-refs", "--all"});
+  git_cli(dir.str("r.git"), {"tag", "-d", "v2"});  // now from packed-refs
+  EXPECT_EQ(repo->describe(c3, DescribeTags::all).value().substr(0, 5), "v1-2-");
+  git_cli(dir.str("r.git"), {"tag", "-d", "v1"});
+  EXPECT_FALSE(repo->describe(c3, DescribeTags::all).has_value());
+}
+
 TEST(GitHistory, ResolveAncestryMergeBaseAndLog) {
   DescribeRepo d;
   auto repo = open(d.path);
