@@ -288,7 +288,12 @@ class Store {
 
   /// Counts for /metrics.
   struct Counts {
-    std::map<std::string, std::int64_t> flights_by_outcome, jobs_by_status, hosts_by_state, pushes_by_state;
+    /// Counters (never fall): flights judged by outcome, jobs ended by
+    /// status, pushes ended by state.
+    std::map<std::string, std::int64_t> flights_by_outcome, jobs_ended_by_status, pushes_by_state;
+    /// Gauges, zeros included: jobs queued/preparing/running, hosts by state.
+    std::map<std::string, std::int64_t> jobs_by_status, hosts_by_state;
+    std::int64_t flights_unfinished = 0;
     std::vector<std::pair<double, std::int64_t>> step_seconds_buckets;  ///< (le, cumulative count); +Inf last
     std::int64_t step_seconds_count = 0, step_seconds_sum = 0;
   };

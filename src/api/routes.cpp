@@ -203,8 +203,13 @@ std::string metrics_text(const config::Config& cfg, const store::Store& st) {
     o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
     for (const auto& [k, v] : m) o << name << "{" << label << "=\"" << k << "\"} " << v << "\n";
   };
-  family("pushgate_flights_total", "Flights by outcome.", "outcome", c->flights_by_outcome, "counter");
-  family("pushgate_jobs", "Jobs by status.", "status", c->jobs_by_status, "gauge");
+  family("pushgate_flights_total", "Flights judged, by outcome.", "outcome", c->flights_by_outcome, "counter");
+  o << "# HELP pushgate_flights_unfinished Flights without an outcome (queued, running, drained).\n"
+       "# TYPE pushgate_flights_unfinished gauge\npushgate_flights_unfinished "
+    << c->flights_unfinished << "\n";
+  family("pushgate_jobs_total", "Jobs ended, by status (each attempt of a re-queued job).", "status",
+         c->jobs_ended_by_status, "counter");
+  family("pushgate_jobs", "Jobs now queued, preparing or running.", "status", c->jobs_by_status, "gauge");
   o << "# HELP pushgate_queue_length Jobs waiting to run.\n# TYPE pushgate_queue_length gauge\npushgate_queue_length "
     << (c->jobs_by_status.count("queued") ? c->jobs_by_status.at("queued") : 0) << "\n";
   family("pushgate_hosts", "Hosts by state (busy = held by a job).", "state", c->hosts_by_state, "gauge");

@@ -761,22 +761,34 @@ class SqliteStore final : public Store {
       while (q.step()) out[q.col_text(0)] = q.col_int(1);
       return q.status();
     };
-    if (Status s = group("SELECT IFNULL(outcome, 'unfinished'), COUNT(*) FROM flights GROUP BY 1", c.flights_by_outcome); !s.ok()) return s;
-    if (Status s = group("SELECT status, COUNT(*) FROM jobs GROUP BY 1", c.jobs_by_status); !s.ok()) return s;
+    // Counters kept by triggers (schema 7), gauges through partial indexes:
+    // nothing here reads the history, whatever its size.
+    std::map<std::string, std::int64_t> step;
+    Stmt k(db_, "SELECT name, label, value FROM metric_counters");
+    while (k.step()) {
+      std::string name = k.col_text(0);
+      if (name == "flights_total") c.flights_by_outcome[k.col_text(1)] = k.col_int(2);
+      else if (name == "jobs_total") c.jobs_ended_by_status[k.col_text(1)] = k.col_int(2);
+      else if (name == "pushes_total") c.pushes_by_state[k.col_text(1)] = k.col_int(2);
+      else if (name == "step_seconds_bucket") step[k.col_text(1)] = k.col_int(2);
+      else if (name == "step_seconds_count") c.step_seconds_count = k.col_int(2);
+      else if (name == "step_seconds_sum") c.step_seconds_sum = k.col_int(2);
+    }
+    if (!k.status().ok()) return k.status();
+    for (const char* s : {"queued", "preparing", "running"}) c.jobs_by_status[s] = 0;
+    if (Status s = group("SELECT status, COUNT(*) FROM jobs WHERE status IN ('queued', 'preparing', 'running') GROUP BY 1",
+                         c.jobs_by_status); !s.ok()) return s;
+    {
+      Stmt u(db_, "SELECT COUNT(*) FROM flights WHERE outcome IS NULL");
+      if (u.step()) c.flights_unfinished = u.col_int(0);
+      if (!u.status().ok()) return u.status();
+    }
+    for (const char* s : {"enabled", "disabled", "quarantined", "busy"}) c.hosts_by_state[s] = 0;
     if (Status s = group("SELECT CASE WHEN held_flight IS NOT NULL THEN 'busy' ELSE state END, COUNT(*) FROM hosts GROUP BY 1",
                          c.hosts_by_state); !s.ok()) return s;
-    if (Status s = group("SELECT state, COUNT(*) FROM pushes GROUP BY 1", c.pushes_by_state); !s.ok()) return s;
-    static const double kLe[] = {1, 5, 30, 60, 300, 1800, 3600};
-    Stmt q(db_, "SELECT SUM(finished - started <= 1), SUM(finished - started <= 5), SUM(finished - started <= 30),"
-                " SUM(finished - started <= 60), SUM(finished - started <= 300), SUM(finished - started <= 1800),"
-                " SUM(finished - started <= 3600), COUNT(*), IFNULL(SUM(finished - started), 0)"
-                " FROM steps WHERE finished IS NOT NULL AND started IS NOT NULL");
-    if (q.step()) {
-      for (int i = 0; i < 7; ++i) c.step_seconds_buckets.emplace_back(kLe[i], q.col_int(i));
-      c.step_seconds_count = q.col_int(7);
-      c.step_seconds_sum = q.col_int(8);
+    for (double le : {1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0}) {
+      c.step_seconds_buckets.emplace_back(le, step[std::to_string(static_cast<int>(le))]);
     }
-    if (!q.status().ok()) return q.status();
     return c;
   }
 

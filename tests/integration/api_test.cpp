@@ -329,7 +329,8 @@ TEST_F(ApiTest, ManualTriggerRunsAFlightVisibleThroughTheApi) {
   EXPECT_EQ(hist[0]["host"], "h0");
   auto metrics = test::http(port, "GET", "/metrics");
   EXPECT_EQ(metrics.status, 200);
-  for (const char* family : {"pushgate_flights_total{outcome=\"perfect\"} 1", "pushgate_jobs{status=\"pass\"} 1",
+  for (const char* family : {"pushgate_flights_total{outcome=\"perfect\"} 1", "pushgate_jobs_total{status=\"pass\"} 1",
+                             "pushgate_jobs{status=\"running\"} 0", "pushgate_flights_unfinished 0",
                              "pushgate_queue_length 0", "pushgate_hosts{state=\"enabled\"} 1",
                              "pushgate_step_duration_seconds_count 1",
                              "pushgate_push_failures{branch=\"xen-unstable\"} 0"}) {
