@@ -171,8 +171,12 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Flight>> list_flights(const FlightFilter& f) const override {
-    std::string sql = std::string(kFlightCols) + "WHERE (?1 = '' OR branch = ?1) AND (?2 = '' OR IFNULL(outcome,'') = ?2)"
-                      " AND (?3 IS NULL OR flight < ?3)";
+    // Only the filters given, so the planner can use flights_branch (an
+    // "(?1 = '' OR branch = ?1)" term keeps it from using any index).
+    std::string sql = std::string(kFlightCols) + "WHERE 1";
+    if (!f.branch.empty()) sql += " AND branch = ?1";
+    if (!f.outcome.empty()) sql += " AND outcome = ?2";
+    if (f.before) sql += " AND flight < ?3";
     for (std::size_t i = 0; i < f.blessings.size(); ++i) {
       sql += (i == 0 ? " AND blessing IN (?" : ", ?") + std::to_string(10 + i);
       if (i + 1 == f.blessings.size()) sql += ")";
@@ -195,7 +199,8 @@ class SqliteStore final : public Store {
   }
 
   Result<void> set_flight_outcome(FlightId id, const std::string& outcome) override {
-    Stmt q(db_, "UPDATE flights SET outcome = ?2 WHERE flight = ?1");
+    // No outcome is NULL, never '': the unfinished-flights index holds NULLs.
+    Stmt q(db_, "UPDATE flights SET outcome = NULLIF(?2, '') WHERE flight = ?1");
     q.bind(1, id.value).bind(2, outcome);
     return changed_one(q, "flight " + id.str());
   }
@@ -401,7 +406,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Push>> pushes(const std::string& branch, int limit) const override {
-    Stmt q(db_, std::string(kPushCols) + "WHERE (?1 = '' OR branch = ?1) ORDER BY id DESC LIMIT ?2");
+    Stmt q(db_, std::string(kPushCols) + (branch.empty() ? "WHERE 1" : "WHERE branch = ?1") + " ORDER BY id DESC LIMIT ?2");
     q.bind(1, branch).bind(2, limit);
     std::vector<Push> out;
     while (q.step()) out.push_back(read_push(q));
@@ -461,8 +466,8 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<BranchAudit>> branch_audit(const std::string& branch, int limit) const override {
-    Stmt q(db_, "SELECT id, branch, action, detail, who, reason, at FROM branch_audit"
-                " WHERE (?1 = '' OR branch = ?1) ORDER BY id DESC LIMIT ?2");
+    Stmt q(db_, std::string("SELECT id, branch, action, detail, who, reason, at FROM branch_audit") +
+                    (branch.empty() ? " WHERE 1" : " WHERE branch = ?1") + " ORDER BY id DESC LIMIT ?2");
     q.bind(1, branch).bind(2, limit);
     std::vector<BranchAudit> out;
     while (q.step()) {
@@ -689,7 +694,7 @@ class SqliteStore final : public Store {
     // Flights another live process is running (a `pushgate flight run`) are left alone.
     std::string skip = "(-1";
     {
-      Stmt q(db_, "SELECT flight FROM flights WHERE IFNULL(outcome, '') = '' ORDER BY flight");
+      Stmt q(db_, "SELECT flight FROM flights WHERE outcome IS NULL ORDER BY flight");  // flights_unfinished
       while (q.step()) {
         FlightId f{q.col_int(0)};
         if (in_use && in_use(f)) {
@@ -820,8 +825,8 @@ class SqliteStore final : public Store {
 
   Result<std::vector<FrozenChange>> frozen_history(const std::string& tree, const std::string& branch,
                                                    int limit) const override {
-    Stmt q(db_, std::string(kFrozenColumns) +
-                    " WHERE (?1 = '' OR tree = ?1) AND (?2 = '' OR branch = ?2) ORDER BY id DESC LIMIT ?3");
+    Stmt q(db_, std::string(kFrozenColumns) + " WHERE 1" + (tree.empty() ? "" : " AND tree = ?1") +
+                    (branch.empty() ? "" : " AND branch = ?2") + " ORDER BY id DESC LIMIT ?3");
     q.bind(1, tree).bind(2, branch).bind(3, limit);
     return frozen_rows(q);
   }
