@@ -63,6 +63,9 @@ class FlightTest : public ::testing::Test {
     return create(*cfg, *store, res, o).value();
   }
 
+  /// A flight against a stopped private libvirtd (defined below).
+  std::pair<std::map<std::string, store::Job>, double> run_flight_timed(FlightId id, test::PrivateLibvirtd& lvd);
+
   std::map<std::string, store::Job> run_flight(FlightId id) {
     RunOptions o;
     o.poll_ms = 20;
@@ -408,6 +411,16 @@ class ResumeLater {
   std::thread thread_;
 };
 
+/// Runs the flight with a watchdog that resumes `lvd` after 30 s; the jobs
+/// and how long the flight took.
+std::pair<std::map<std::string, store::Job>, double> FlightTest::run_flight_timed(FlightId id,
+                                                                                 test::PrivateLibvirtd& lvd) {
+  auto t0 = std::chrono::steady_clock::now();
+  ResumeLater watchdog(lvd, 30);
+  auto jobs = run_flight(id);
+  return {jobs, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+}
+
 // Issue 12 item 7: a libvirtd that stops answering (SIGSTOP) must not hold
 // the job and the host forever: the call has the step's deadline, the step
 // is broken (infrastructure), the host is free, and once libvirtd answers
@@ -427,13 +440,7 @@ TEST_F(FlightTest, Issue12_HungLibvirtCallTimesOutAndFreesTheHost) {
            R"(", "keepalive_interval": 0, "flags": ["lv"]}])",
        R"("retry_broken": 0, "quarantine_after": 5)");
   FlightId id = make();
-  auto t0 = std::chrono::steady_clock::now();
-  std::map<std::string, store::Job> jobs;
-  {
-    ResumeLater watchdog(lvd, 30);
-    jobs = run_flight(id);
-  }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  auto [jobs, secs] = run_flight_timed(id, lvd);
   auto s = steps(id, "test-libvirt");
   EXPECT_EQ(s["host-ping"].status, "pass") << test::read_file(s["host-ping"].log_path);
   EXPECT_EQ(s["guest-start"].status, "broken");
@@ -473,13 +480,7 @@ TEST_F(FlightTest, Issue12_KeepaliveNoticesAStoppedLibvirtd) {
            R"(", "keepalive_interval": 1, "keepalive_count": 1, "flags": ["lv"]}])",
        R"("retry_broken": 0)");
   FlightId id = make();
-  auto t0 = std::chrono::steady_clock::now();
-  std::map<std::string, store::Job> jobs;
-  {
-    ResumeLater watchdog(lvd, 30);
-    jobs = run_flight(id);
-  }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  auto [jobs, secs] = run_flight_timed(id, lvd);
   auto s = steps(id, "test-libvirt");
   EXPECT_EQ(s["guest-start"].status, "broken") << test::read_file(s["guest-start"].log_path);
   EXPECT_LT(secs, 20.0) << "the stopped libvirtd went unnoticed";

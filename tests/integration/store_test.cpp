@@ -22,16 +22,22 @@ std::unique_ptr<Store> open_ok(const std::string& path) {
   return s ? std::move(s).value() : nullptr;
 }
 
-std::string pragma(const std::string& path, const std::string& name) {
+/// Column `col` of every row `sql` returns on the database at `path`, one per line.
+std::string column_lines(const std::string& path, const std::string& sql, int col) {
   sqlite3* db = nullptr;
   sqlite3_open(path.c_str(), &db);
   sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db, ("PRAGMA " + name).c_str(), -1, &st, nullptr);
+  sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr);
   std::string out;
-  if (sqlite3_step(st) == SQLITE_ROW) out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+  while (sqlite3_step(st) == SQLITE_ROW) out += reinterpret_cast<const char*>(sqlite3_column_text(st, col)) + std::string("\n");
   sqlite3_finalize(st);
   sqlite3_close(db);
   return out;
+}
+
+std::string pragma(const std::string& path, const std::string& name) {
+  std::string out = column_lines(path, "PRAGMA " + name, 0);
+  return out.substr(0, out.find('\n'));
 }
 
 TEST(StoreOpen, CreatesAndMigratesInWalMode) {
@@ -116,15 +122,7 @@ TEST(StoreFlights, CreateReadAndUpdate) {
 
 /// EXPLAIN QUERY PLAN of `sql` on the database at `path`, one detail per line.
 std::string query_plan(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  sqlite3_open(path.c_str(), &db);
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &st, nullptr);
-  std::string out;
-  while (sqlite3_step(st) == SQLITE_ROW) out += reinterpret_cast<const char*>(sqlite3_column_text(st, 3)) + std::string("\n");
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return out;
+  return column_lines(path, "EXPLAIN QUERY PLAN " + sql, 3);
 }
 
 // Issue 13 item 4: /metrics counted history on every scrape (672 ms at 1M
