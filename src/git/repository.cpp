@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -262,6 +263,16 @@ Status fetch_with_git(const std::string& gitdir, const std::string& url, FetchPr
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // Made before fork: after it, in a threaded process, only
+  // async-signal-safe calls (no setenv, no malloc). A small environment:
+  // git needs no secret the daemon holds.
+  std::vector<std::string> env_strings = {"GIT_TERMINAL_PROMPT=0", "LC_ALL=C", "LANG=C"};
+  for (const char* name : {"PATH", "HOME", "TMPDIR"}) {
+    if (const char* v = std::getenv(name)) env_strings.push_back(std::string(name) + "=" + v);
+  }
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid < 0) return Status::unavailable(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
@@ -269,9 +280,7 @@ Status fetch_with_git(const std::string& gitdir, const std::string& url, FetchPr
     ::dup2(null, 0);
     ::dup2(null, 1);
     ::dup2(err_pipe[1], 2);
-    ::setenv("GIT_TERMINAL_PROMPT", "0", 1);
-    ::setenv("LC_ALL", "C", 1);
-    ::execvp("git", argv.data());
+    ::execvpe("git", argv.data(), envp.data());
     ::_exit(127);
   }
   ::close(err_pipe[1]);
