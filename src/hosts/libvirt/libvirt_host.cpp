@@ -515,7 +515,7 @@ class LibvirtHost final : public Host {
       call->in_use.emplace_back(in.conn, nullptr);
       for (const auto& [name, other] : in.others) call->in_use.emplace_back(other, nullptr);
     }
-    const std::string op = in.op, guest = in.guest, uri = in.conn->uri(), log_path = in.log_path;
+    const std::string op = in.op, uri = in.conn->uri();
     const int timeout = in.timeout_seconds;
     const auto give_up = in.deadline + std::chrono::seconds(1);
     std::thread([in = std::move(in), call]() mutable {
@@ -560,8 +560,7 @@ class LibvirtHost final : public Host {
     for (auto& [c, ptr] : used) {
       if (ptr) c->drop(ptr);
     }
-    append_log(log_path, "pushgate: " + why);
-    co_return StepOutcome::broken(why);
+    co_return StepOutcome::broken(why);  // the runner writes the message to the step log
   }
 
   /// pgFLIGHT-JOB-XXXXXX: the suffix comes from the work directory, so two
