@@ -261,6 +261,20 @@ class Store {
     std::int64_t at = 0;
   };
   virtual Result<std::vector<HostEvent>> host_history(const std::string& host, int limit) const = 0;
+
+  /// One run of a job in a branch's history.
+  struct JobRun {
+    FlightId flight;
+    std::int64_t created = 0;
+    std::string job_status;
+    std::string step_status;  ///< of the asked step; empty without one
+    std::map<std::string, std::string> runvars;  ///< host, revision_*, built_revision_*
+  };
+  /// The last `limit` flights of `branch` that ran `job` (with `testid`:
+  /// that ran that step of it), newest first. A few indexed queries, the
+  /// same cost whatever the history's size.
+  virtual Result<std::vector<JobRun>> job_history(const std::string& branch, const std::string& job,
+                                                  const std::string& testid, int limit) const = 0;
   /// A passing job named `job` of an earlier flight whose runvar
   /// `build_inputs` equals `inputs`, newest first, with its synth runvars.
   virtual Result<std::vector<std::pair<FlightId, std::vector<Runvar>>>> find_builds(

@@ -89,30 +89,14 @@ nlohmann::json host_event_json(const store::Store::HostEvent& e) {
 
 Result<nlohmann::json> job_history_json(const store::Store& st, const std::string& branch, const std::string& job,
                                         const std::string& testid, int limit) {
-  auto flights = st.list_flights({.branch = branch, .limit = limit});
-  if (!flights) return flights.error();
+  auto runs = st.job_history(branch, job, testid, limit);
+  if (!runs) return runs.error();
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& fl : *flights) {
-    auto jobs = st.list_jobs(fl.id);
-    if (!jobs) return jobs.error();
-    for (const auto& j : *jobs) {
-      if (j.job != job) continue;
-      nlohmann::json row{{"flight", fl.id.value}, {"created", fl.created}, {"job_status", j.status}};
-      auto vars = st.list_runvars(fl.id, j.job);
-      if (!vars) return vars.error();
-      for (const auto& v : *vars) {
-        if (v.name == "host" || v.name.starts_with("built_revision_") || v.name.starts_with("revision_")) row[v.name] = v.value;
-      }
-      if (!testid.empty()) {
-        auto steps = st.list_steps(fl.id);
-        if (!steps) return steps.error();
-        for (const auto& s : *steps) {
-          if (s.job == j.job && s.testid == testid) row["status"] = s.status;
-        }
-        if (!row.contains("status")) continue;
-      }
-      out.push_back(row);
-    }
+  for (const auto& r : *runs) {
+    nlohmann::json row{{"flight", r.flight.value}, {"created", r.created}, {"job_status", r.job_status}};
+    for (const auto& [k, v] : r.runvars) row[k] = v;
+    if (!testid.empty()) row["status"] = r.step_status;
+    out.push_back(row);
   }
   return out;
 }

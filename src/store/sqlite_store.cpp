@@ -759,6 +759,33 @@ class SqliteStore final : public Store {
     return r;
   }
 
+  Result<std::vector<JobRun>> job_history(const std::string& branch, const std::string& job, const std::string& testid,
+                                          int limit) const override {
+    // flights_branch backwards, each flight's job and step by primary key.
+    std::string sql = testid.empty()
+        ? "SELECT f.flight, f.created, j.status, '' FROM flights f JOIN jobs j ON j.flight = f.flight AND j.job = ?2"
+          " WHERE f.branch = ?1 ORDER BY f.flight DESC LIMIT ?3"
+        // The step's last run in the job when a recipe has it twice.
+        : "SELECT f.flight, f.created, j.status, (SELECT s.status FROM steps s WHERE s.flight = f.flight AND s.job = ?2"
+          " AND s.testid = ?4 ORDER BY s.stepno DESC LIMIT 1) AS step_status"
+          " FROM flights f JOIN jobs j ON j.flight = f.flight AND j.job = ?2"
+          " WHERE f.branch = ?1 AND step_status IS NOT NULL ORDER BY f.flight DESC LIMIT ?3";
+    Stmt q(db_, sql);
+    q.bind(1, branch).bind(2, job).bind(3, limit);
+    if (!testid.empty()) q.bind(4, testid);
+    std::vector<JobRun> out;
+    while (q.step()) out.push_back({FlightId{q.col_int(0)}, q.col_int(1), q.col_text(2), q.col_text(3), {}});
+    if (!q.status().ok()) return q.status();
+    for (auto& run : out) {
+      Stmt v(db_, "SELECT name, value FROM runvars WHERE flight = ?1 AND job = ?2 AND (name = 'host'"
+                  " OR name BETWEEN 'revision_' AND 'revision_~' OR name BETWEEN 'built_revision_' AND 'built_revision_~')");
+      v.bind(1, run.flight.value).bind(2, job);
+      while (v.step()) run.runvars[v.col_text(0)] = v.col_text(1);
+      if (!v.status().ok()) return v.status();
+    }
+    return out;
+  }
+
   Result<Counts> counts() const override {
     Counts c;
     auto group = [&](const char* sql, std::map<std::string, std::int64_t>& out) -> Status {

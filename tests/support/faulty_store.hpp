@@ -118,6 +118,10 @@ class FaultyStore final : public store::Store {
     return s_.record_host_result(h, st, q);
   }
   Result<std::vector<HostEvent>> host_history(const std::string& h, int l) const override { return s_.host_history(h, l); }
+  Result<std::vector<JobRun>> job_history(const std::string& b, const std::string& j, const std::string& t,
+                                          int l) const override {
+    return s_.job_history(b, j, t, l);
+  }
   Result<std::vector<std::pair<FlightId, std::vector<store::Runvar>>>> find_builds(const std::string& j,
                                                                                    const std::string& i,
                                                                                    FlightId b) const override {
