@@ -658,8 +658,13 @@ TEST(ExampleConfigDaemon, NewStagingCommitIsTestedAndPushedObservedThroughTheApi
     return branch.contains("last_push") && branch["last_push"]["new"] == good && branch["tested_revision"] == good;
   })) << branch.dump(2) << "\n" << test::read_file(root.path() / "daemon.log");
   EXPECT_EQ(branch["last_push"]["state"], "done");
-  auto flights = get("/api/v1/flights?branch=xen-unstable");
-  ASSERT_GE(flights.size(), 2u);
+  // The outcome is recorded after the push (a crash between them must not
+  // lose the push): wait for it too.
+  nlohmann::json flights;
+  ASSERT_TRUE(poll([&] {
+    flights = get("/api/v1/flights?branch=xen-unstable");
+    return flights.is_array() && flights.size() >= 2 && flights[0]["outcome"] != "";
+  })) << flights.dump(2);
   EXPECT_EQ(flights[0]["outcome"], "perfect") << flights.dump(2);
   auto flight = get("/api/v1/flights/" + std::to_string(flights[0]["flight"].get<int>()));
   std::set<std::string> hosts;
