@@ -392,7 +392,7 @@ Result<void> Repository::fetch(const std::string& url, const Progress& progress)
       return error_status(rc, "fetch from " + url + " failed").with_context("git");
     }
   }
-  // git wrote the refs behind libgit2's back: drop its cached packed-refs view.
+  // git wrote a new pack behind libgit2's back: look for it now, not at the first miss.
   git_odb* odb = nullptr;
   if (git_repository_odb(&odb, repo) == 0) {
     git_odb_refresh(odb);

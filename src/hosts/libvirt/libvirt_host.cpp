@@ -87,25 +87,10 @@ struct DomainDeleter {
 using DomainPtr = std::unique_ptr<virDomain, DomainDeleter>;
 
 /// A referenced connection; closing drops our reference only.
-struct ConnRef {
-  virConnectPtr conn = nullptr;
-  ConnRef() = default;
-  explicit ConnRef(virConnectPtr c) : conn(c) {}
-  ConnRef(ConnRef&& o) noexcept : conn(std::exchange(o.conn, nullptr)) {}
-  ConnRef& operator=(ConnRef&& o) noexcept {
-    if (this != &o) {
-      reset();
-      conn = std::exchange(o.conn, nullptr);
-    }
-    return *this;
-  }
-  ~ConnRef() { reset(); }
-  void reset() {
-    if (conn) virConnectClose(conn);
-    conn = nullptr;
-  }
-  explicit operator bool() const { return conn != nullptr; }
+struct ConnCloser {
+  void operator()(virConnectPtr c) const { virConnectClose(c); }
 };
+using ConnRef = std::unique_ptr<virConnect, ConnCloser>;
 
 /// One host's libvirt connection, shared with the operations using it
 /// (an abandoned one may outlive the host).
@@ -205,14 +190,14 @@ class Operation {
       log("connected to " + in_.conn->uri());
       return StepOutcome::pass();
     }
-    if (op == "libvirt:define" || op == "libvirt:start") return define_start(conn.conn, op == "libvirt:start");
-    DomainPtr d = lookup(conn.conn);
+    if (op == "libvirt:define" || op == "libvirt:start") return define_start(conn.get(), op == "libvirt:start");
+    DomainPtr d = lookup(conn.get());
     if (lookup_failed(d)) return broken("lookup");
     if (op == "libvirt:logs-capture" || op == "host:logs-capture") return capture(d.get());
     if (op == "libvirt:destroy") return destroy_everywhere(std::move(d));
     if (!d) return StepOutcome::fail("no domain " + in_.guest + " on " + in_.conn->uri() + " (start it first)");
     if (op == "libvirt:shutdown") return shutdown(d.get());
-    if (op == "libvirt:save-restore") return save_restore(conn.conn, d.get());
+    if (op == "libvirt:save-restore") return save_restore(conn.get(), d.get());
     if (op == "libvirt:snapshot") {
       virDomainSnapshotPtr s =
           virDomainSnapshotCreateXML(d.get(), "<domainsnapshot><name>clean</name></domainsnapshot>", 0);
@@ -242,7 +227,7 @@ class Operation {
       std::lock_guard lock(call_->mutex);
       for (auto& [shared, ptr] : call_->in_use) {
         if (shared.get() == &c) {
-          ptr = r.conn;
+          ptr = r.get();
           return r;
         }
       }
@@ -377,7 +362,7 @@ class Operation {
         return StepOutcome::broken(err);
       }
       if (auto g = gone()) return *g;
-      DomainPtr d = lookup(c.conn);
+      DomainPtr d = lookup(c.get());
       if (lookup_failed(d)) return broken("lookup", other->uri());
       if (!d) continue;
       if (auto bad = destroy(d.get(), other->uri())) return *bad;
@@ -449,7 +434,7 @@ class Operation {
     DomainPtr moved;
     {
       AbortOnAbandon guard(*call_, d);
-      moved.reset(virDomainMigrate(d, dconn.conn, flags, nullptr, nullptr, 0));
+      moved.reset(virDomainMigrate(d, dconn.get(), flags, nullptr, nullptr, 0));
     }
     if (!moved) {
       std::string m = "migration of " + in_.guest + " from " + in_.conn->uri() + " to " + in_.dst->uri() +
