@@ -241,6 +241,9 @@ class Store {
     int priority = 0;
     bool build = false;
     std::string roles;  ///< "role=flag,flag;role=flag"
+    /// Expected seconds from this job's start to its flight's end
+    /// (scheduler::remaining_paths): the longer path ranks first.
+    std::int64_t remaining = 0;
   };
   virtual Result<void> set_waiting(const Waiter& waiter) = 0;
   virtual Result<void> clear_waiting(FlightId flight, const std::string& job) = 0;
@@ -275,6 +278,10 @@ class Store {
   /// same cost whatever the history's size.
   virtual Result<std::vector<JobRun>> job_history(const std::string& branch, const std::string& job,
                                                   const std::string& testid, int limit) const = 0;
+  /// How long `job` took in its last `limit` runs that ran steps and ended
+  /// pass or fail (first step's start to last step's end, seconds), newest
+  /// first: the duration history behind critical-path-first allocation.
+  virtual Result<std::vector<std::int64_t>> job_durations(const std::string& job, int limit) const = 0;
   /// A passing job named `job` of an earlier flight whose runvar
   /// `build_inputs` equals `inputs`, newest first, with its synth runvars.
   virtual Result<std::vector<std::pair<FlightId, std::vector<Runvar>>>> find_builds(

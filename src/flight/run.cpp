@@ -72,6 +72,7 @@ class Runner {
       status_[j.job] = j.status;
     }
     if (!flight->started) (void)st_.set_flight_times(id_, store::now(), std::nullopt);
+    plan_critical_paths();
 
     std::unique_ptr<asio::signal_set> signals;
     if (opt_.handle_signals) {
@@ -118,6 +119,30 @@ class Runner {
     return r.has_value();
   }
 
+  /// Critical path first (SPEC section 4): each job's expected seconds to
+  /// the flight's end, from duration history, ranks it among its flight's
+  /// waiting jobs. Without history every job counts the same default, so
+  /// the deepest chains still go first.
+  void plan_critical_paths() {
+    std::map<std::string, bool> kinds;
+    for (const auto& [job, status] : status_) {
+      if (const config::Job* cj = cfg_.find_job(job)) kinds[job] = cj->kind == "build";
+    }
+    auto durations = scheduler::expected_durations(st_, kinds);
+    if (!durations) {  // a ranking hint only: without it, builds first then by name
+      say("flight " + id_.str() + ": no duration history (" + durations.error().message() + "); jobs ranked by name");
+      return;
+    }
+    std::map<std::string, scheduler::JobShape> shapes;
+    for (const auto& [job, build] : kinds) shapes[job] = {durations->at(job), cfg_.find_job(job)->depends};
+    remaining_ = scheduler::remaining_paths(shapes);
+  }
+
+  scheduler::Candidate candidate(const std::string& job, const config::Job& cj) const {
+    auto it = remaining_.find(job);
+    return {id_, job, cj.kind == "build", priority_, it == remaining_.end() ? 0 : it->second};
+  }
+
   void set_status(const std::string& job, const std::string& status, const std::string& reason) {
     status_[job] = status;
     check(st_.set_job_status(id_, job, status, reason));
@@ -156,7 +181,7 @@ class Runner {
           block(job, only_starved ? "starved" : "blocked", bad_dep);
           continue;
         }
-        if (deps_done) ready.push_back({id_, job, cj->kind == "build", priority_});
+        if (deps_done) ready.push_back(candidate(job, *cj));
         else queued_left = true;
       }
       scheduler::order(ready);
@@ -250,7 +275,7 @@ class Runner {
         running_.erase(job);
         co_return;
       }
-      auto r = scheduler::try_allocate(st_, id_, job, cj->hosts, priority_, cj->kind == "build",
+      auto r = scheduler::try_allocate(st_, candidate(job, *cj), cj->hosts,
                                        [this](FlightId f) { return RunLock::held(cfg_, f); }, avoid_[job]);
       if (!r) {
         stop_waiting();
@@ -266,7 +291,8 @@ class Runner {
       }
       if (!waiting) {
         // Tell other flights (and processes) this job is in the queue.
-        check(st_.set_waiting({id_, job, priority_, cj->kind == "build", scheduler::encode_roles(cj->hosts)}));
+        check(st_.set_waiting({id_, job, priority_, cj->kind == "build", scheduler::encode_roles(cj->hosts),
+                               candidate(job, *cj).remaining}));
         waiting = true;
       }
       if (Clock::now() >= deadline) {
@@ -501,6 +527,7 @@ class Runner {
   std::map<std::string, std::string> status_;  // job -> status, on the io_context thread only
   std::set<std::string> running_;
   std::map<std::string, std::set<std::string>> avoid_;  // job -> hosts a broken attempt ran on
+  std::map<std::string, std::int64_t> remaining_;  // job -> expected seconds to the flight's end
   Status error_;
 };
 

@@ -44,6 +44,42 @@ Allocation pick(const std::vector<const store::Host*>& hosts, const RoleFlags& r
   return out;
 }
 
+/// The free hosts a waiting job claims: as many of its roles as `hosts` can
+/// fill now, in the one equiv-* group that fills most. A partial claim is a
+/// reservation: a pair job waiting for its second host of a group keeps the
+/// first, or jobs needing one host would take every host as it frees and
+/// the pair would wait until two of a group happened to free at once.
+Allocation claim(const std::vector<const store::Host*>& hosts, const RoleFlags& roles) {
+  std::vector<std::string> extras{""};
+  if (std::any_of(roles.begin(), roles.end(), [](const auto& r) { return wants_equiv(r.second); })) {
+    extras.clear();
+    std::set<std::string> seen;
+    for (const auto* h : hosts) {
+      for (const auto& f : h->flags) {
+        if (f.starts_with("equiv-") && seen.insert(f).second) extras.push_back(f);
+      }
+    }
+  }
+  Allocation best;
+  for (const auto& e : extras) {
+    Allocation a;
+    std::set<std::string> used;
+    for (const auto& [role, flags] : roles) {
+      std::vector<std::string> need = flags;
+      if (!e.empty() && wants_equiv(flags)) need.push_back(e);
+      for (const store::Host* h : hosts) {
+        if (!used.count(h->host) && has_flags(*h, need)) {
+          used.insert(h->host);
+          a[role] = h->host;
+          break;
+        }
+      }
+    }
+    if (a.size() > best.size()) best = a;
+  }
+  return best;
+}
+
 }  // namespace
 
 std::string encode_roles(const RoleFlags& roles) {
@@ -78,9 +114,10 @@ RoleFlags decode_roles(const std::string& text) {
   return out;
 }
 
-Result<std::optional<Allocation>> try_allocate(store::Store& store, FlightId flight, const std::string& job,
-                                               const RoleFlags& roles, int priority, bool build,
+Result<std::optional<Allocation>> try_allocate(store::Store& store, const Candidate& me, const RoleFlags& roles,
                                                const OwnerAlive& alive, const std::set<std::string>& avoid) {
+  const FlightId flight = me.flight;
+  const std::string& job = me.job;
   if (roles.empty()) return std::optional<Allocation>(Allocation{});
   auto all = store.list_hosts();
   if (!all) return all.error();
@@ -128,8 +165,8 @@ Result<std::optional<Allocation>> try_allocate(store::Store& store, FlightId fli
   // hosts they could use; this job takes only what is left.
   auto waiting = store.waiters();
   if (!waiting) return waiting.error();
+  auto candidate = [](const store::Store::Waiter& w) { return Candidate{w.flight, w.job, w.build, w.priority, w.remaining}; };
   std::vector<store::Store::Waiter> above;
-  Candidate me{flight, job, build, priority};
   for (const auto& w : *waiting) {
     if (w.flight == flight && w.job == job) continue;
     if (!owner_alive(w.flight)) {  // left by a dead process: no claim, and gone
@@ -137,18 +174,17 @@ Result<std::optional<Allocation>> try_allocate(store::Store& store, FlightId fli
       if (!c) return c.error();
       continue;
     }
-    std::vector<Candidate> pair{me, {w.flight, w.job, w.build, w.priority}};
+    std::vector<Candidate> pair{me, candidate(w)};
     order(pair);
     if (pair.front().job != job || pair.front().flight != flight) above.push_back(w);
   }
-  std::sort(above.begin(), above.end(), [](const auto& a, const auto& b) {
-    std::vector<Candidate> pair{{a.flight, a.job, a.build, a.priority}, {b.flight, b.job, b.build, b.priority}};
+  std::sort(above.begin(), above.end(), [&](const auto& a, const auto& b) {
+    std::vector<Candidate> pair{candidate(a), candidate(b)};
     order(pair);
     return pair.front().flight == a.flight && pair.front().job == a.job;
   });
   for (const auto& w : above) {
-    Allocation claim = pick(free, decode_roles(w.roles), "");
-    for (const auto& [role, host] : claim) {
+    for (const auto& [role, host] : claim(free, decode_roles(w.roles))) {
       free.erase(std::remove_if(free.begin(), free.end(), [&](const auto* h) { return h->host == host; }), free.end());
     }
   }
@@ -189,6 +225,7 @@ void order(std::vector<Candidate>& ready) {
     if (a.priority != b.priority) return a.priority > b.priority;
     if (a.flight != b.flight) return a.flight < b.flight;
     if (a.build != b.build) return a.build;
+    if (a.remaining != b.remaining) return a.remaining > b.remaining;
     return a.job < b.job;
   });
 }

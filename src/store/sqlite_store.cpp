@@ -570,9 +570,10 @@ class SqliteStore final : public Store {
   }
 
   Result<void> set_waiting(const Waiter& w) override {
-    Stmt q(db_, "INSERT OR IGNORE INTO host_waits (flight, job, priority, build, roles, since)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    Stmt q(db_, "INSERT OR IGNORE INTO host_waits (flight, job, priority, build, roles, since, remaining)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     q.bind(1, w.flight.value).bind(2, w.job).bind(3, w.priority).bind(4, w.build ? 1 : 0).bind(5, w.roles).bind(6, now());
+    q.bind(7, w.remaining);
     if (Status s = q.exec(); !s.ok()) return s;
     return {};
   }
@@ -585,9 +586,12 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Waiter>> waiters() const override {
-    Stmt q(db_, "SELECT flight, job, priority, build, roles FROM host_waits");
+    Stmt q(db_, "SELECT flight, job, priority, build, roles, remaining FROM host_waits");
     std::vector<Waiter> out;
-    while (q.step()) out.push_back({FlightId{q.col_int(0)}, q.col_text(1), static_cast<int>(q.col_int(2)), q.col_int(3) != 0, q.col_text(4)});
+    while (q.step()) {
+      out.push_back({FlightId{q.col_int(0)}, q.col_text(1), static_cast<int>(q.col_int(2)), q.col_int(3) != 0,
+                     q.col_text(4), q.col_int(5)});
+    }
     if (!q.status().ok()) return q.status();
     return out;
   }
@@ -783,6 +787,20 @@ class SqliteStore final : public Store {
       while (v.step()) run.runvars[v.col_text(0)] = v.col_text(1);
       if (!v.status().ok()) return v.status();
     }
+    return out;
+  }
+
+  Result<std::vector<std::int64_t>> job_durations(const std::string& job, int limit) const override {
+    // jobs_job backwards; each run's steps by primary key. A reused build
+    // (no steps) has no duration and is skipped.
+    Stmt q(db_, "SELECT d FROM (SELECT j.flight, (SELECT MAX(s.finished) - MIN(s.started) FROM steps s"
+                " WHERE s.flight = j.flight AND s.job = j.job) AS d FROM jobs j"
+                " WHERE j.job = ?1 AND j.status IN ('pass', 'fail') ORDER BY j.flight DESC)"
+                " WHERE d IS NOT NULL LIMIT ?2");
+    q.bind(1, job).bind(2, limit);
+    std::vector<std::int64_t> out;
+    while (q.step()) out.push_back(q.col_int(0));
+    if (!q.status().ok()) return q.status();
     return out;
   }
 

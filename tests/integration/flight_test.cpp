@@ -214,6 +214,32 @@ TEST_F(FlightTest, EquivPairLandsOnAlikeHosts) {
   EXPECT_EQ(pair, (std::set<std::string>{"b0", "b1"}));
 }
 
+// Issue 13 item 5: with one host and two test jobs ready, the one that
+// history says takes longer runs first (by name, test-a-quick would).
+TEST_F(FlightTest, Issue13_LongestRemainingPathRunsFirst) {
+  load(R"({"r": {"steps": [{"testid": "t", "run": "true"}]}})",
+       R"([{"name": "test-a-quick", "recipe": "r", "hosts": {"host": ["arch-amd64"]}},
+           {"name": "test-z-slow", "recipe": "r", "hosts": {"host": ["arch-amd64"]}}])",
+       kLocalHost);
+  store::NewFlight before;
+  before.branch = "xen-unstable";
+  before.jobs = {{{}, "test-a-quick", "r"}, {{}, "test-z-slow", "r"}};
+  FlightId old = store->create_flight(before).value();
+  for (auto [job, seconds] : {std::pair{"test-a-quick", 100}, std::pair{"test-z-slow", 3000}}) {
+    ASSERT_TRUE(store->put_step({old, job, 1, "t", "pass", 1000, 1000 + seconds, ""}).has_value());
+    ASSERT_TRUE(store->set_job_status(old, job, "pass", "").has_value());
+  }
+  FlightId id = make();
+  auto jobs = run_flight(id);
+  ASSERT_EQ(jobs["test-z-slow"].status, "pass");
+  ASSERT_EQ(jobs["test-a-quick"].status, "pass");
+  std::vector<std::string> allocated;  // host_history is newest first
+  for (const auto& e : store->host_history("h0", 50).value()) {
+    if (e.event == "allocate" && e.flight == id) allocated.insert(allocated.begin(), e.job);
+  }
+  EXPECT_EQ(allocated, (std::vector<std::string>{"test-z-slow", "test-a-quick"}));
+}
+
 TEST_F(FlightTest, StarvesWhenNoHostHasTheFlags) {
   load(R"({"r": {"steps": [{"testid": "t", "run": "true"}]}})",
        R"([{"name": "test-arm", "recipe": "r", "hosts": {"host": ["arch-arm64"]}}])", kLocalHost);

@@ -109,6 +109,9 @@ class FaultyStore final : public store::Store {
   Result<void> set_waiting(const Waiter& w) override { return s_.set_waiting(w); }
   Result<void> clear_waiting(FlightId f, const std::string& j) override { return s_.clear_waiting(f, j); }
   Result<std::vector<Waiter>> waiters() const override { return s_.waiters(); }
+  Result<std::vector<std::int64_t>> job_durations(const std::string& j, int l) const override {
+    return s_.job_durations(j, l);
+  }
   Result<void> release_hosts(FlightId f, const std::string& j) override {
     auto r = s_.release_hosts(f, j);
     if (die_after_release_hosts) _exit(137);
