@@ -111,6 +111,7 @@ struct BranchStatus {
   std::string tested_revision, tested_describe;  ///< empty: no tested ref in the mirror yet
   std::optional<std::int64_t> tested_commit_time;
   std::optional<store::Flight> last_flight;
+  std::optional<store::Flight> last_tolerable;  ///< the newest real flight judged perfect or tolerable
   std::string streak_kind;  ///< "tolerable", "not tolerable" or "" when no finished real flight
   int streak = 0;
   std::optional<std::string> blocked;  ///< the reason, when blocked

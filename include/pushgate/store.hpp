@@ -120,6 +120,10 @@ class Store {
 
   virtual ~Store() = default;
   virtual int schema_version() const = 0;
+  /// The SQL of the statements this connection keeps prepared (each is
+  /// compiled once per connection): for diagnostics, and for the test that
+  /// checks the query plan of everything a request ran.
+  virtual std::vector<std::string> prepared_statements() const = 0;
   virtual const std::string& path() const = 0;
 
   // Flights, jobs, steps, runvars.

@@ -178,7 +178,7 @@ int int_param(const Target& t, const std::string& name, int def) {
   return static_cast<int>(v);
 }
 
-std::string metrics_text(const config::Config& cfg, const store::Store& st) {
+std::string metrics_text(const config::Config& cfg, const store::Store& st, revisions::Mirrors& mirrors) {
   auto c = st.counts();
   if (!c) return "# error: " + c.error().message() + "\n";
   std::ostringstream o;
@@ -204,6 +204,24 @@ std::string metrics_text(const config::Config& cfg, const store::Store& st) {
     family("pushgate_push_failures", "Failed or refused pushes in a row since the branch's last push.", "branch",
            per_branch, "gauge");
   }
+  // Per branch: what a release manager watches (SPEC section 8). A branch
+  // whose tested ref is not in its mirror yet has no tested age.
+  std::map<std::string, std::int64_t> tested_age, tolerable_flight, tolerable_time;
+  for (const auto& b : cfg.branches) {
+    auto status = push::branch_status(cfg, st, mirrors, b);
+    if (!status) return "# error: " + status.error().message() + "\n";
+    if (status->tested_commit_time) tested_age[b.name] = std::max<std::int64_t>(0, store::now() - *status->tested_commit_time);
+    const auto& tol = status->last_tolerable;
+    tolerable_flight[b.name] = tol ? tol->id.value : 0;
+    tolerable_time[b.name] = tol ? tol->finished.value_or(tol->created) : 0;
+  }
+  family("pushgate_branch_tested_age_seconds", "Age of the commit the branch's tested ref points at.", "branch",
+         tested_age, "gauge");
+  family("pushgate_branch_last_tolerable_flight", "The branch's newest real flight judged perfect or tolerable (0: none).",
+         "branch", tolerable_flight, "gauge");
+  family("pushgate_branch_last_tolerable_timestamp_seconds",
+         "When the branch's newest tolerable real flight finished (Unix time; 0: none).", "branch", tolerable_time,
+         "gauge");
   o << "# HELP pushgate_step_duration_seconds Duration of finished steps.\n"
        "# TYPE pushgate_step_duration_seconds histogram\n";
   for (const auto& [le, n] : c->step_seconds_buckets) {
@@ -235,7 +253,8 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
 
   if (is({"metrics"})) {
     if (auto e = only("GET")) return *e;
-    return {200, "text/plain; version=0.0.4", metrics_text(*ctx.config, st)};
+    revisions::Mirrors own(*ctx.config);
+    return {200, "text/plain; version=0.0.4", metrics_text(*ctx.config, st, ctx.mirrors ? *ctx.mirrors : own)};
   }
   if (p.empty() || p[0] != "api") {
     // Everything outside /api and /metrics is a web page.

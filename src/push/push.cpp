@@ -556,6 +556,15 @@ Result<BranchStatus> branch_status(const config::Config&, const store::Store& st
     if (k != out.streak_kind) break;
     ++out.streak;
   }
+  // Two index seeks (flights_branch_outcome), however long a streak of
+  // failures lies in between.
+  for (const char* outcome : {"perfect", "tolerable"}) {
+    auto last = st.list_flights({.branch = b.name, .blessings = {"real"}, .outcome = outcome, .limit = 1});
+    if (!last) return last.error();
+    if (!last->empty() && (!out.last_tolerable || out.last_tolerable->id < last->front().id)) {
+      out.last_tolerable = last->front();
+    }
+  }
   auto blocked = st.branch_blocked(b.name);
   if (!blocked) return blocked.error();
   out.blocked = *blocked;

@@ -6,14 +6,60 @@
 
 namespace pushgate::store {
 
-Stmt::Stmt(Db& db, std::string_view sql) : db_(db) {
-  if (sqlite3_prepare_v3(db.handle(), sql.data(), static_cast<int>(sql.size()), 0, &s_, nullptr) != SQLITE_OK) {
-    status_ = db.error("prepare");
-    s_ = nullptr;
-  }
+Stmt::Stmt(Db& db, std::string_view sql) : db_(db), sql_(sql) { s_ = db.take(sql_, status_); }
+
+Stmt::~Stmt() {
+  if (s_) db_.give_back(std::move(sql_), s_);
 }
 
-Stmt::~Stmt() { sqlite3_finalize(s_); }
+namespace {
+// Enough for every distinct statement the store runs (filters give a few
+// variants each); past it, statements are finalized instead of kept.
+constexpr std::size_t kMaxCached = 512;
+constexpr std::size_t kMaxPerSql = 4;  // one statement in use several times at once (nested reads)
+}  // namespace
+
+sqlite3_stmt* Db::take(const std::string& sql, Status& status) {
+  {
+    std::lock_guard lock(cache_mutex_);
+    if (auto it = cache_.find(sql); it != cache_.end() && !it->second.empty()) {
+      sqlite3_stmt* s = it->second.back();
+      it->second.pop_back();
+      --cached_;
+      return s;
+    }
+  }
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &s, nullptr) !=
+      SQLITE_OK) {
+    status = error("prepare");
+    sqlite3_finalize(s);
+    return nullptr;
+  }
+  return s;
+}
+
+void Db::give_back(std::string sql, sqlite3_stmt* s) {
+  sqlite3_reset(s);  // its error, if any, was reported by step()
+  sqlite3_clear_bindings(s);
+  std::lock_guard lock(cache_mutex_);
+  auto& free = cache_[std::move(sql)];
+  if (free.size() >= kMaxPerSql || cached_ >= kMaxCached) {
+    sqlite3_finalize(s);
+    return;
+  }
+  free.push_back(s);
+  ++cached_;
+}
+
+std::vector<std::string> Db::cached_sql() const {
+  std::lock_guard lock(cache_mutex_);
+  std::vector<std::string> out;
+  for (const auto& [sql, free] : cache_) {
+    if (!free.empty()) out.push_back(sql);
+  }
+  return out;
+}
 
 Stmt& Stmt::bind(int i, std::int64_t v) {
   if (s_) sqlite3_bind_int64(s_, i, v);
@@ -53,7 +99,12 @@ std::optional<std::int64_t> Stmt::col_opt_int(int i) const {
   return col_int(i);
 }
 
-Db::~Db() { sqlite3_close_v2(db_); }
+Db::~Db() {
+  for (auto& [sql, free] : cache_) {
+    for (sqlite3_stmt* s : free) sqlite3_finalize(s);
+  }
+  sqlite3_close_v2(db_);
+}
 
 Status Db::open(const std::string& path, bool create, int busy_timeout_ms) {
   int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_FULLMUTEX;

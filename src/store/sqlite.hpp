@@ -5,9 +5,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include <pushgate/status.hpp>
 
@@ -16,6 +19,8 @@ namespace pushgate::store {
 class Db;
 
 /// One prepared statement; bind by 1-based index, step, read columns.
+/// Statements come from the connection's cache and go back to it reset, so
+/// the SQL of a request is compiled once per connection, not per call.
 class Stmt {
  public:
   Stmt(Db& db, std::string_view sql);
@@ -42,6 +47,7 @@ class Stmt {
 
  private:
   Db& db_;
+  std::string sql_;
   sqlite3_stmt* s_ = nullptr;
   Status status_;
 };
@@ -63,12 +69,23 @@ class Db {
   /// How often this connection waited for another's lock (for tests).
   std::int64_t busy_waits() const { return busy_waits_; }
 
+  /// The prepared-statement cache (used by Stmt): a statement for `sql`,
+  /// from the cache or newly prepared (null on error, with `status` set),
+  /// and back, reset, once its user is done.
+  sqlite3_stmt* take(const std::string& sql, Status& status);
+  void give_back(std::string sql, sqlite3_stmt* s);
+  /// The SQL of every statement in the cache.
+  std::vector<std::string> cached_sql() const;
+
  private:
   static int on_busy(void* self, int count);
   sqlite3* db_ = nullptr;
   int busy_limit_ms_ = 0;
   std::chrono::steady_clock::time_point busy_since_;
   std::int64_t busy_waits_ = 0;
+  mutable std::mutex cache_mutex_;
+  std::unordered_map<std::string, std::vector<sqlite3_stmt*>> cache_;
+  std::size_t cached_ = 0;
 };
 
 /// BEGIN IMMEDIATE ... COMMIT, rolled back unless commit() succeeded.

@@ -114,6 +114,7 @@ class SqliteStore final : public Store {
   };
 
   int schema_version() const override { return version_; }
+  std::vector<std::string> prepared_statements() const override { return db_.cached_sql(); }
   const std::string& path() const override { return path_; }
 
   Result<FlightId> create_flight(const NewFlight& f) override {

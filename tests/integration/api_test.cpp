@@ -14,12 +14,18 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <future>
+#include <sstream>
 #include <thread>
 
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
 #include <valijson/validator.hpp>
+
+#include <pushgate/api.hpp>
+#include <pushgate/config.hpp>
+#include <pushgate/revisions.hpp>
+#include <pushgate/store.hpp>
 
 #include "support.hpp"
 
@@ -333,9 +339,16 @@ TEST_F(ApiTest, ManualTriggerRunsAFlightVisibleThroughTheApi) {
                              "pushgate_jobs{status=\"running\"} 0", "pushgate_flights_unfinished 0",
                              "pushgate_queue_length 0", "pushgate_hosts{state=\"enabled\"} 1",
                              "pushgate_step_duration_seconds_count 1",
-                             "pushgate_push_failures{branch=\"xen-unstable\"} 0"}) {
+                             "pushgate_push_failures{branch=\"xen-unstable\"} 0",
+                             // Issue 13 item 4: per-branch gauges.
+                             "pushgate_branch_last_tolerable_flight{branch=\"xen-unstable\"} 1",
+                             "pushgate_branch_tested_age_seconds{branch=\"xen-unstable\"} "}) {
     EXPECT_NE(metrics.body.find(family), std::string::npos) << family << "\n" << metrics.body;
   }
+  auto when = metrics.body.find("pushgate_branch_last_tolerable_timestamp_seconds{branch=\"xen-unstable\"} ");
+  ASSERT_NE(when, std::string::npos) << metrics.body;
+  std::int64_t at = std::stoll(metrics.body.substr(metrics.body.find("} ", when) + 2));
+  EXPECT_NEAR(static_cast<double>(at), static_cast<double>(std::time(nullptr)), 120.0);
 }
 
 TEST_F(ApiTest, WebPagesServeAndRenderInChromium) {
@@ -396,6 +409,83 @@ TEST_F(ApiTest, WebPagesServeAndRenderInChromium) {
   auto s = test::run(shot_args);
   EXPECT_EQ(s.exit_code, 0) << s.err;
   EXPECT_GT(std::filesystem::file_size(shot), 1000u) << "screenshot kept at " << shot;
+}
+
+// Issue 13 item 4: every query a request runs (API, /metrics, web pages) is
+// read from the store's statement cache after the requests, and its plan is
+// checked: no full scan of a table that grows with history.
+TEST(ApiQueryPlans, Issue13_EveryRequestPathQueryUsesAnIndex) {
+  TempDir dir;
+  test::GitRepoBuilder xen(dir.str("up/xen.git"));
+  xen.commit_on("master", "xen: import");
+  xen.set_branch("staging", xen.commit_on("master", "xen: next"));
+  nlohmann::json cfg = {
+      {"daemon", {{"state_dir", "state"}}},
+      {"trees", {{{"name", "xen"}, {"upstream", "up/xen.git"}}}},
+      {"branches", {{{"name", "xen-unstable"}, {"tree", "xen"}, {"input", "staging"}, {"tested", "master"}}}},
+      {"recipes", {{"r", {{"steps", {{{"testid", "work"}, {"run", "true"}}}}}}}},
+      {"jobs", {{{"name", "build-amd64"}, {"recipe", "r"}, {"hosts", {{"host", {"x86"}}}}},
+                {{"name", "test-amd64"}, {"recipe", "r"}, {"depends", {"build-amd64"}},
+                 {"hosts", {{"host", {"x86"}}}}, {"runvars", {{"buildjob", "build-amd64"}}}}}},
+      {"hosts", {{{"name", "h0"}, {"kind", "local"}, {"flags", {"x86"}}}}}};
+  test::write_file(dir.path() / "c.json", cfg.dump(2));
+  std::filesystem::create_directories(dir.path() / "state");
+  for (int i = 0; i < 2; ++i) {
+    auto r = test::pushgate({"--config", dir.str("c.json"), "flight", "run", "xen-unstable", "--always"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
+  auto loaded = config::load(dir.str("c.json"));
+  ASSERT_TRUE(loaded.config.has_value());
+  auto store = store::Store::open({loaded.config->daemon.database}).value();
+  revisions::Mirrors mirrors(*loaded.config);
+  api::Context ctx;
+  ctx.config = &*loaded.config;
+  ctx.store = store.get();
+  ctx.mirrors = &mirrors;
+  for (const char* target :
+       {"/metrics", "/api/v1/flights", "/api/v1/flights?branch=xen-unstable", "/api/v1/flights?outcome=perfect",
+        "/api/v1/flights?branch=xen-unstable&outcome=perfect", "/api/v1/flights?blessing=real",
+        "/api/v1/flights?branch=xen-unstable&blessing=real&before=2", "/api/v1/flights?before=2", "/api/v1/flights/1",
+        "/api/v1/flights/2/report?format=json", "/api/v1/flights/2/report?format=html",
+        "/api/v1/flights/2/report?format=text", "/api/v1/branches", "/api/v1/branches/xen-unstable",
+        "/api/v1/hosts", "/api/v1/history/host/h0", "/api/v1/history/job?branch=xen-unstable&job=test-amd64",
+        "/api/v1/history/step?branch=xen-unstable&job=test-amd64&testid=work", "/api/v1/frozen", "/",
+        "/flights/2", "/history/job?branch=xen-unstable&job=test-amd64", "/hosts/h0", "/frozen"}) {
+    auto r = api::handle(ctx, {"GET", target, "", ""});
+    EXPECT_EQ(r.status, 200) << target << ": " << r.body;
+  }
+  auto statements = store->prepared_statements();
+  EXPECT_GT(statements.size(), 15u) << "the requests ran through the statement cache";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(loaded.config->daemon.database.c_str(), &db), SQLITE_OK);
+  int checked = 0;
+  for (const auto& sql : statements) {
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
+    std::string plan;
+    while (sqlite3_step(st) == SQLITE_ROW) plan += reinterpret_cast<const char*>(sqlite3_column_text(st, 3)) + std::string("\n");
+    sqlite3_finalize(st);
+    ++checked;
+    std::istringstream lines(plan);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("SCAN ", 0) != 0) continue;
+      std::string table = line.substr(5, line.find(' ', 5) - 5);
+      // Scans of small tables (hosts, branch controls, counters) are fine,
+      // and of a partial index holding only the rows in a current state.
+      bool history = table == "steps" || table == "jobs" || table == "runvars" || table == "flights" ||
+                     table == "step_attempts" || table == "runvar_attempts" || table == "pushes" ||
+                     table == "host_events" || table == "frozen_audit" || table == "verdicts";
+      bool partial = line.find("INDEX jobs_active") != std::string::npos ||
+                     line.find("INDEX flights_unfinished") != std::string::npos;
+      // An unfiltered list, newest first, walks the table in key order and
+      // stops at its LIMIT: it reads LIMIT rows whatever the history.
+      bool newest_first = sql.find("WHERE 1 ORDER BY") != std::string::npos && sql.find(" LIMIT ") != std::string::npos &&
+                          plan.find("TEMP B-TREE") == std::string::npos;
+      EXPECT_FALSE(history && !partial && !newest_first) << sql << "\n" << plan;
+    }
+  }
+  sqlite3_close(db);
+  EXPECT_EQ(checked, static_cast<int>(statements.size()));
 }
 
 }  // namespace

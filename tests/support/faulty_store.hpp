@@ -26,6 +26,7 @@ class FaultyStore final : public store::Store {
   bool die_before_frozen_finish = false; ///< ... after the frozen change was pushed, before its outcome
 
   int schema_version() const override { return s_.schema_version(); }
+  std::vector<std::string> prepared_statements() const override { return s_.prepared_statements(); }
   const std::string& path() const override { return s_.path(); }
   Result<FlightId> create_flight(const store::NewFlight& f) override { return s_.create_flight(f); }
   Result<store::Flight> get_flight(FlightId id) const override { return s_.get_flight(id); }
