@@ -198,23 +198,21 @@ std::string metrics_text(const config::Config& cfg, const store::Store& st, revi
     << (c->jobs_by_status.count("queued") ? c->jobs_by_status.at("queued") : 0) << "\n";
   family("pushgate_hosts", "Hosts by state (busy = held by a job).", "state", c->hosts_by_state, "gauge");
   family("pushgate_pushes_total", "Pushes by outcome.", "state", c->pushes_by_state, "counter");
-  if (auto failures = st.consecutive_push_failures()) {
-    std::map<std::string, std::int64_t> per_branch;
-    for (const auto& b : cfg.branches) per_branch[b.name] = failures->count(b.name) ? failures->at(b.name) : 0;
-    family("pushgate_push_failures", "Failed or refused pushes in a row since the branch's last push.", "branch",
-           per_branch, "gauge");
-  }
-  // Per branch: what a release manager watches (SPEC section 8). A branch
-  // whose tested ref is not in its mirror yet has no tested age.
-  std::map<std::string, std::int64_t> tested_age, tolerable_flight, tolerable_time;
+  // Per branch: what a release manager watches (SPEC section 8), from the
+  // branch status the board shows. A branch whose tested ref is not in its
+  // mirror yet has no tested age.
+  std::map<std::string, std::int64_t> push_failures, tested_age, tolerable_flight, tolerable_time;
   for (const auto& b : cfg.branches) {
     auto status = push::branch_status(cfg, st, mirrors, b);
     if (!status) return "# error: " + status.error().message() + "\n";
+    push_failures[b.name] = status->push_failures;
     if (status->tested_commit_time) tested_age[b.name] = std::max<std::int64_t>(0, store::now() - *status->tested_commit_time);
     const auto& tol = status->last_tolerable;
     tolerable_flight[b.name] = tol ? tol->id.value : 0;
     tolerable_time[b.name] = tol ? tol->finished.value_or(tol->created) : 0;
   }
+  family("pushgate_push_failures", "Failed or refused pushes in a row since the branch's last push.", "branch",
+         push_failures, "gauge");
   family("pushgate_branch_tested_age_seconds", "Age of the commit the branch's tested ref points at.", "branch",
          tested_age, "gauge");
   family("pushgate_branch_last_tolerable_flight", "The branch's newest real flight judged perfect or tolerable (0: none).",

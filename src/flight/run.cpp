@@ -264,6 +264,7 @@ class Runner {
     asio::steady_timer wait(io_);
     auto deadline = Clock::now() + std::chrono::seconds(cfg_.daemon.starve_after_seconds);
     scheduler::Allocation alloc;
+    const scheduler::Candidate me = candidate(job, *cj);
     bool waiting = false;
     auto stop_waiting = [&] {
       if (waiting) check(st_.clear_waiting(id_, job));
@@ -275,7 +276,7 @@ class Runner {
         running_.erase(job);
         co_return;
       }
-      auto r = scheduler::try_allocate(st_, candidate(job, *cj), cj->hosts,
+      auto r = scheduler::try_allocate(st_, me, cj->hosts,
                                        [this](FlightId f) { return RunLock::held(cfg_, f); }, avoid_[job]);
       if (!r) {
         stop_waiting();
@@ -291,8 +292,7 @@ class Runner {
       }
       if (!waiting) {
         // Tell other flights (and processes) this job is in the queue.
-        check(st_.set_waiting({id_, job, priority_, cj->kind == "build", scheduler::encode_roles(cj->hosts),
-                               candidate(job, *cj).remaining}));
+        check(st_.set_waiting({id_, job, me.priority, me.build, scheduler::encode_roles(cj->hosts), me.remaining}));
         waiting = true;
       }
       if (Clock::now() >= deadline) {

@@ -22,24 +22,41 @@ bool wants_equiv(const std::vector<std::string>& flags) {
   return std::find(flags.begin(), flags.end(), "equiv-*") != flags.end();
 }
 
-/// Pick distinct hosts for every role from `hosts`, `extra` flag required of
-/// equiv roles; empty when impossible.
-Allocation pick(const std::vector<const store::Host*>& hosts, const RoleFlags& roles, const std::string& extra) {
+/// Distinct hosts from `hosts` for as many roles as they can fill, `extra`
+/// flag required of equiv roles.
+Allocation fill(const std::vector<const store::Host*>& hosts, const RoleFlags& roles, const std::string& extra) {
   Allocation out;
   std::set<std::string> used;
   for (const auto& [role, flags] : roles) {
     std::vector<std::string> need = flags;
     if (!extra.empty() && wants_equiv(flags)) need.push_back(extra);
-    const store::Host* chosen = nullptr;
     for (const store::Host* h : hosts) {
       if (!used.count(h->host) && has_flags(*h, need)) {
-        chosen = h;
+        used.insert(h->host);
+        out[role] = h->host;
         break;
       }
     }
-    if (!chosen) return {};
-    used.insert(chosen->host);
-    out[role] = chosen->host;
+  }
+  return out;
+}
+
+/// Hosts for every role, or empty when impossible.
+Allocation pick(const std::vector<const store::Host*>& hosts, const RoleFlags& roles, const std::string& extra) {
+  Allocation out = fill(hosts, roles, extra);
+  return out.size() == roles.size() ? out : Allocation{};
+}
+
+/// The `extra` flags to try for `roles`: {""} when no role wants an equiv-*
+/// pair, else every equiv-X flag of `hosts` (none: no group can serve).
+std::vector<std::string> equiv_groups(const std::vector<const store::Host*>& hosts, const RoleFlags& roles) {
+  if (std::none_of(roles.begin(), roles.end(), [](const auto& r) { return wants_equiv(r.second); })) return {""};
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  for (const auto* h : hosts) {
+    for (const auto& f : h->flags) {
+      if (f.starts_with("equiv-") && seen.insert(f).second) out.push_back(f);
+    }
   }
   return out;
 }
@@ -50,31 +67,9 @@ Allocation pick(const std::vector<const store::Host*>& hosts, const RoleFlags& r
 /// first, or jobs needing one host would take every host as it frees and
 /// the pair would wait until two of a group happened to free at once.
 Allocation claim(const std::vector<const store::Host*>& hosts, const RoleFlags& roles) {
-  std::vector<std::string> extras{""};
-  if (std::any_of(roles.begin(), roles.end(), [](const auto& r) { return wants_equiv(r.second); })) {
-    extras.clear();
-    std::set<std::string> seen;
-    for (const auto* h : hosts) {
-      for (const auto& f : h->flags) {
-        if (f.starts_with("equiv-") && seen.insert(f).second) extras.push_back(f);
-      }
-    }
-  }
   Allocation best;
-  for (const auto& e : extras) {
-    Allocation a;
-    std::set<std::string> used;
-    for (const auto& [role, flags] : roles) {
-      std::vector<std::string> need = flags;
-      if (!e.empty() && wants_equiv(flags)) need.push_back(e);
-      for (const store::Host* h : hosts) {
-        if (!used.count(h->host) && has_flags(*h, need)) {
-          used.insert(h->host);
-          a[role] = h->host;
-          break;
-        }
-      }
-    }
+  for (const auto& e : equiv_groups(hosts, roles)) {
+    Allocation a = fill(hosts, roles, e);
     if (a.size() > best.size()) best = a;
   }
   return best;
@@ -138,17 +133,8 @@ Result<std::optional<Allocation>> try_allocate(store::Store& store, const Candid
     if (!h.held_flight) free.push_back(&h);
   }
   // Could any enabled hosts ever serve every role? If not, say which role.
-  std::vector<std::string> equiv_flags{""};
   bool any_equiv = std::any_of(roles.begin(), roles.end(), [](const auto& r) { return wants_equiv(r.second); });
-  if (any_equiv) {
-    std::set<std::string> seen;
-    for (const auto* h : enabled) {
-      for (const auto& f : h->flags) {
-        if (f.starts_with("equiv-") && seen.insert(f).second) equiv_flags.push_back(f);
-      }
-    }
-    equiv_flags.erase(equiv_flags.begin());
-  }
+  std::vector<std::string> equiv_flags = equiv_groups(enabled, roles);
   bool possible = false;
   for (const auto& e : equiv_flags) possible = possible || !pick(enabled, roles, e).empty();
   if (!possible) {

@@ -14,7 +14,6 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <future>
-#include <sstream>
 #include <thread>
 
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
@@ -456,36 +455,9 @@ TEST(ApiQueryPlans, Issue13_EveryRequestPathQueryUsesAnIndex) {
   }
   auto statements = store->prepared_statements();
   EXPECT_GT(statements.size(), 15u) << "the requests ran through the statement cache";
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(loaded.config->daemon.database.c_str(), &db), SQLITE_OK);
-  int checked = 0;
   for (const auto& sql : statements) {
-    sqlite3_stmt* st = nullptr;
-    ASSERT_EQ(sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
-    std::string plan;
-    while (sqlite3_step(st) == SQLITE_ROW) plan += reinterpret_cast<const char*>(sqlite3_column_text(st, 3)) + std::string("\n");
-    sqlite3_finalize(st);
-    ++checked;
-    std::istringstream lines(plan);
-    for (std::string line; std::getline(lines, line);) {
-      if (line.rfind("SCAN ", 0) != 0) continue;
-      std::string table = line.substr(5, line.find(' ', 5) - 5);
-      // Scans of small tables (hosts, branch controls, counters) are fine,
-      // and of a partial index holding only the rows in a current state.
-      bool history = table == "steps" || table == "jobs" || table == "runvars" || table == "flights" ||
-                     table == "step_attempts" || table == "runvar_attempts" || table == "pushes" ||
-                     table == "host_events" || table == "frozen_audit" || table == "verdicts";
-      bool partial = line.find("INDEX jobs_active") != std::string::npos ||
-                     line.find("INDEX flights_unfinished") != std::string::npos;
-      // An unfiltered list, newest first, walks the table in key order and
-      // stops at its LIMIT: it reads LIMIT rows whatever the history.
-      bool newest_first = sql.find("WHERE 1 ORDER BY") != std::string::npos && sql.find(" LIMIT ") != std::string::npos &&
-                          plan.find("TEMP B-TREE") == std::string::npos;
-      EXPECT_FALSE(history && !partial && !newest_first) << sql << "\n" << plan;
-    }
+    EXPECT_EQ(test::history_scan(loaded.config->daemon.database, sql), "") << sql;
   }
-  sqlite3_close(db);
-  EXPECT_EQ(checked, static_cast<int>(statements.size()));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 
 #include <chrono>
@@ -456,6 +457,36 @@ void PrivateLibvirtd::stop() {
 }
 void PrivateLibvirtd::resume() {
   if (proc_) proc_->signal(SIGCONT);
+}
+
+std::string column_lines(const std::string& path, const std::string& sql, int col) {
+  sqlite3* db = nullptr;
+  sqlite3_open(path.c_str(), &db);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr);
+  std::string out;
+  while (sqlite3_step(st) == SQLITE_ROW) out += reinterpret_cast<const char*>(sqlite3_column_text(st, col)) + std::string("\n");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
+std::string history_scan(const std::string& db_path, const std::string& sql) {
+  std::string plan = column_lines(db_path, "EXPLAIN QUERY PLAN " + sql, 3);
+  bool newest_first = sql.find("WHERE 1 ORDER BY") != std::string::npos && sql.find(" LIMIT ") != std::string::npos &&
+                      plan.find("TEMP B-TREE") == std::string::npos;
+  std::istringstream lines(plan);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("SCAN ", 0) != 0) continue;
+    std::string table = line.substr(5, line.find(' ', 5) - 5);
+    bool history = table == "steps" || table == "jobs" || table == "runvars" || table == "flights" ||
+                   table == "step_attempts" || table == "runvar_attempts" || table == "pushes" ||
+                   table == "host_events" || table == "frozen_audit" || table == "verdicts";
+    bool partial = line.find("INDEX jobs_active") != std::string::npos ||
+                   line.find("INDEX flights_unfinished") != std::string::npos;
+    if (history && !partial && !newest_first) return line + "\n(plan:\n" + plan + ")";
+  }
+  return "";
 }
 
 }  // namespace pushgate::test

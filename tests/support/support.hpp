@@ -119,6 +119,16 @@ class PrivateLibvirtd {
   std::string reason_;
 };
 
+/// Column `col` of every row `sql` returns on the SQLite database at
+/// `path`, one per line (a connection of its own).
+std::string column_lines(const std::string& path, const std::string& sql, int col);
+/// The first line of `sql`'s plan that reads a table growing with history
+/// in full (SCAN of steps, jobs, runvars, flights, attempts, pushes, events,
+/// audit, verdicts), or empty. Allowed: a partial index holding only rows
+/// in a current state (jobs_active, flights_unfinished), and an unfiltered
+/// newest-first list walked in key order and stopped by its LIMIT.
+std::string history_scan(const std::string& db_path, const std::string& sql);
+
 /// A bare repository at `path` with a history of `commits` commits on
 /// master, written through `git fast-import` (fast at 100k+ commits): each
 /// commit changes one of 2000 files; every `merge_every`th commit merges a
