@@ -23,6 +23,8 @@ packages=(
   # the tests' independent oracle and the example's build script; tzdata:
   # the tz database cron reads
   git tzdata
+  # graphviz: `dot` draws bisection graphs (docs/bisection.md)
+  graphviz
   # used by tests only: sqlite3 to poke at databases, setpriv (util-linux) to drop
   # privileges, a real sshd for bare-metal hosts, a real libvirtd with QEMU,
   # croniter as the independent oracle for cron times, time zones for DST,

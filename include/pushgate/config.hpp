@@ -103,6 +103,10 @@ struct Daemon {
   int starve_after_seconds = 3600;
   int quarantine_after = 3;
   bool retest_regressions = true;
+  /// SPEC section 7: bisect every regression of a real flight automatically.
+  bool bisect = true;
+  /// Bisection probes run on the failure's own hosts (false: equivalent hosts).
+  bool bisect_same_hosts = true;
   int max_parallel_jobs = 4;
   int stale_ref_lock_seconds = 60;  ///< a ref lock at a local push target this old is a dead writer's
   std::int64_t step_log_max_bytes = 64ll << 20;  ///< per step log: head and tail kept, the cut marked

@@ -18,6 +18,15 @@ namespace pushgate::flight {
 /// The version recorded in build inputs: a new harness rebuilds everything.
 const char* harness_version();
 
+/// The build_inputs runvar of a build job with these input runvars (every
+/// one but build_inputs, basis_revision_*, pin_* and bookkeeping such as
+/// retest_of and bisection): equal inputs, equal digest, reused build.
+std::string build_inputs(const std::map<std::string, std::string>& vars);
+
+/// A runvar pin_<role> = HOST makes the job take HOST for that role (a
+/// bisection probe runs where the failure happened).
+inline const char* kPinPrefix = "pin_";
+
 struct CreateOptions {
   std::string blessing = "real";  ///< real, real-retest, real-bisect, adhoc, play
   std::string intended;           ///< default: same as blessing

@@ -26,6 +26,8 @@ struct Commit {
   std::string author_email;
   std::string subject;
   std::int64_t time = 0;  ///< author time, seconds since the epoch
+  std::vector<std::string> parents;  ///< ids, first parent first
+  std::string message;               ///< the full message
 };
 
 /// Which tags `describe` may use.
@@ -93,6 +95,10 @@ class Repository {
   /// Commits reachable from `to` and not from `from`, newest first
   /// (`git log from..to`). Empty `from` means the whole history of `to`.
   Result<std::vector<Commit>> log(const std::string& from, const std::string& to, std::size_t limit = 0) const;
+  /// Commits reachable from `to` and not from `from`, parents before
+  /// children (`git rev-list --topo-order --reverse from..to`); with their
+  /// parents. invalid_argument when there are more than `limit`.
+  Result<std::vector<Commit>> range_topological(const std::string& from, const std::string& to, std::size_t limit) const;
 
   /// Point `ref` at `new_id` only if it currently points at `expected_old`
   /// (nullopt: only if it does not exist). conflict otherwise.

@@ -34,6 +34,9 @@ struct Candidate {
   /// Expected seconds from this job's start to its flight's end (remaining_paths).
   std::int64_t remaining = 0;
 };
+/// A role flag "host:NAME" is met by host NAME only (a pinned role).
+inline const char* kHostFlagPrefix = "host:";
+
 /// Sort into allocation order.
 void order(std::vector<Candidate>& ready);
 

@@ -337,6 +337,66 @@ class Store {
   virtual Result<std::vector<FrozenChange>> frozen_history(const std::string& tree, const std::string& branch,
                                                            int limit) const = 0;
 
+  // Bisections (SPEC section 7). A bisection is a row, its nodes (the
+  // revision graph as last computed, with each node's results) and its
+  // probes (each probe flight, made in the same transaction as its row, so
+  // a crash can never leave a probe flight the bisection does not know).
+  struct BisectionRow {
+    std::int64_t id = 0;
+    std::string branch;
+    FlightId flight;        ///< the failing flight
+    FlightId basis_flight;  ///< the last pass it is bisected against
+    std::string who;
+    std::string targets;    ///< JSON [[job, testid], ...]
+    std::string pins;       ///< JSON {job: {role: host}}; {} for equivalent hosts
+    std::string status = "running";
+    std::string reason;
+    std::string state;      ///< JSON: trees, per-target outcome, culprit (bisect::to_json)
+    std::int64_t created = 0;
+    std::optional<std::int64_t> finished;
+  };
+  struct BisectionNode {
+    int node = 0;
+    std::string revisions;  ///< JSON {tree: commit}
+    std::string changed_tree, commit;
+    std::string parents;    ///< JSON [node, ...]
+    bool boundary = false;
+    std::string results;    ///< JSON per target [{pass, fail, untestable, probes}]
+    std::string flights;    ///< JSON [flight, ...]
+  };
+  struct BisectionProbe {
+    int seq = 0;
+    FlightId flight;
+    std::string node;  ///< the node's revisions, as BisectionNode::revisions
+    std::string why;
+  };
+  struct BisectionFilter {
+    std::string status;  ///< empty: any
+    std::string branch;  ///< empty: any
+    int limit = 100;
+  };
+  /// `row.id`, `created` and `finished` are ignored; returns the new id.
+  virtual Result<std::int64_t> create_bisection(const BisectionRow& row) = 0;
+  virtual Result<BisectionRow> get_bisection(std::int64_t id) const = 0;
+  /// Newest first.
+  virtual Result<std::vector<BisectionRow>> list_bisections(const BisectionFilter& filter) const = 0;
+  /// Bisections of one failing flight, any status.
+  virtual Result<std::vector<BisectionRow>> bisections_of_flight(FlightId flight) const = 0;
+  /// Status, reason, state and the node list at once; `finished` is set
+  /// when status is not running. not_found for an unknown id.
+  virtual Result<void> update_bisection(std::int64_t id, const std::string& status, const std::string& reason,
+                                        const std::string& state, const std::vector<BisectionNode>& nodes) = 0;
+  virtual Result<std::vector<BisectionNode>> bisection_nodes(std::int64_t id) const = 0;
+  /// The probe flight and its probe row, in one transaction.
+  virtual Result<FlightId> create_probe_flight(std::int64_t bisection, const NewFlight& flight, const std::string& node,
+                                               const std::string& why) = 0;
+  /// In order.
+  virtual Result<std::vector<BisectionProbe>> bisection_probes(std::int64_t id) const = 0;
+  /// Finished flights of any branch with a real blessing in which `job`
+  /// has runvar `name` = `value` (index-backed), newest first.
+  virtual Result<std::vector<FlightId>> finished_flights_with_job_runvar(const std::string& job, const std::string& name,
+                                                                        const std::string& value) const = 0;
+
  protected:
   Store() = default;
 };

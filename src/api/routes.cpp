@@ -2,6 +2,7 @@
 // (compared in constant time); reads are open unless configured otherwise.
 // Errors are JSON bodies {"error": ..., "hint": ...} with a 4xx/5xx status.
 
+#include <pushgate/bisect.hpp>
 #include <pushgate/api.hpp>
 #include <pushgate/push.hpp>
 #include <pushgate/revisions.hpp>
@@ -415,6 +416,40 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
     return json(200, {{"action", r->action}, {"tree", r->tree}, {"branch", r->branch}, {"old", r->old_rev},
                       {"new", r->new_rev}, {"describe", r->describe}, {"state", r->state},
                       {"note", r->note}});
+  }
+  if (is({"api", "v1", "bisections"})) {
+    if (auto e = only("GET")) return *e;
+    store::Store::BisectionFilter f;
+    f.limit = int_param(t, "limit", 50);
+    if (t.query.count("status")) {
+      if (auto s = bisect::parse_state(t.query.at("status")); !s) return from(s.error());
+      f.status = t.query.at("status");
+    }
+    if (t.query.count("branch")) {
+      if (!ctx.config->find_branch(t.query.at("branch"))) return error(404, "unknown branch \"" + t.query.at("branch") + "\"");
+      f.branch = t.query.at("branch");
+    }
+    auto rows = st.list_bisections(f);
+    if (!rows) return from(rows.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : *rows) {
+      auto b = bisect::load(*ctx.config, st, r.id);
+      if (!b) return from(b.error());
+      auto j = bisect::to_json(*b);
+      j.erase("nodes");  // the list stays small; GET /api/v1/bisections/ID has them
+      out.push_back(j);
+    }
+    return json(200, out);
+  }
+  if (is({"api", "v1", "bisections", "*"})) {
+    if (auto e = only("GET")) return *e;
+    const std::string& id = p[3];
+    if (id.empty() || id.size() > 18 || id.find_first_not_of("0123456789") != std::string::npos) {
+      return error(400, "\"" + id + "\" is not a bisection id");
+    }
+    auto b = bisect::load(*ctx.config, st, std::stoll(id));
+    if (!b) return from(b.error());
+    return json(200, bisect::to_json(*b));
   }
   return error(404, "no such route: " + req.target, "see docs/api.md");
 }

@@ -105,6 +105,7 @@ int run(int argc, char** argv) {
   add_branch_commands(app, ctx);
   add_history_commands(app, ctx);
   add_daemon_command(app, ctx);
+  add_bisect_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

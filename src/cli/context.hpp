@@ -80,5 +80,9 @@ void add_flight_commands(CLI::App& app, Context& ctx);
 void add_branch_commands(CLI::App& app, Context& ctx);
 void add_history_commands(CLI::App& app, Context& ctx);
 void add_daemon_command(CLI::App& app, Context& ctx);
+void add_bisect_commands(CLI::App& app, Context& ctx);
+
+/// The configured hosts written to the store (new ones enabled).
+void sync_hosts(Context& ctx);
 
 }  // namespace pushgate::cli

@@ -12,6 +12,13 @@
 #include "context.hpp"
 
 namespace pushgate::cli {
+
+void sync_hosts(Context& ctx) {
+  std::vector<store::Host> configured;
+  for (const auto& h : ctx.config().hosts) configured.push_back({h.name, h.kind, "enabled", "", 0, {}, "", h.flags});
+  must(ctx.store().sync_hosts(configured));
+}
+
 namespace {
 
 struct FlightArgs {
@@ -35,11 +42,6 @@ struct HostArgs {
   int limit = 20;
 };
 
-void sync_hosts(Context& ctx) {
-  std::vector<store::Host> configured;
-  for (const auto& h : ctx.config().hosts) configured.push_back({h.name, h.kind, "enabled", "", 0, {}, "", h.flags});
-  must(ctx.store().sync_hosts(configured));
-}
 
 
 /// Resolve and create a flight; nullopt when up to date (and not --always).

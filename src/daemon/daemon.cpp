@@ -2,6 +2,7 @@
 // its own thread with its own SQLite connection (WAL lets them write side by
 // side) and reports back to the loop when done.
 
+#include <pushgate/bisect.hpp>
 #include <pushgate/api.hpp>
 #include <pushgate/daemon.hpp>
 #include <pushgate/flight.hpp>
@@ -193,9 +194,23 @@ class Daemon {
         say("flight " + f.str() + " of " + fl->branch + ": not resumed, the branch is no longer configured");
         continue;
       }
+      if (fl->blessing == "real-bisect" && probe_of_running_bisection(f)) continue;  // its bisection resumes it
       resume_.emplace_back(f, fl->branch);
     }
     return {};
+  }
+
+  bool probe_of_running_bisection(FlightId f) {
+    auto rows = store_->list_bisections({"running", "", 1000});
+    if (!rows) return false;
+    for (const auto& r : *rows) {
+      auto probes = store_->bisection_probes(r.id);
+      if (!probes) continue;
+      for (const auto& p : *probes) {
+        if (p.flight == f) return true;
+      }
+    }
+    return false;
   }
 
   /// SPEC section 9: the first SIGTERM/SIGINT drains (no new flight, job
@@ -409,6 +424,50 @@ class Daemon {
     if (gate->push) {
       for (const auto& w : gate->push->warnings) say("warning: " + w);
     }
+    // SPEC section 7: every regression that survived the retest is bisected.
+    if (cfg_.daemon.bisect && gate->flight.blessing == "real" && gate->verdict.outcome == verdict::Outcome::regressions) {
+      bisect::StartOptions bo;
+      bo.who = "daemon";
+      bo.same_hosts = cfg_.daemon.bisect_same_hosts;
+      auto started = bisect::start_for_flight(cfg_, s, id, bo);
+      if (!started) {
+        say("warning: flight " + id.str() + ": no bisection: " + started.error().message());
+      } else {
+        for (auto b : *started) say("flight " + id.str() + ": bisection " + std::to_string(b) + " started");
+      }
+    }
+  }
+
+  /// SPEC section 7: running bisections advance one probe flight at a time,
+  /// on a thread of their own; their jobs rank below every branch flight's.
+  void start_bisections() {
+    static const std::string kKey = "(bisect)";  // not a branch name: names have no parentheses
+    if (busy(kKey)) return;
+    auto running = store_->list_bisections({"running", "", 1});
+    if (!running || running->empty()) return;
+    auto r = std::make_unique<Running>();
+    r->cancel = std::make_unique<hosts::Cancellation>();
+    Running* raw = r.get();
+    r->thread = std::thread([this, raw] {
+      auto st = open_store();
+      auto reg = hosts::Registry::create(cfg_);
+      if (st && reg) {
+        revisions::Mirrors mirrors(cfg_);
+        auto rows = (*st)->list_bisections({"running", "", 100});
+        for (const auto& row : rows ? *rows : std::vector<store::Store::BisectionRow>{}) {
+          if (raw->cancel->draining()) break;
+          bisect::AdvanceOptions o;
+          o.cancel = raw->cancel.get();
+          o.progress = [this](const std::string& l) { say(l); };
+          auto b = bisect::advance(cfg_, **st, mirrors, **reg, row.id, o);
+          if (!b) say("warning: bisection " + std::to_string(row.id) + ": " + b.error().message());
+        }
+      }
+      raw->done = true;
+      asio::post(io_, [] {});
+    });
+    if (auto old = running_.find(kKey); old != running_.end() && old->second->thread.joinable()) old->second->thread.join();
+    running_[kKey] = std::move(r);
   }
 
   asio::awaitable<void> loop(asio::signal_set& signals) {
@@ -451,6 +510,8 @@ class Daemon {
           else r->cancel->drain();
         }
       }
+      // --once records bisections and leaves them to `pushgate bisect run` or the service.
+      if (!draining_ && !opt_.once && cfg_.daemon.bisect) start_bisections();
       if (!draining_ && !opt_.once && std::chrono::steady_clock::now() >= next_reconcile_) {
         next_reconcile_ = std::chrono::steady_clock::now() + std::chrono::seconds(cfg_.daemon.reconcile_seconds);
         start_reconcile();

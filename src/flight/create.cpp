@@ -67,6 +67,19 @@ RunLock::~RunLock() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+std::string build_inputs(const std::map<std::string, std::string>& vars) {
+  // Inputs: every non-host runvar and the harness version.
+  std::string inputs = std::string("harness=") + harness_version() + "\n";
+  for (const auto& [k, v] : vars) {
+    if (k == "build_inputs" || k == "retest_of" || k == "bisection" || k.rfind("basis_revision_", 0) == 0 ||
+        k.rfind(kPinPrefix, 0) == 0) {
+      continue;
+    }
+    inputs += k + "=" + v + "\n";
+  }
+  return hosts::digest(inputs);
+}
+
 Result<FlightId> create(const config::Config& config, store::Store& store, const revisions::Resolution& res,
                         const CreateOptions& options) {
   static const std::set<std::string> blessings{"real", "real-retest", "real-bisect", "adhoc", "play"};
@@ -116,12 +129,7 @@ Result<FlightId> create(const config::Config& config, store::Store& store, const
       if (dj && dj->kind == "build" && !vars.count("buildjob")) vars["buildjob"] = d;
     }
     vars["recipe"] = job->recipe;
-    if (job->kind == "build") {
-      // Inputs: every non-host runvar and the harness version.
-      std::string inputs = std::string("harness=") + harness_version() + "\n";
-      for (const auto& [k, v] : vars) inputs += k + "=" + v + "\n";
-      vars["build_inputs"] = hosts::digest(inputs);
-    }
+    if (job->kind == "build") vars["build_inputs"] = build_inputs(vars);
     // The baseline the verdict compares against: the tested ref when the flight was made.
     if (!res.tested_revision.empty()) vars["basis_revision_" + branch->tree] = res.tested_revision;
     for (const auto& [k, v] : vars) f.runvars.push_back({name, k, v, false});

@@ -265,6 +265,11 @@ class Runner {
     auto deadline = Clock::now() + std::chrono::seconds(cfg_.daemon.starve_after_seconds);
     scheduler::Allocation alloc;
     const scheduler::Candidate me = candidate(job, *cj);
+    // A pinned role (pin_<role> = HOST, a bisection probe) takes only that host.
+    scheduler::RoleFlags wanted = cj->hosts;
+    for (auto& [role, flags] : wanted) {
+      if (auto pin = vars.find(kPinPrefix + role); pin != vars.end()) flags.push_back(scheduler::kHostFlagPrefix + pin->second);
+    }
     bool waiting = false;
     auto stop_waiting = [&] {
       if (waiting) check(st_.clear_waiting(id_, job));
@@ -276,7 +281,7 @@ class Runner {
         running_.erase(job);
         co_return;
       }
-      auto r = scheduler::try_allocate(st_, me, cj->hosts,
+      auto r = scheduler::try_allocate(st_, me, wanted,
                                        [this](FlightId f) { return RunLock::held(cfg_, f); }, avoid_[job]);
       if (!r) {
         stop_waiting();
@@ -292,7 +297,7 @@ class Runner {
       }
       if (!waiting) {
         // Tell other flights (and processes) this job is in the queue.
-        check(st_.set_waiting({id_, job, me.priority, me.build, scheduler::encode_roles(cj->hosts), me.remaining}));
+        check(st_.set_waiting({id_, job, me.priority, me.build, scheduler::encode_roles(wanted), me.remaining}));
         waiting = true;
       }
       if (Clock::now() >= deadline) {

@@ -506,8 +506,12 @@ namespace {
 Commit commit_of(git_commit* c) {
   const git_signature* a = git_commit_author(c);
   const char* summary = git_commit_summary(c);
-  return {oid_str(git_commit_id(c)), a->name ? a->name : "", a->email ? a->email : "", summary ? summary : "",
-          static_cast<std::int64_t>(a->when.time)};
+  Commit out{oid_str(git_commit_id(c)), a->name ? a->name : "", a->email ? a->email : "", summary ? summary : "",
+             static_cast<std::int64_t>(a->when.time), {}, {}};
+  for (unsigned i = 0; i < git_commit_parentcount(c); ++i) out.parents.push_back(oid_str(git_commit_parent_id(c, i)));
+  const char* msg = git_commit_message(c);
+  out.message = msg ? msg : "";
+  return out;
 }
 
 /// What a describe depends on besides the commit: the tags (loose and
@@ -616,6 +620,33 @@ Result<std::vector<Commit>> Repository::log(const std::string& from, const std::
     CommitPtr ch(c);
     out.push_back(commit_of(c));
     if (limit && out.size() >= limit) break;
+  }
+  return out;
+}
+
+Result<std::vector<Commit>> Repository::range_topological(const std::string& from, const std::string& to,
+                                                           std::size_t limit) const {
+  auto tc = impl_->lookup_commit(to);
+  if (!tc) return tc.error();
+  auto fc = impl_->lookup_commit(from);
+  if (!fc) return fc.error();
+  git_revwalk* w = nullptr;
+  if (int rc = git_revwalk_new(&w, impl_->repo.get()); rc < 0) return error_status(rc, "rev-list");
+  WalkPtr holder(w);
+  git_revwalk_sorting(w, GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE);
+  git_revwalk_push(w, git_commit_id(tc->get()));
+  git_revwalk_hide(w, git_commit_id(fc->get()));
+  std::vector<Commit> out;
+  git_oid oid;
+  while (git_revwalk_next(&oid, w) == 0) {
+    if (out.size() >= limit) {
+      return Status::invalid_argument(from.substr(0, 12) + ".." + to.substr(0, 12) + " has more than " +
+                                      std::to_string(limit) + " commits");
+    }
+    git_commit* c = nullptr;
+    if (int rc = git_commit_lookup(&c, impl_->repo.get(), &oid); rc < 0) return error_status(rc, "rev-list");
+    CommitPtr ch(c);
+    out.push_back(commit_of(c));
   }
   return out;
 }

@@ -8,6 +8,7 @@ namespace {
 
 bool has_flags(const store::Host& h, const std::vector<std::string>& flags) {
   return std::all_of(flags.begin(), flags.end(), [&](const std::string& f) {
+    if (f.rfind(kHostFlagPrefix, 0) == 0) return h.host == f.substr(std::string(kHostFlagPrefix).size());
     return f == "equiv-*" || std::find(h.flags.begin(), h.flags.end(), f) != h.flags.end();
   });
 }

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bisection_ledger.hpp"
 #include "sqlite.hpp"
 
 namespace pushgate::store {
@@ -127,6 +128,14 @@ class SqliteStore final : public Store {
     }
     Transaction tx(db_);
     if (!tx.status().ok()) return tx.status();
+    auto id = insert_flight(f);
+    if (!id) return id;
+    if (Status s = tx.commit(); !s.ok()) return s;
+    return id;
+  }
+
+  /// The rows of a new flight, inside the caller's transaction.
+  Result<FlightId> insert_flight(const NewFlight& f) {
     Stmt fl(db_, "INSERT INTO flights (branch, blessing, intended, created) VALUES (?1, ?2, ?3, ?4)");
     fl.bind(1, f.branch).bind(2, f.blessing).bind(3, f.intended).bind(4, now());
     if (Status s = fl.exec(); !s.ok()) return s;
@@ -141,8 +150,52 @@ class SqliteStore final : public Store {
       one.bind(1, id.value).bind(2, r.job).bind(3, r.name).bind(4, r.value).bind(5, r.synth ? 1 : 0);
       if (Status s = one.exec(); !s.ok()) return s.with_context("runvar " + r.job + " " + r.name);
     }
+    return id;
+  }
+
+  // Bisections: the SQL lives in bisection_ledger.cpp.
+  Result<std::int64_t> create_bisection(const BisectionRow& row) override { return bisection_ledger::create(db_, row); }
+  Result<BisectionRow> get_bisection(std::int64_t id) const override { return bisection_ledger::get(db_, id); }
+  Result<std::vector<BisectionRow>> list_bisections(const BisectionFilter& filter) const override {
+    return bisection_ledger::list(db_, filter);
+  }
+  Result<std::vector<BisectionRow>> bisections_of_flight(FlightId flight) const override {
+    return bisection_ledger::of_flight(db_, flight);
+  }
+  Result<void> update_bisection(std::int64_t id, const std::string& status, const std::string& reason,
+                                const std::string& state, const std::vector<BisectionNode>& nodes) override {
+    return bisection_ledger::update(db_, id, status, reason, state, nodes);
+  }
+  Result<std::vector<BisectionNode>> bisection_nodes(std::int64_t id) const override {
+    return bisection_ledger::nodes(db_, id);
+  }
+  Result<FlightId> create_probe_flight(std::int64_t bisection, const NewFlight& f, const std::string& node,
+                                       const std::string& why) override {
+    std::set<std::string> names;
+    for (const Job& j : f.jobs) {
+      if (!names.insert(j.job).second) return Status::invalid_argument("job " + j.job + " listed twice");
+    }
+    Transaction tx(db_);
+    if (!tx.status().ok()) return tx.status();
+    auto id = insert_flight(f);
+    if (!id) return id;
+    if (Status s = bisection_ledger::add_probe(db_, bisection, *id, node, why); !s.ok()) return s;
     if (Status s = tx.commit(); !s.ok()) return s;
     return id;
+  }
+  Result<std::vector<BisectionProbe>> bisection_probes(std::int64_t id) const override {
+    return bisection_ledger::probes(db_, id);
+  }
+  Result<std::vector<FlightId>> finished_flights_with_job_runvar(const std::string& job, const std::string& name,
+                                                                const std::string& value) const override {
+    Stmt q(db_, "SELECT DISTINCT r.flight FROM runvars r JOIN flights f ON f.flight = r.flight"
+                " WHERE r.job = ?1 AND r.name = ?2 AND r.value = ?3 AND f.finished IS NOT NULL"
+                " AND f.blessing IN ('real', 'real-retest', 'real-bisect') ORDER BY r.flight DESC");
+    q.bind(1, job).bind(2, name).bind(3, value);
+    std::vector<FlightId> out;
+    while (q.step()) out.push_back(FlightId{q.col_int(0)});
+    if (!q.status().ok()) return q.status();
+    return out;
   }
 
   static Flight read_flight(const Stmt& q) {

@@ -1,5 +1,6 @@
 // The pages: plain HTML tables, one stylesheet, links between them.
 
+#include <pushgate/bisect.hpp>
 #include <pushgate/web.hpp>
 
 #include <pushgate/push.hpp>
@@ -254,6 +255,59 @@ Page frozen_page(const config::Config& cfg, const store::Store& st, revisions::M
   return {200, page("Frozen refs", o.str())};
 }
 
+Page bisections_page(const config::Config& cfg, const store::Store& st) {
+  auto rows = st.list_bisections({"", "", 100});
+  if (!rows) return {500, page("Bisections", "<p>" + esc(rows.error().message()) + "</p>")};
+  std::ostringstream o;
+  o << "<nav><a href=\"/\">branches</a></nav>\n<h1>Bisections</h1>\n<table id=\"bisections\"><tr><th>id</th><th>branch</th>"
+       "<th>flight</th><th>jobs</th><th>status</th><th>first bad commit</th><th>flights</th><th>started</th></tr>\n";
+  for (const auto& r : *rows) {
+    auto b = bisect::load(cfg, st, r.id);
+    if (!b) continue;
+    std::string what;
+    for (const auto& t : b->targets) what += (what.empty() ? "" : ", ") + t.job + " " + t.testid;
+    o << "<tr><td><a href=\"/bisections/" << b->id << "\">" << b->id << "</a></td><td>" << esc(b->branch)
+      << "</td><td><a href=\"/flights/" << b->flight.str() << "\">" << b->flight.str() << "</a></td><td>" << esc(what)
+      << "</td><td class=\"" << css_class(b->status == bisect::State::complete ? "pass" : b->status == bisect::State::running ? "running" : "fail")
+      << "\">" << bisect::to_string(b->status) << "</td><td>"
+      << (b->culprit ? esc(b->culprit->tree + " " + b->culprit->id.substr(0, 12) + " " + b->culprit->subject) : "")
+      << "</td><td>" << b->flights.size() << "</td><td>" << ago(b->created) << "</td></tr>\n";
+  }
+  o << "</table>\n";
+  return {200, page("Bisections", o.str())};
+}
+
+Page bisection_page(const config::Config& cfg, const store::Store& st, const std::string& number) {
+  if (number.empty() || number.size() > 18 || number.find_first_not_of("0123456789") != std::string::npos) {
+    return {404, page("No such bisection", "<p>\"" + esc(number) + "\" is not a bisection id.</p>")};
+  }
+  auto b = bisect::load(cfg, st, std::stoll(number));
+  if (!b) return {404, page("Bisection " + number, "<p>" + esc(b.error().message()) + "</p>")};
+  std::ostringstream o;
+  o << "<nav><a href=\"/\">branches</a> <a href=\"/bisections\">bisections</a> <a href=\"/api/v1/bisections/"
+    << b->id << "\">JSON</a></nav>\n<h1>Bisection " << b->id << " of " << esc(b->branch) << "</h1>\n";
+  o << "<p>Flight <a href=\"/flights/" << b->flight.str() << "\">" << b->flight.str()
+    << "</a> against basis flight <a href=\"/flights/" << b->basis_flight.str() << "\">" << b->basis_flight.str()
+    << "</a>: <b>" << bisect::to_string(b->status) << "</b> " << esc(b->reason) << "</p>\n";
+  if (b->culprit) {
+    o << "<h2>First bad commit</h2>\n<table id=\"culprit\"><tr><th>tree</th><td>" << esc(b->culprit->tree)
+      << "</td></tr><tr><th>commit</th><td>" << esc(b->culprit->id) << "</td></tr><tr><th>author</th><td>"
+      << esc(b->culprit->author) << "</td></tr><tr><th>subject</th><td>" << esc(b->culprit->subject)
+      << "</td></tr></table>\n<pre>" << esc(b->culprit->message) << "</pre>\n";
+  }
+  o << "<h2>Flights</h2>\n<p>";
+  for (FlightId f : b->flights) o << "<a href=\"/flights/" << f.str() << "\">" << f.str() << "</a> ";
+  o << "</p>\n<h2>Revision graph</h2>\n";
+  if (auto svg = bisect::to_svg(*b)) {
+    std::string s = *svg;
+    if (auto at = s.find("<svg"); at != std::string::npos) s = s.substr(at);  // the XML prologue cannot sit inside HTML
+    o << "<div id=\"graph\">" << s << "</div>\n";
+  } else {
+    o << "<p>" << esc(svg.error().message()) << "</p><pre>" << esc(bisect::to_dot(*b)) << "</pre>\n";
+  }
+  return {200, page("Bisection " + number, o.str())};
+}
+
 }  // namespace
 
 Page render(const config::Config& config, const store::Store& store, const std::string& target,
@@ -270,6 +324,8 @@ Page render(const config::Config& config, const store::Store& store, const std::
     return host_page(store, *host);
   }
   if (path == "/frozen") return frozen_page(config, store, mirrors);
+  if (path == "/bisections") return bisections_page(config, store);
+  if (path.starts_with("/bisections/")) return bisection_page(config, store, path.substr(12));
   return {404, page("Not found", "<p>No page at " + esc(path) + ". <a href=\"/\">Branches</a>.</p>")};
 }
 

@@ -74,23 +74,7 @@ class ApiTest : public ::testing::Test {
 
   /// Whether `body` follows schemas/`schema`; the reasons when it does not.
   static std::string schema_errors(const std::string& schema, const std::string& body) {
-    auto schema_doc = nlohmann::json::parse(test::read_file(test::source_dir() / "schemas" / schema));
-    valijson::Schema compiled;
-    valijson::SchemaParser parser;
-    valijson::adapters::NlohmannJsonAdapter sa(schema_doc);
-    parser.populateSchema(sa, compiled);
-    auto doc = nlohmann::json::parse(body);
-    valijson::Validator validator;
-    valijson::adapters::NlohmannJsonAdapter target(doc);
-    valijson::ValidationResults results;
-    if (validator.validate(compiled, target, &results)) return "";
-    std::string why = "does not follow " + schema + ":\n";
-    valijson::ValidationResults::Error e;
-    while (results.popError(e)) {
-      for (const auto& c : e.context) why += c;
-      why += ": " + e.description + "\n";
-    }
-    return why + body;
+    return test::schema_errors(schema, body);
   }
   void expect_follows(const std::string& schema, const test::HttpResult& r, int status = 200) {
     EXPECT_EQ(r.status, status) << r.body;
@@ -441,8 +425,17 @@ TEST(ApiQueryPlans, Issue13_EveryRequestPathQueryUsesAnIndex) {
   ctx.config = &*loaded.config;
   ctx.store = store.get();
   ctx.mirrors = &mirrors;
+  store::Store::BisectionRow bisection;
+  bisection.branch = "xen-unstable";
+  bisection.flight = FlightId{2};
+  bisection.basis_flight = FlightId{1};
+  bisection.who = "test";
+  bisection.targets = R"([["test-amd64", "work"]])";
+  ASSERT_EQ(store->create_bisection(bisection).value(), 1);
   for (const char* target :
-       {"/metrics", "/api/v1/flights", "/api/v1/flights?branch=xen-unstable", "/api/v1/flights?outcome=perfect",
+       {"/api/v1/bisections", "/api/v1/bisections?status=running", "/api/v1/bisections?branch=xen-unstable",
+        "/api/v1/bisections?branch=xen-unstable&status=running", "/api/v1/bisections/1", "/bisections",
+        "/bisections/1", "/metrics", "/api/v1/flights", "/api/v1/flights?branch=xen-unstable", "/api/v1/flights?outcome=perfect",
         "/api/v1/flights?branch=xen-unstable&outcome=perfect", "/api/v1/flights?blessing=real",
         "/api/v1/flights?branch=xen-unstable&blessing=real&before=2", "/api/v1/flights?before=2", "/api/v1/flights/1",
         "/api/v1/flights/2/report?format=json", "/api/v1/flights/2/report?format=html",

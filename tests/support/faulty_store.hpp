@@ -152,6 +152,29 @@ class FaultyStore final : public store::Store {
     return s_.frozen_history(t, b, l);
   }
 
+  Result<std::int64_t> create_bisection(const BisectionRow& r) override { return s_.create_bisection(r); }
+  Result<BisectionRow> get_bisection(std::int64_t id) const override { return s_.get_bisection(id); }
+  Result<std::vector<BisectionRow>> list_bisections(const BisectionFilter& f) const override {
+    return s_.list_bisections(f);
+  }
+  Result<std::vector<BisectionRow>> bisections_of_flight(FlightId f) const override { return s_.bisections_of_flight(f); }
+  Result<void> update_bisection(std::int64_t id, const std::string& st, const std::string& r, const std::string& state,
+                                const std::vector<BisectionNode>& n) override {
+    return s_.update_bisection(id, st, r, state, n);
+  }
+  Result<std::vector<BisectionNode>> bisection_nodes(std::int64_t id) const override { return s_.bisection_nodes(id); }
+  Result<FlightId> create_probe_flight(std::int64_t b, const store::NewFlight& f, const std::string& n,
+                                       const std::string& w) override {
+    return s_.create_probe_flight(b, f, n, w);
+  }
+  Result<std::vector<BisectionProbe>> bisection_probes(std::int64_t id) const override {
+    return s_.bisection_probes(id);
+  }
+  Result<std::vector<FlightId>> finished_flights_with_job_runvar(const std::string& j, const std::string& n,
+                                                                const std::string& v) const override {
+    return s_.finished_flights_with_job_runvar(j, n, v);
+  }
+
  private:
   static void at(bool crash) {
     if (crash) _exit(137);

@@ -1,5 +1,11 @@
 #include "support.hpp"
 
+#include <nlohmann/json.hpp>
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validator.hpp>
+
 #include <fcntl.h>
 #include <git2.h>
 #include <spawn.h>
@@ -344,6 +350,26 @@ void GitRepoBuilder::annotated_tag(const std::string& name, const std::string& i
   check(git_tag_create(&out, R(repo_), name.c_str(), target, sig, message.c_str(), 1), "annotated tag " + name);
   git_signature_free(sig);
   git_object_free(target);
+}
+
+std::string schema_errors(const std::string& schema, const std::string& body) {
+  auto schema_doc = nlohmann::json::parse(read_file(source_dir() / "schemas" / schema));
+  valijson::Schema compiled;
+  valijson::SchemaParser parser;
+  valijson::adapters::NlohmannJsonAdapter sa(schema_doc);
+  parser.populateSchema(sa, compiled);
+  auto doc = nlohmann::json::parse(body);
+  valijson::Validator validator;
+  valijson::adapters::NlohmannJsonAdapter target(doc);
+  valijson::ValidationResults results;
+  if (validator.validate(compiled, target, &results)) return "";
+  std::string why = "does not follow " + schema + ":\n";
+  valijson::ValidationResults::Error e;
+  while (results.popError(e)) {
+    for (const auto& c : e.context) why += c;
+    why += ": " + e.description + "\n";
+  }
+  return why + body;
 }
 
 void generate_history(const std::string& path, int commits, int tag_every, int merge_every) {

@@ -134,6 +134,10 @@ std::string history_scan(const std::string& db_path, const std::string& sql);
 /// commit changes one of 2000 files; every `merge_every`th commit merges a
 /// side branch of 3 commits; an annotated tag v1, v2, ... every
 /// `tag_every` commits. Deterministic.
+/// Whether JSON `body` follows schemas/`schema` (valijson); empty when it
+/// does, else the reasons and the body.
+std::string schema_errors(const std::string& schema, const std::string& body);
+
 void generate_history(const std::string& path, int commits, int tag_every = 300, int merge_every = 1000);
 
 /// Builds commits, branches and tags in a real repository with libgit2.
