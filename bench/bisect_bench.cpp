@@ -12,6 +12,9 @@
 // starts with what a regression leaves: the failure and its retest failed,
 // the basis passed once.
 //
+// Beside it, the same histories with 3 probes at once (bisect::plan, used
+// on equivalent hosts): rounds of waiting and flights spent.
+//
 //   build/bench/bisect_bench [runs=40] [seed=1]
 
 #include <algorithm>
@@ -95,10 +98,10 @@ int main(int argc, char** argv) {
   }
   std::mt19937 rng(seed);
   bool ok = true;
-  std::printf("%6s %6s %8s %8s %10s %14s %8s %10s\n", "N", "runs", "median", "worst", "log2N+4", "osstest(est.)", "wrong",
-              "ms/decide");
+  std::printf("%6s %6s %8s %8s %10s %14s %8s %10s   %s\n", "N", "runs", "median", "worst", "log2N+4", "osstest(est.)",
+              "wrong", "ms/decide", "3 at once: median rounds / flights");
   for (int n : {8, 64, 512, 4096}) {
-    std::vector<int> used;
+    std::vector<int> used, rounds3, flights3;
     int wrong = 0;
     double decide_ms = 0;
     int decisions = 0;
@@ -137,7 +140,34 @@ int main(int argc, char** argv) {
         (fails(d.probe) ? x.fail : x.pass) += 1;
       }
       used.push_back(flights);
+
+      // Three at once, on the same history and culprit.
+      std::vector<bisect::Tally> t3(nodes.size());
+      t3[static_cast<std::size_t>(h.graph.failure)].fail = 2;
+      t3[static_cast<std::size_t>(h.graph.basis)].pass = 1;
+      int rounds = 0, spent = 0;
+      for (;;) {
+        bisect::Decision d = bisect::decide(h.graph, t3);
+        if (d.status != bisect::State::running) {
+          if (d.status != bisect::State::complete || d.culprit != culprit) {
+            ++wrong;
+            std::printf("  N=%d run %d, 3 at once: %s (%s)\n", n, run, bisect::to_string(d.status), d.why.c_str());
+          }
+          break;
+        }
+        ++rounds;
+        for (int node : bisect::plan(h.graph, t3, 3)) {
+          ++spent;
+          auto& x = t3[static_cast<std::size_t>(node)];
+          ++x.probes;
+          (fails(node) ? x.fail : x.pass) += 1;
+        }
+      }
+      rounds3.push_back(rounds);
+      flights3.push_back(spent);
     }
+    std::sort(rounds3.begin(), rounds3.end());
+    std::sort(flights3.begin(), flights3.end());
     std::sort(used.begin(), used.end());
     int median = used[used.size() / 2];
     int worst = used.back();
@@ -147,8 +177,8 @@ int main(int argc, char** argv) {
     int osstest = 4 + log2n + 6;
     bool pass = median <= log2n + 4 && wrong == 0;
     ok = ok && pass;
-    std::printf("%6d %6d %8d %8d %10d %14d %8d %10.3f %s\n", n, runs, median, worst, log2n + 4, osstest, wrong,
-                decide_ms / decisions, pass ? "PASS" : "FAIL");
+    std::printf("%6d %6d %8d %8d %10d %14d %8d %10.3f   %d / %d %s\n", n, runs, median, worst, log2n + 4, osstest, wrong,
+                decide_ms / decisions, rounds3[rounds3.size() / 2], flights3[flights3.size() / 2], pass ? "PASS" : "FAIL");
   }
   std::printf("%s: median flights <= ceil(log2 N) + 4, never a wrong culprit\n", ok ? "PASS" : "FAIL");
   return ok ? 0 : 1;

@@ -68,6 +68,9 @@ struct Rules {
 struct Decision {
   State status = State::running;
   int probe = -1;           ///< running: the node to test next
+  /// running: the result a reproduction probe needs (true: pass); empty for
+  /// a search probe, where either result teaches something.
+  std::optional<bool> expect_pass;
   std::string why;          ///< running: why that node; otherwise why it ended
   int culprit = -1;         ///< complete: the first failing node
   int not_present = -1;     ///< complete: the passing parent it is paired with
@@ -84,6 +87,13 @@ struct Decision {
 /// none that splits -> inconclusive. A node probed `flail_limit` times
 /// without the result it needs -> doubtful.
 Decision decide(const Graph& graph, const std::vector<Tally>& tallies, const Rules& rules = {});
+
+/// Up to `k` distinct nodes worth testing at once: decide()'s probe, then
+/// the probes decide() would pick next under each result it may give (a
+/// reproduction: the result it needs; a search probe: both), breadth
+/// first. With equivalent hosts the probes run in parallel: fewer rounds
+/// of waiting, at the cost of some flights whose answer is not needed.
+std::vector<int> plan(const Graph& graph, const std::vector<Tally>& tallies, int k, const Rules& rules = {});
 
 // ------------------------------------------------------------ bisection
 
@@ -167,6 +177,9 @@ struct AdvanceOptions {
   hosts::Cancellation* cancel = nullptr;
   int poll_ms = 100;
   bool handle_signals = false;  ///< SIGINT/SIGTERM stop the probe flight (it resumes later)
+  /// Probe flights at once when the bisection runs on equivalent hosts
+  /// (plan()); a bisection pinned to the failure's hosts runs one.
+  int parallel = 1;
   Rules rules;
 };
 

@@ -107,6 +107,8 @@ struct Daemon {
   bool bisect = true;
   /// Bisection probes run on the failure's own hosts (false: equivalent hosts).
   bool bisect_same_hosts = true;
+  /// Probe flights of one bisection at once on equivalent hosts.
+  int bisect_parallel = 3;
   int max_parallel_jobs = 4;
   int stale_ref_lock_seconds = 60;  ///< a ref lock at a local push target this old is a dead writer's
   std::int64_t step_log_max_bytes = 64ll << 20;  ///< per step log: head and tail kept, the cut marked

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <functional>
 #include <set>
+#include <thread>
 
 #include <pushgate/flight.hpp>
 #include <pushgate/push.hpp>
@@ -233,10 +234,11 @@ std::optional<Commit> commit_from(const json& j) {
 struct Next {
   std::optional<int> node;
   std::string why;
+  std::vector<int> also;  ///< further nodes to test at the same time (plan())
 };
 
 Result<Next> decide_and_save(const config::Config& config, store::Store& store, revisions::Mirrors& mirrors,
-                             const store::Store::BisectionRow& row, const Rules& rules) {
+                             const store::Store::BisectionRow& row, const Rules& rules, int parallel = 1) {
   Targets targets = parse_targets(row.targets);
   auto view = compute(config, store, mirrors, row, targets, rules);
   State status = State::running;
@@ -281,6 +283,11 @@ Result<Next> decide_and_save(const config::Config& config, store::Store& store, 
       if (!next.node) {
         next.node = d.probe;
         next.why = t.job + " " + t.testid + ": " + d.why;
+        if (parallel > 1) {
+          for (int n : plan(view->graph, tallies, parallel, rules)) {
+            if (n != d.probe) next.also.push_back(n);
+          }
+        }
       }
     }
     outcome.push_back(std::move(t));
@@ -570,19 +577,23 @@ Result<Bisection> advance(const config::Config& config, store::Store& store, rev
   if (!row) return row.error();
   if (row->status != "running") return load(config, store, id);
   Targets targets = parse_targets(row->targets);
+  // Pinned to the failure's hosts, probes would only queue for them: one
+  // at a time. On equivalent hosts, up to options.parallel at once.
+  const bool pinned = json::parse(row->pins.empty() ? "{}" : row->pins).size() > 0;
+  const int parallel = pinned ? 1 : std::max(1, options.parallel);
 
-  // A probe flight made before a restart and not finished is run first:
-  // its row exists, so it is never made twice.
+  // Probe flights made before a restart and not finished are run first:
+  // their rows exist, so they are never made twice.
   auto probes = store.bisection_probes(id);
   if (!probes) return probes.error();
-  std::optional<FlightId> pending;
+  std::vector<FlightId> pending;
   for (const auto& p : *probes) {
     auto f = store.get_flight(p.flight);
     if (!f) return f.error();
-    if (!f->finished) pending = p.flight;
+    if (!f->finished) pending.push_back(p.flight);
   }
-  if (!pending) {
-    auto next = decide_and_save(config, store, mirrors, *row, options.rules);
+  if (pending.empty()) {
+    auto next = decide_and_save(config, store, mirrors, *row, options.rules, parallel);
     if (!next) return next.error();
     if (!next->node) {
       auto b = load(config, store, id);
@@ -591,36 +602,78 @@ Result<Bisection> advance(const config::Config& config, store::Store& store, rev
     }
     auto b = load(config, store, id);
     if (!b) return b.error();
-    const Node& n = b->nodes[static_cast<std::size_t>(*next->node)];
-    auto nf = probe_flight(config, store, *row, targets, n.revisions);
-    if (!nf) return nf.error();
-    auto made = store.create_probe_flight(id, *nf, key_of(n.revisions), next->why);
-    if (!made) return made.error();
-    pending = *made;
-    std::string what = n.changed_tree.empty() ? "the basis" : n.changed_tree + " " + n.commit.substr(0, 12);
-    say("bisection " + std::to_string(id) + ": flight " + made->str() + " tests " + what + " (" + next->why + ")");
+    std::vector<int> nodes{*next->node};
+    nodes.insert(nodes.end(), next->also.begin(), next->also.end());
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      const Node& n = b->nodes[static_cast<std::size_t>(nodes[i])];
+      auto nf = probe_flight(config, store, *row, targets, n.revisions);
+      if (!nf) return nf.error();
+      std::string why = i == 0 ? next->why : "in parallel with flight " + pending.front().str() + ": in case it " +
+                                                 "gives either result";
+      auto made = store.create_probe_flight(id, *nf, key_of(n.revisions), why);
+      if (!made) return made.error();
+      pending.push_back(*made);
+      std::string what = n.changed_tree.empty() ? "the basis" : n.changed_tree + " " + n.commit.substr(0, 12);
+      say("bisection " + std::to_string(id) + ": flight " + made->str() + " tests " + what + " (" + why + ")");
+    }
   } else {
-    say("bisection " + std::to_string(id) + ": resuming probe flight " + pending->str());
+    for (FlightId f : pending) say("bisection " + std::to_string(id) + ": resuming probe flight " + f.str());
   }
-  auto lock = flight::RunLock::acquire(config, *pending);
-  if (!lock) return lock.error();
+
   flight::RunOptions ro;
   ro.progress = options.progress;
   ro.cancel = options.cancel;
   ro.poll_ms = options.poll_ms;
   ro.handle_signals = options.handle_signals;
-  auto ran = flight::run(config, store, hosts, *pending, ro);
-  if (!ran) return ran.error();
-  // Drained or interrupted: its queued jobs run when the bisection resumes.
-  bool cut_short = std::any_of(ran->begin(), ran->end(), [](const store::Job& j) { return j.status == "queued"; });
-  if (cut_short || (options.cancel && options.cancel->draining())) {
+  auto run_one = [&](store::Store& st, hosts::Registry& reg, FlightId f) -> Result<std::vector<store::Job>> {
+    auto lock = flight::RunLock::acquire(config, f);
+    if (!lock) return lock.error();
+    return flight::run(config, st, reg, f, ro);
+  };
+  std::vector<Result<std::vector<store::Job>>> ran;
+  if (pending.size() == 1) {
+    ran.push_back(run_one(store, hosts, pending.front()));
+  } else {
+    // One thread per probe flight, each with its own store connection and
+    // host registry, as the daemon's flight threads have.
+    ran.assign(pending.size(), Status::internal("not run"));
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+      threads.emplace_back([&, i] {
+        auto st = store::Store::open({store.path()});
+        if (!st) {
+          ran[i] = st.error();
+          return;
+        }
+        auto reg = hosts::Registry::create(config);
+        if (!reg) {
+          ran[i] = reg.error();
+          return;
+        }
+        ran[i] = run_one(**st, **reg, pending[i]);
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  bool cut_short = options.cancel && options.cancel->draining();
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    if (!ran[i]) return ran[i].error();
+    // Drained or interrupted: its queued jobs run when the bisection resumes.
+    if (std::any_of(ran[i]->begin(), ran[i]->end(), [](const store::Job& j) { return j.status == "queued"; })) {
+      cut_short = true;
+      continue;
+    }
+    // Judged like every flight (its report and outcome); a real-bisect
+    // flight never pushes.
+    if (auto g = push::finish_flight(config, store, mirrors, pending[i], "bisect " + std::to_string(id)); !g) {
+      return g.error();
+    }
+  }
+  if (cut_short) {
     auto b = load(config, store, id);
     if (b) b->interrupted = true;
     return b;
   }
-  // Judged like every flight (its report and outcome); a real-bisect
-  // flight never pushes.
-  if (auto g = push::finish_flight(config, store, mirrors, *pending, "bisect " + std::to_string(id)); !g) return g.error();
   auto after = store.get_bisection(id);
   if (!after) return after.error();
   if (after->status != "running") return load(config, store, id);  // cancelled meanwhile

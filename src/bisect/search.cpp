@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 
 namespace pushgate::bisect {
 
@@ -73,9 +74,10 @@ Decision end(State s, std::string why) {
   return d;
 }
 
-Decision probe(int node, std::string why) {
+Decision probe(int node, std::string why, std::optional<bool> expect_pass = std::nullopt) {
   Decision d;
   d.probe = node;
+  d.expect_pass = expect_pass;
   d.why = std::move(why);
   return d;
 }
@@ -134,11 +136,11 @@ Decision decide(const Graph& g, const std::vector<Tally>& t, const Rules& rules)
   // Both ends, reproduced.
   if (failure.fail < rules.repeats) {
     if (starved(failure)) return end(State::doubtful, "flailing: the failure was probed " + std::to_string(failure.probes) + " times without a result");
-    return probe(g.failure, "reproduce the failure");
+    return probe(g.failure, "reproduce the failure", false);
   }
   if (basis.pass < rules.repeats) {
     if (starved(basis)) return end(State::doubtful, "flailing: the basis was probed " + std::to_string(basis.probes) + " times without a result");
-    return probe(g.basis, "reproduce the basis");
+    return probe(g.basis, "reproduce the basis", true);
   }
 
   Bits cand = in_bad;
@@ -165,7 +167,7 @@ Decision decide(const Graph& g, const std::vector<Tally>& t, const Rules& rules)
     }
     if (ct.fail < rules.repeats) {
       if (starved(ct)) return end(State::doubtful, "flailing: " + name(c) + " was probed " + std::to_string(ct.probes) + " times");
-      Decision p = probe(c, ct.fail == 0 ? "test the last candidate" : "reproduce the first failure");
+      Decision p = probe(c, ct.fail == 0 ? "test the last candidate" : "reproduce the first failure", false);
       p.candidates = d.candidates;
       return p;
     }
@@ -181,7 +183,7 @@ Decision decide(const Graph& g, const std::vector<Tally>& t, const Rules& rules)
         d.why = "no usable pair: " + name(parent) + " was probed " + std::to_string(pt.probes) + " times";
         return d;
       }
-      Decision p = probe(parent, "reproduce the last pass");
+      Decision p = probe(parent, "reproduce the last pass", true);
       p.candidates = d.candidates;
       return p;
     }
@@ -220,6 +222,36 @@ Decision decide(const Graph& g, const std::vector<Tally>& t, const Rules& rules)
                                std::to_string(best_score) + "/" + std::to_string(nc - best_score));
   p.candidates = d.candidates;
   return p;
+}
+
+std::vector<int> plan(const Graph& g, const std::vector<Tally>& t, int k, const Rules& rules) {
+  std::vector<int> out;
+  std::deque<std::vector<Tally>> hypotheses{t};
+  // Each hypothesis adds one result; a bound on how many are explored keeps
+  // a plan cheap whatever k is.
+  int explored = 0;
+  while (!hypotheses.empty() && static_cast<int>(out.size()) < k && explored < 4 * k + 4) {
+    std::vector<Tally> cur = std::move(hypotheses.front());
+    hypotheses.pop_front();
+    ++explored;
+    Decision d = decide(g, cur, rules);
+    if (d.status != State::running) continue;
+    if (std::find(out.begin(), out.end(), d.probe) == out.end()) out.push_back(d.probe);
+    auto with = [&](bool pass) {
+      std::vector<Tally> next = cur;
+      Tally& x = next[static_cast<std::size_t>(d.probe)];
+      ++x.probes;
+      (pass ? x.pass : x.fail) += 1;
+      return next;
+    };
+    if (d.expect_pass) {
+      hypotheses.push_back(with(*d.expect_pass));
+    } else {
+      hypotheses.push_back(with(true));
+      hypotheses.push_back(with(false));
+    }
+  }
+  return out;
 }
 
 }  // namespace pushgate::bisect

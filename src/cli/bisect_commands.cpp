@@ -22,6 +22,7 @@ struct BisectArgs {
   bool dot = false;
   std::string svg;
   int limit = 20;
+  int parallel = 0;
 };
 
 std::int64_t find_failure(Context& ctx, const BisectArgs& a) {
@@ -159,6 +160,8 @@ void add_bisect_commands(CLI::App& app, Context& ctx) {
                                         "again to resume). Exit 0 complete, 3 ended without a culprit, 4 stopped.");
   run->add_option("id", a.id, "bisection id")->required();
   run->add_flag("--json", a.json, "print the bisection as JSON at the end");
+  run->add_option("--parallel", a.parallel, "probe flights at once on equivalent hosts (default: daemon.bisect_parallel)")
+      ->check(CLI::Range(1, 16));
   run->callback([&ctx] {
     const config::Config& cfg = ctx.config();
     must(ctx.store().get_bisection(a.id), kUsage);
@@ -167,6 +170,7 @@ void add_bisect_commands(CLI::App& app, Context& ctx) {
     revisions::Mirrors mirrors(cfg);
     bisect::AdvanceOptions o;
     o.handle_signals = true;
+    o.parallel = a.parallel ? a.parallel : cfg.daemon.bisect_parallel;
     o.progress = [](const std::string& line) { std::cerr << line << "\n"; };
     auto b = must(bisect::run(cfg, ctx.store(), mirrors, *reg, a.id, o));
     print(b, a.json);

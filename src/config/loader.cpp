@@ -348,6 +348,7 @@ Config build(const json& j, const std::string& path) {
   c.daemon.retest_regressions = d.value("retest_regressions", c.daemon.retest_regressions);
   c.daemon.bisect = d.value("bisect", c.daemon.bisect);
   c.daemon.bisect_same_hosts = d.value("bisect_same_hosts", c.daemon.bisect_same_hosts);
+  c.daemon.bisect_parallel = d.value("bisect_parallel", c.daemon.bisect_parallel);
   c.daemon.max_parallel_jobs = d.value("max_parallel_jobs", c.daemon.max_parallel_jobs);
   c.daemon.stale_ref_lock_seconds = d.value("stale_ref_lock_seconds", c.daemon.stale_ref_lock_seconds);
   c.daemon.step_log_max_bytes = d.value("step_log_max_bytes", c.daemon.step_log_max_bytes);

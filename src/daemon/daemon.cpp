@@ -458,6 +458,7 @@ class Daemon {
           if (raw->cancel->draining()) break;
           bisect::AdvanceOptions o;
           o.cancel = raw->cancel.get();
+          o.parallel = cfg_.daemon.bisect_parallel;
           o.progress = [this](const std::string& l) { say(l); };
           auto b = bisect::advance(cfg_, **st, mirrors, **reg, row.id, o);
           if (!b) say("warning: bisection " + std::to_string(row.id) + ": " + b.error().message());

@@ -34,6 +34,9 @@ d=$PUSHGATE_CONFIG_DIR
 x=${PUSHGATE_RV_revision_xen:-}
 q=${PUSHGATE_RV_revision_qemu:-}
 echo "$PUSHGATE_JOB $x $q" >> $d/runs.log
+if [ -f $d/slow ]; then
+  touch $d/active.$$; ls $d/active.* | wc -l >> $d/concurrency; sleep 0.5; rm -f $d/active.$$
+fi
 if [ -f $d/flaky ] && [ "$x" = "$(cat $d/flaky)" ]; then
   n=$(cat $d/flaky-count 2>/dev/null || echo 0); n=$((n+1)); echo $n > $d/flaky-count
   [ $n -ge 2 ] && exit 1
@@ -260,6 +263,30 @@ TEST_F(Bisect, Issue14_UnbuildableCommitsAroundTheCulpritAreInconclusive) {
   int untestable = 0;
   for (const auto& n : b["nodes"]) untestable += n["result"] == "untestable";
   EXPECT_GE(untestable, 1) << b.dump(2);
+}
+
+TEST_F(Bisect, Issue14_EquivalentHostsRunProbesInParallel) {
+  baseline();
+  std::vector<std::string> c;
+  for (int i = 0; i < 20; ++i) c.push_back(commit("change " + std::to_string(i)));
+  mark("culprit-xen", c[13]);
+  regress();
+  mark("slow", "1");
+  auto s = pg({"bisect", "start", "xen-unstable", "test-amd64-xl", "boot", "--equiv-hosts", "--json"});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  auto r = pg({"bisect", "run", "1", "--parallel", "3", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  json b = json::parse(r.out);
+  EXPECT_EQ(b["culprit"]["commit"], c[13]) << b.dump(2);
+  EXPECT_EQ(b["pins"], json::object());
+  // Two hosts: two probe steps ran at the same moment.
+  int most = 0;
+  std::ifstream in(dir.path() / "concurrency");
+  for (int n; in >> n;) most = std::max(most, n);
+  EXPECT_GE(most, 2) << r.err;
+  EXPECT_NE(r.err.find("in parallel with flight"), std::string::npos) << r.err;
+  // --parallel is checked.
+  EXPECT_EQ(pg({"bisect", "run", "1", "--parallel", "0"}).exit_code, 2);
 }
 
 TEST_F(Bisect, Issue14_UnknownInputsAreUsageErrors) {
