@@ -38,6 +38,19 @@ Result<std::map<std::string, std::string>> revisions_of(const config::Config& co
   return out;
 }
 
+/// Whether `job` of flight `f` ran on the hosts `roles` (role -> host).
+bool same_hosts(const store::Store& store, FlightId f, const std::string& job, const json& roles) {
+  auto vars = store.list_runvars(f, job);
+  if (!vars) return false;
+  for (const auto& [role, host] : roles.items()) {
+    bool found = std::any_of(vars->begin(), vars->end(), [&](const store::Runvar& v) {
+      return v.synth && v.name == role && v.value == host.get<std::string>();
+    });
+    if (!found) return false;
+  }
+  return true;
+}
+
 /// Everything a decision needs, computed from the mirrors and the store.
 struct View {
   std::vector<std::string> trees;
@@ -142,6 +155,7 @@ Result<View> compute(const config::Config& config, const store::Store& store, re
   };
   std::set<std::string> target_jobs;
   for (const auto& t : targets) target_jobs.insert(t.first);
+  const json pins = json::parse(row.pins.empty() ? "{}" : row.pins);
   for (Node& n : v.nodes) {
     std::string tree = n.changed_tree.empty() ? (v.trees.empty() ? n.revisions.begin()->first : v.trees.front())
                                               : n.changed_tree;
@@ -152,6 +166,13 @@ Result<View> compute(const config::Config& config, const store::Store& store, re
       for (FlightId f : *flights) {
         auto revs = revisions_of(config, store, f, job);
         if (!revs || *revs != n.revisions) continue;
+        // Another branch's flight counts on the same hosts only, when the
+        // bisection is pinned to the failure's (its own branch's always do:
+        // the failure and its retest may have run elsewhere).
+        if (pins.contains(job)) {
+          auto fl = store.get_flight(f);
+          if (fl && fl->branch != row.branch && !same_hosts(store, f, job, pins[job])) continue;
+        }
         bool counted = false;
         for (std::size_t ti = 0; ti < targets.size(); ++ti) {
           if (targets[ti].first != job) continue;

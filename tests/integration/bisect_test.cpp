@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -63,7 +64,7 @@ class Bisect : public ::testing::Test {
     configure(false);
   }
 
-  void configure(bool with_qemu, bool two_tests = false) {
+  void configure(bool with_qemu, bool two_tests = false, bool second_branch = false) {
     port = test::free_port();
     json trees = {{{"name", "xen"}, {"upstream", "up/xen.git"}}};
     json branch = {{"name", "xen-unstable"}, {"tree", "xen"}, {"input", "staging"}, {"tested", "master"},
@@ -86,7 +87,9 @@ class Bisect : public ::testing::Test {
     json cfg = {
         {"daemon", {{"state_dir", "state"}, {"listen", "127.0.0.1:" + std::to_string(port)}}},
         {"trees", trees},
-        {"branches", {branch}},
+        {"branches", second_branch ? json::array({branch, {{"name", "xen-next"}, {"tree", "xen"}, {"input", "next"},
+                                                            {"tested", "next-tested"}}})
+                                   : json::array({branch})},
         {"recipes",
          {{"build", {{"steps", {{{"testid", "build"}, {"run", kBuild}}}}}},
           {"test", {{"steps", {{{"testid", "boot"}, {"run", "sh $PUSHGATE_CONFIG_DIR/boot.sh"}}}}}}}},
@@ -287,6 +290,54 @@ TEST_F(Bisect, Issue14_EquivalentHostsRunProbesInParallel) {
   EXPECT_NE(r.err.find("in parallel with flight"), std::string::npos) << r.err;
   // --parallel is checked.
   EXPECT_EQ(pg({"bisect", "run", "1", "--parallel", "0"}).exit_code, 2);
+}
+
+// Results of another branch's flights on a node count when they ran on the
+// hosts the bisection is pinned to, and only then.
+TEST_F(Bisect, Issue14_OtherBranchesResultsOnTheSameHostsCount) {
+  configure(false, false, true);
+  xen->set_branch("next-tested", xen->head_of("master"));
+  ASSERT_EQ(pg({"host", "disable", "h1"}).exit_code, 0);
+  baseline();
+  std::vector<std::string> c;
+  for (int i = 0; i < 8; ++i) c.push_back(commit("change " + std::to_string(i)));
+  mark("culprit-xen", c[4]);
+  regress();  // on h0: the bisection is pinned there
+  // xen-next tests c2 on h0 (passes) and c5 on h1 (fails); its first
+  // flight is a baseline flight of its tested ref.
+  xen->set_branch("next", c[2]);
+  auto r = pg({"flight", "run", "xen-next"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = pg({"flight", "run", "xen-next", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::int64_t c2_flight = json::parse(r.out)["flight"].get<std::int64_t>();
+  ASSERT_EQ(pg({"host", "enable", "h1"}).exit_code, 0);
+  ASSERT_EQ(pg({"host", "disable", "h0"}).exit_code, 0);
+  xen->set_branch("next", c[5]);
+  r = pg({"flight", "run", "xen-next"});
+  ASSERT_EQ(r.exit_code, 3) << r.err;
+  ASSERT_EQ(pg({"host", "enable", "h0"}).exit_code, 0);
+  auto st = store::Store::open({dir.str("state/pushgate.db")}).value();
+  auto next_flights = st->list_flights({.branch = "xen-next", .blessings = {"real"}, .limit = 10}).value();
+  std::set<std::int64_t> on_h1;
+  for (const auto& f : next_flights) {
+    for (const auto& v : st->list_runvars(f.id, "test-amd64-xl").value()) {
+      if (v.synth && v.name == "host" && v.value == "h1") on_h1.insert(f.id.value);
+    }
+  }
+  ASSERT_GE(on_h1.size(), 1u);
+  json b = bisect(0);
+  EXPECT_EQ(b["culprit"]["commit"], c[4]) << b.dump(2);
+  EXPECT_EQ(b["pins"]["test-amd64-xl"]["host"], "h0");
+  for (const auto& n : b["nodes"]) {
+    for (const auto& f : n["flights"]) {
+      EXPECT_FALSE(on_h1.count(f.get<std::int64_t>())) << "a result from h1 counted on " << n["commit"];
+    }
+    if (n["commit"] == c[2]) {
+      auto fl = n["flights"].get<std::vector<std::int64_t>>();
+      EXPECT_NE(std::find(fl.begin(), fl.end(), c2_flight), fl.end()) << n.dump();
+    }
+  }
 }
 
 TEST_F(Bisect, Issue14_UnknownInputsAreUsageErrors) {
