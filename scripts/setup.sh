@@ -5,14 +5,21 @@
 #
 #   scripts/setup.sh              build into build/
 #   scripts/setup.sh --sanitize   build with ASan+UBSan into build-sanitize/
+#   scripts/setup.sh --release    a Release build without tests into build-release/
+#                                 (what a packager builds; CI checks it compiles)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_dir=build
-cmake_args=()
+build_type=RelWithDebInfo
+cmake_args=(-DPUSHGATE_WERROR=ON)
 if [[ "${1:-}" == "--sanitize" ]]; then
   build_dir=build-sanitize
   cmake_args+=(-DPUSHGATE_SANITIZE=ON -DPUSHGATE_BENCH=OFF)
+elif [[ "${1:-}" == "--release" ]]; then
+  build_dir=build-release
+  build_type=Release
+  cmake_args+=(-DPUSHGATE_TESTS=OFF)
 fi
 
 packages=(
@@ -48,5 +55,5 @@ fi
 
 jobs=$(nproc 2>/dev/null || echo 2)
 ((jobs > 2)) && jobs=2   # keep memory use of Boost/nlohmann compiles modest
-cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${cmake_args[@]}" >/dev/null
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" "${cmake_args[@]}" >/dev/null
 cmake --build "$build_dir" -j "$jobs"

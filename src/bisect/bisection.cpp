@@ -137,21 +137,19 @@ Result<View> compute(const config::Config& config, const store::Store& store, re
   // branches). Step results are read once per flight.
   std::map<std::int64_t, std::vector<store::Step>> steps_of;
   std::map<std::int64_t, std::vector<store::Job>> jobs_of;
-  auto steps = [&](FlightId f) -> const std::vector<store::Step>& {
-    auto it = steps_of.find(f.value);
-    if (it == steps_of.end()) it = steps_of.emplace(f.value, [&] {
-        auto r = store.list_steps(f);
-        return r ? *r : std::vector<store::Step>{};
-      }()).first;
+  auto once = [](auto& cache, FlightId f, auto load) -> const auto& {
+    auto it = cache.find(f.value);
+    if (it == cache.end()) {
+      auto r = load(f);
+      it = cache.emplace(f.value, r ? std::move(*r) : typename std::decay_t<decltype(cache)>::mapped_type{}).first;
+    }
     return it->second;
   };
+  auto steps = [&](FlightId f) -> const std::vector<store::Step>& {
+    return once(steps_of, f, [&](FlightId x) { return store.list_steps(x); });
+  };
   auto jobs = [&](FlightId f) -> const std::vector<store::Job>& {
-    auto it = jobs_of.find(f.value);
-    if (it == jobs_of.end()) it = jobs_of.emplace(f.value, [&] {
-        auto r = store.list_jobs(f);
-        return r ? *r : std::vector<store::Job>{};
-      }()).first;
-    return it->second;
+    return once(jobs_of, f, [&](FlightId x) { return store.list_jobs(x); });
   };
   std::set<std::string> target_jobs;
   for (const auto& t : targets) target_jobs.insert(t.first);

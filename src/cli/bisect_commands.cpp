@@ -70,11 +70,7 @@ void add_bisect_commands(CLI::App& app, Context& ctx) {
   list->callback([&ctx] {
     const config::Config& cfg = ctx.config();
     if (!a.status.empty()) must(bisect::parse_state(a.status), kUsage);
-    if (!a.branch.empty() && !cfg.find_branch(a.branch)) {
-      std::vector<std::string> names;
-      for (const auto& b : cfg.branches) names.push_back(b.name);
-      fail_unknown("branch", a.branch, names, "`pushgate branch list` shows them");
-    }
+    if (!a.branch.empty()) branch_of(ctx, a.branch);
     auto rows = must(ctx.store().list_bisections({a.status, a.branch, a.limit}));
     nlohmann::json j = nlohmann::json::array();
     for (const auto& r : rows) {
@@ -129,16 +125,8 @@ void add_bisect_commands(CLI::App& app, Context& ctx) {
   start->add_flag("--json", a.json, "print {\"id\": N}");
   start->callback([&ctx] {
     const config::Config& cfg = ctx.config();
-    if (!cfg.find_branch(a.branch)) {
-      std::vector<std::string> names;
-      for (const auto& b : cfg.branches) names.push_back(b.name);
-      fail_unknown("branch", a.branch, names, "`pushgate branch list` shows them");
-    }
-    if (!cfg.find_job(a.job)) {
-      std::vector<std::string> names;
-      for (const auto& j : cfg.jobs) names.push_back(j.name);
-      fail_unknown("job", a.job, names, "`pushgate config show` lists the jobs");
-    }
+    branch_of(ctx, a.branch);
+    job_of(ctx, a.job);
     FlightId flight{a.flight ? a.flight : find_failure(ctx, a)};
     auto fl = must(ctx.store().get_flight(flight), kUsage);
     if (fl.branch != a.branch) fail(Status::invalid_argument("flight " + flight.str() + " is of branch " + fl.branch), kUsage);

@@ -10,14 +10,6 @@
 #include "context.hpp"
 
 namespace pushgate::cli {
-namespace {
-
-struct BranchArgs {
-  std::string branch, rev, reason;
-  bool json = false;
-  bool no_fetch = false;
-};
-
 const config::Branch& branch_of(Context& ctx, const std::string& name) {
   const config::Config& cfg = ctx.config();
   if (const config::Branch* b = cfg.find_branch(name)) return *b;
@@ -25,6 +17,22 @@ const config::Branch& branch_of(Context& ctx, const std::string& name) {
   for (const auto& b : cfg.branches) names.push_back(b.name);
   fail_unknown("branch", name, names, "see `pushgate branch status`");
 }
+
+const config::Job& job_of(Context& ctx, const std::string& name) {
+  const config::Config& cfg = ctx.config();
+  if (const config::Job* j = cfg.find_job(name)) return *j;
+  std::vector<std::string> names;
+  for (const auto& j : cfg.jobs) names.push_back(j.name);
+  fail_unknown("job", name, names, "the jobs are in the configuration's \"jobs\"");
+}
+
+namespace {
+
+struct BranchArgs {
+  std::string branch, rev, reason;
+  bool json = false;
+  bool no_fetch = false;
+};
 
 void status(Context& ctx, const BranchArgs& a) {
   const config::Config& cfg = ctx.config();

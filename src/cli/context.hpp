@@ -82,6 +82,10 @@ void add_history_commands(CLI::App& app, Context& ctx);
 void add_daemon_command(CLI::App& app, Context& ctx);
 void add_bisect_commands(CLI::App& app, Context& ctx);
 
+/// A configured branch or job by name, or exit 2 with a did-you-mean.
+const config::Branch& branch_of(Context& ctx, const std::string& name);
+const config::Job& job_of(Context& ctx, const std::string& name);
+
 /// The configured hosts written to the store (new ones enabled).
 void sync_hosts(Context& ctx);
 
