@@ -340,6 +340,27 @@ TEST_F(Bisect, Issue14_OtherBranchesResultsOnTheSameHostsCount) {
   }
 }
 
+TEST_F(Bisect, Issue14_CancelledBisectionStopsAndKeepsItsState) {
+  baseline();
+  std::vector<std::string> c;
+  for (int i = 0; i < 4; ++i) c.push_back(commit("change " + std::to_string(i)));
+  mark("culprit-xen", c[2]);
+  regress();
+  ASSERT_EQ(pg({"bisect", "start", "xen-unstable", "test-amd64-xl", "boot"}).exit_code, 0);
+  // A second bisection of the same step of the same flight is refused while one runs.
+  EXPECT_NE(pg({"bisect", "start", "xen-unstable", "test-amd64-xl", "boot"}).exit_code, 0);
+  auto c1 = pg({"bisect", "cancel", "1"});
+  EXPECT_EQ(c1.exit_code, 0) << c1.err;
+  auto r = pg({"bisect", "run", "1", "--json"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  json b = json::parse(r.out);
+  EXPECT_EQ(b["status"], "cancelled");
+  EXPECT_TRUE(b["flights"].empty());  // nothing ran after the cancel
+  EXPECT_NE(pg({"bisect", "cancel", "1"}).exit_code, 0);  // it has ended
+  auto l = pg({"bisect", "list", "--status", "cancelled", "--json"});
+  EXPECT_EQ(json::parse(l.out).size(), 1u) << l.out;
+}
+
 TEST_F(Bisect, Issue14_UnknownInputsAreUsageErrors) {
   baseline();
   EXPECT_EQ(pg({"bisect", "start", "no-such-branch", "test-amd64-xl", "boot"}).exit_code, 2);
