@@ -118,8 +118,17 @@ struct Node {
 };
 
 struct Commit {
-  std::string tree, id, author, date, subject, message;
+  std::string tree, id;
+  std::string author;     ///< "Name <email>"; empty when only the id is known (the basis)
+  std::int64_t time = 0;  ///< author time, seconds since the epoch
+  std::string subject, message;
 };
+/// {tree, commit} and, when known, author, date, subject, message
+/// (schemas/api/bisection.schema.json, "culprit").
+nlohmann::json to_json(const Commit& c);
+
+/// A bisection id in a URL or argument: decimal digits only.
+std::optional<std::int64_t> parse_id(const std::string& text);
 
 /// Everything `bisect show` and the API report.
 struct Bisection {

@@ -4,6 +4,7 @@
 /// and logs, blocked jobs, build reuse, cancellation.
 
 #include <functional>
+#include <set>
 #include <string>
 
 #include <pushgate/config.hpp>
@@ -22,6 +23,10 @@ const char* harness_version();
 /// one but build_inputs, basis_revision_*, pin_* and bookkeeping such as
 /// retest_of and bisection): equal inputs, equal digest, reused build.
 std::string build_inputs(const std::map<std::string, std::string>& vars);
+
+/// `jobs` and every job they depend on, transitively (a retest or a
+/// bisection probe runs them with the build jobs they need).
+std::set<std::string> with_dependencies(const config::Config& config, const std::vector<std::string>& jobs);
 
 /// A runvar pin_<role> = HOST makes the job take HOST for that role (a
 /// bisection probe runs where the failure happened).

@@ -443,11 +443,9 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
   }
   if (is({"api", "v1", "bisections", "*"})) {
     if (auto e = only("GET")) return *e;
-    const std::string& id = p[3];
-    if (id.empty() || id.size() > 18 || id.find_first_not_of("0123456789") != std::string::npos) {
-      return error(400, "\"" + id + "\" is not a bisection id");
-    }
-    auto b = bisect::load(*ctx.config, st, std::stoll(id));
+    auto id = bisect::parse_id(p[3]);
+    if (!id) return error(400, "\"" + p[3] + "\" is not a bisection id");
+    auto b = bisect::load(*ctx.config, st, *id);
     if (!b) return from(b.error());
     return json(200, bisect::to_json(*b));
   }

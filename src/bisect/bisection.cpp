@@ -6,7 +6,6 @@
 #include <pushgate/bisect.hpp>
 
 #include <algorithm>
-#include <functional>
 #include <set>
 #include <thread>
 
@@ -231,21 +230,13 @@ std::optional<Commit> commit_of(revisions::Mirrors& mirrors, const Node& n) {
   if (!repo) return std::nullopt;
   auto c = (*repo)->commit(n.commit);
   if (!c) return std::nullopt;
-  Commit out{n.changed_tree, c->id, c->author_name + " <" + c->author_email + ">", "", c->subject, c->message};
-  out.date = std::to_string(c->time);
-  return out;
-}
-
-json commit_json(const std::optional<Commit>& c) {
-  if (!c) return nullptr;
-  return {{"tree", c->tree}, {"commit", c->id}, {"author", c->author}, {"date", std::stoll(c->date)},
-          {"subject", c->subject}, {"message", c->message}};
+  return Commit{n.changed_tree, c->id, c->author_name + " <" + c->author_email + ">", c->time, c->subject, c->message};
 }
 
 std::optional<Commit> commit_from(const json& j) {
   if (!j.is_object()) return std::nullopt;
-  return Commit{j.value("tree", ""), j.value("commit", ""), j.value("author", ""),
-                std::to_string(j.value("date", std::int64_t{0})), j.value("subject", ""), j.value("message", "")};
+  return Commit{j.value("tree", ""),    j.value("commit", ""),  j.value("author", ""),
+                j.value("date", std::int64_t{0}), j.value("subject", ""), j.value("message", "")};
 }
 
 /// Decide every target, store the result (state and nodes). Returns the
@@ -332,15 +323,19 @@ Result<Next> decide_and_save(const config::Config& config, store::Store& store, 
     j["not_present"] = t.not_present ? json(*t.not_present) : json(nullptr);
     state["targets"].push_back(j);
   }
-  state["culprit"] = culprit ? commit_json(commit_of(mirrors, view->nodes[static_cast<std::size_t>(*culprit)])) : json(nullptr);
-  state["not_present"] =
-      not_present ? commit_json(commit_of(mirrors, view->nodes[static_cast<std::size_t>(*not_present)])) : json(nullptr);
-  if (state["not_present"].is_null() && not_present) {
-    // The basis itself: name the revision of the culprit's tree there.
+  std::optional<Commit> culprit_commit, not_present_commit;
+  if (culprit) culprit_commit = commit_of(mirrors, view->nodes[static_cast<std::size_t>(*culprit)]);
+  if (not_present) {
     const Node& np = view->nodes[static_cast<std::size_t>(*not_present)];
-    const Node& c = view->nodes[static_cast<std::size_t>(*culprit)];
-    state["not_present"] = {{"tree", c.changed_tree}, {"commit", np.revisions.at(c.changed_tree)}};
+    not_present_commit = commit_of(mirrors, np);
+    if (!not_present_commit) {
+      // The basis itself: name the revision of the culprit's tree there.
+      const Node& c = view->nodes[static_cast<std::size_t>(*culprit)];
+      not_present_commit = Commit{c.changed_tree, np.revisions.at(c.changed_tree), "", 0, "", ""};
+    }
   }
+  state["culprit"] = culprit_commit ? to_json(*culprit_commit) : json(nullptr);
+  state["not_present"] = not_present_commit ? to_json(*not_present_commit) : json(nullptr);
   std::vector<store::Store::BisectionNode> rows;
   for (std::size_t i = 0; i < view->nodes.size(); ++i) {
     const Node& n = view->nodes[i];
@@ -363,14 +358,9 @@ Result<Next> decide_and_save(const config::Config& config, store::Store& store, 
 Result<store::NewFlight> probe_flight(const config::Config& config, const store::Store& store,
                                       const store::Store::BisectionRow& row, const Targets& targets,
                                       const std::map<std::string, std::string>& revisions) {
-  std::set<std::string> names;
-  std::function<void(const std::string&)> add = [&](const std::string& name) {
-    if (!names.insert(name).second) return;
-    if (const config::Job* j = config.find_job(name)) {
-      for (const auto& d : j->depends) add(d);
-    }
-  };
-  for (const auto& t : targets) add(t.first);
+  std::vector<std::string> target_jobs;
+  for (const auto& t : targets) target_jobs.push_back(t.first);
+  const std::set<std::string> names = flight::with_dependencies(config, target_jobs);
   auto orig_jobs = store.list_jobs(row.flight);
   if (!orig_jobs) return orig_jobs.error();
   json pins = json::parse(row.pins.empty() ? "{}" : row.pins);

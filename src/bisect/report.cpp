@@ -42,18 +42,6 @@ std::string label_of(const Node& n) {
   return n.changed_tree + " " + n.commit.substr(0, 12);
 }
 
-json commit_json(const std::optional<Commit>& c) {
-  if (!c) return nullptr;
-  json j{{"tree", c->tree}, {"commit", c->id}};
-  if (!c->author.empty()) {
-    j["author"] = c->author;
-    j["date"] = std::stoll(c->date.empty() ? "0" : c->date);
-    j["subject"] = c->subject;
-    j["message"] = c->message;
-  }
-  return j;
-}
-
 std::string escape_dot(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -64,6 +52,22 @@ std::string escape_dot(const std::string& s) {
 }
 
 }  // namespace
+
+json to_json(const Commit& c) {
+  json j{{"tree", c.tree}, {"commit", c.id}};
+  if (!c.author.empty()) {
+    j["author"] = c.author;
+    j["date"] = c.time;
+    j["subject"] = c.subject;
+    j["message"] = c.message;
+  }
+  return j;
+}
+
+std::optional<std::int64_t> parse_id(const std::string& text) {
+  if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  return std::stoll(text);
+}
 
 json to_json(const Bisection& b) {
   json j;
@@ -88,7 +92,7 @@ json to_json(const Bisection& b) {
     j["targets"].push_back(tj);
   }
   j["trees"] = b.trees;
-  j["culprit"] = commit_json(b.culprit);
+  j["culprit"] = b.culprit ? to_json(*b.culprit) : json(nullptr);
   j["not_present"] = b.not_present ? json(b.not_present->id) : json(nullptr);
   j["flights"] = json::array();
   for (FlightId f : b.flights) j["flights"].push_back(f.value);

@@ -187,6 +187,7 @@ class Daemon {
     if (auto fz = revisions::reconcile_frozen(cfg_, mirrors, *store_, [this](const std::string& l) { say(l); }); !fz) {
       say("warning: reconciling frozen-ref changes: " + fz.error().message());
     }
+    const std::set<std::int64_t> probes = probes_of_running_bisections();
     for (FlightId f : rec->unfinished) {
       auto fl = store_->get_flight(f);
       if (!fl) return fl.error();
@@ -194,23 +195,23 @@ class Daemon {
         say("flight " + f.str() + " of " + fl->branch + ": not resumed, the branch is no longer configured");
         continue;
       }
-      if (fl->blessing == "real-bisect" && probe_of_running_bisection(f)) continue;  // its bisection resumes it
+      if (fl->blessing == "real-bisect" && probes.count(f.value)) continue;  // its bisection resumes it
       resume_.emplace_back(f, fl->branch);
     }
     return {};
   }
 
-  bool probe_of_running_bisection(FlightId f) {
+  /// The probe flights of every running bisection (their bisection resumes them).
+  std::set<std::int64_t> probes_of_running_bisections() {
+    std::set<std::int64_t> out;
     auto rows = store_->list_bisections({"running", "", 1000});
-    if (!rows) return false;
+    if (!rows) return out;
     for (const auto& r : *rows) {
       auto probes = store_->bisection_probes(r.id);
       if (!probes) continue;
-      for (const auto& p : *probes) {
-        if (p.flight == f) return true;
-      }
+      for (const auto& p : *probes) out.insert(p.flight.value);
     }
-    return false;
+    return out;
   }
 
   /// SPEC section 9: the first SIGTERM/SIGINT drains (no new flight, job

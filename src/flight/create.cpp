@@ -11,6 +11,7 @@
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <set>
 
 namespace pushgate::flight {
@@ -65,6 +66,18 @@ bool RunLock::held(const config::Config& config, FlightId flight) {
 
 RunLock::~RunLock() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+std::set<std::string> with_dependencies(const config::Config& config, const std::vector<std::string>& jobs) {
+  std::set<std::string> names;
+  std::function<void(const std::string&)> add = [&](const std::string& name) {
+    if (!names.insert(name).second) return;
+    if (const config::Job* j = config.find_job(name)) {
+      for (const auto& d : j->depends) add(d);
+    }
+  };
+  for (const auto& j : jobs) add(j);
+  return names;
 }
 
 std::string build_inputs(const std::map<std::string, std::string>& vars) {

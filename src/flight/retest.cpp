@@ -4,7 +4,6 @@
 
 #include <pushgate/flight.hpp>
 
-#include <functional>
 #include <set>
 
 namespace pushgate::flight {
@@ -30,14 +29,7 @@ Result<FlightId> retest(const config::Config& config, store::Store& store, hosts
   if (!id) {
     // The regressed jobs and every job they depend on (builds are reused by
     // their inputs, so they do not build again).
-    std::set<std::string> names;
-    std::function<void(const std::string&)> add = [&](const std::string& name) {
-      if (!names.insert(name).second) return;
-      if (const config::Job* j = config.find_job(name)) {
-        for (const auto& d : j->depends) add(d);
-      }
-    };
-    for (const auto& j : jobs) add(j);
+    std::set<std::string> names = with_dependencies(config, jobs);
     auto orig_jobs = store.list_jobs(original);
     if (!orig_jobs) return orig_jobs.error();
     store::NewFlight f;

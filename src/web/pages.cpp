@@ -278,10 +278,9 @@ Page bisections_page(const config::Config& cfg, const store::Store& st) {
 }
 
 Page bisection_page(const config::Config& cfg, const store::Store& st, const std::string& number) {
-  if (number.empty() || number.size() > 18 || number.find_first_not_of("0123456789") != std::string::npos) {
-    return {404, page("No such bisection", "<p>\"" + esc(number) + "\" is not a bisection id.</p>")};
-  }
-  auto b = bisect::load(cfg, st, std::stoll(number));
+  auto id = bisect::parse_id(number);
+  if (!id) return {404, page("No such bisection", "<p>\"" + esc(number) + "\" is not a bisection id.</p>")};
+  auto b = bisect::load(cfg, st, *id);
   if (!b) return {404, page("Bisection " + number, "<p>" + esc(b.error().message()) + "</p>")};
   std::ostringstream o;
   o << "<nav><a href=\"/\">branches</a> <a href=\"/bisections\">bisections</a> <a href=\"/api/v1/bisections/"
