@@ -54,6 +54,7 @@ struct Step {
   std::string run;  ///< command, or empty for a built-in op
   std::string op;   ///< "libvirt:start", ... or empty
   std::string role = "host";
+  bool role_set = false;  ///< role was written in the config (else the default, see step_role)
   int timeout = 3600;
   std::string on_failure = "fail";  ///< fail or broken
   bool always = false;
@@ -165,6 +166,21 @@ LoadResult load(const std::string& path);
 /// The same from text already in memory (`path` names it in messages and
 /// anchors relative paths; includes are read relative to it).
 LoadResult load_text(const std::string& text, const std::string& path);
+
+/// The part of an environment variable name that a tree, role, job or
+/// runvar name becomes: every character other than a letter, digit or `_`
+/// turns into `_` (`revision_qemu-xen` -> `revision_qemu_xen`); `upper` also
+/// upper-cases it (`qemu-xen` -> `QEMU_XEN`). Names a POSIX shell drops
+/// otherwise never reach a step.
+std::string env_name(std::string_view name, bool upper = false);
+
+/// The host role a step of `job` runs on, "" for the controller: the
+/// step's role when written in the config ("controller" means the
+/// controller); else `host` when the job has it, the job's only role when it
+/// has one, the controller when it has none. A job with several roles, none
+/// named `host`, has no default: config checks refuse a step without a role
+/// there (it returns the default "host", which the job does not have).
+std::string step_role(const Job& job, const Step& step);
 
 /// "did you mean \"x\"?" when one of `known` is close to `name`, else "".
 std::string did_you_mean(const std::string& name, const std::vector<std::string>& known);

@@ -122,6 +122,20 @@ struct Checker {
     auto branches = names_of(c.branches);
     auto jobs = names_of(c.jobs);
 
+    // Names that become parts of step environment variables must stay
+    // apart there (PUSHGATE_MIRROR_<TREE>, PUSHGATE_RV_revision_<tree>,
+    // PUSHGATE_BUILD_DIR_<JOB>).
+    env_apart(trees, "/trees/", "tree", "PUSHGATE_MIRROR_");
+    env_apart(jobs, "/jobs/", "job", "PUSHGATE_BUILD_DIR_");
+    for (std::size_t i = 0; i < c.jobs.size(); ++i) {
+      std::vector<std::string> roles, vars;
+      for (const auto& [role, flags] : c.jobs[i].hosts) roles.push_back(role);
+      for (const auto& [k, v] : c.jobs[i].runvars) vars.push_back(k);
+      std::string p = "/jobs/" + std::to_string(i);
+      env_apart(roles, p + "/hosts/", "host role", "PUSHGATE_", true);
+      env_apart(vars, p + "/runvars/", "runvar", "PUSHGATE_RV_", true);
+    }
+
     for (std::size_t i = 0; i < c.trees.size(); ++i) {
       const Tree& t = c.trees[i];
       std::string p = "/trees/" + std::to_string(i);
@@ -233,16 +247,53 @@ struct Checker {
                                             "\": the job will starve");
         }
       }
+      if (j.hosts.count("controller")) {
+        error(p + "/hosts/controller", "\"controller\" is not a host role: a step with role \"controller\" runs on "
+                                       "the controller; rename the role");
+      }
       if (recipe != c.recipes.end()) {
+        std::vector<std::string> declared;
+        for (const auto& [role, flags] : j.hosts) declared.push_back(role);
+        std::string choices;
+        for (const auto& r : declared) choices += (choices.empty() ? "" : ", ") + r;
         for (const Step& s : recipe->second.steps) {
-          if (!s.op.empty() && !j.hosts.count(s.role)) {
-            error(p + "/hosts", "recipe \"" + j.recipe + "\" step \"" + s.testid + "\" needs host role \"" + s.role +
-                                    "\", which job \"" + j.name + "\" does not declare");
+          std::string role = step_role(j, s);
+          std::string where = "recipe \"" + j.recipe + "\" step \"" + s.testid + "\"";
+          if (role.empty()) {
+            if (!s.op.empty()) {
+              error(p + "/hosts", where + " is operation " + s.op + ", which needs a host role; job \"" + j.name +
+                                      "\" runs it on the controller");
+            }
+          } else if (!j.hosts.count(role)) {
+            if (s.role_set) {
+              error(p + "/hosts", where + " needs host role \"" + role + "\", which job \"" + j.name +
+                                      "\" does not declare (it has " + choices + ")");
+            } else {
+              error(p + "/hosts", where + " names no role, and job \"" + j.name + "\" has several (" + choices +
+                                      "), none named host: give the step a role (one of them, or \"controller\")");
+            }
           }
         }
       }
     }
     cycles();
+  }
+
+  /// Two names that make the same environment variable: an error at the
+  /// second (pointer prefix + index, or + name when `by_name`).
+  void env_apart(const std::vector<std::string>& names, const std::string& prefix, const std::string& what,
+                 const std::string& variable, bool by_name = false) {
+    const bool upper = variable != "PUSHGATE_RV_";
+    std::map<std::string, std::string> seen;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      std::string key = env_name(names[i], upper);
+      auto [it, fresh] = seen.emplace(key, names[i]);
+      if (!fresh && it->second != names[i]) {
+        error(prefix + (by_name ? names[i] : std::to_string(i)),
+              what + " \"" + names[i] + "\" and " + what + " \"" + it->second + "\" both give steps " + variable +
+                  key + "; rename one");
+      }
+    }
   }
 
   void cycles() {

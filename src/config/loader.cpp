@@ -12,6 +12,7 @@
 #include <valijson/validator.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -70,6 +71,24 @@ static const T* find_named(const std::vector<T>& v, const std::string& name) {
 const Tree* Config::find_tree(const std::string& n) const { return find_named(trees, n); }
 const Branch* Config::find_branch(const std::string& n) const { return find_named(branches, n); }
 const Job* Config::find_job(const std::string& n) const { return find_named(jobs, n); }
+
+std::string env_name(std::string_view name, bool upper) {
+  std::string out(name);
+  for (char& c : out) {
+    auto u = static_cast<unsigned char>(c);
+    if (!std::isalnum(u) && c != '_') c = '_';
+    else if (upper) c = static_cast<char>(std::toupper(u));
+  }
+  return out;
+}
+
+std::string step_role(const Job& job, const Step& step) {
+  if (step.role_set) return step.role == "controller" ? std::string() : step.role;
+  if (job.hosts.count("host")) return "host";
+  if (job.hosts.size() == 1) return job.hosts.begin()->first;
+  if (job.hosts.empty()) return "";
+  return step.role;
+}
 std::string Config::push_url(const Branch& b) const {
   if (!b.push_url.empty()) return b.push_url;
   const Tree* t = find_tree(b.tree);
@@ -414,6 +433,7 @@ Config build(const json& j, const std::string& path) {
       st.testid = s["testid"];
       st.run = s.value("run", "");
       st.op = s.value("op", "");
+      st.role_set = s.contains("role");
       st.role = s.value("role", st.role);
       st.timeout = s.value("timeout", st.timeout);
       st.on_failure = s.value("on_failure", st.on_failure);

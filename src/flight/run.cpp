@@ -26,9 +26,17 @@ bool terminal_bad(const std::string& s) {
   return s == "fail" || s == "broken" || s == "blocked" || s == "cancelled" || s == "starved";
 }
 
-std::string upper(std::string s) {
-  for (char& c : s) c = (c == '-' || c == '.') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
+std::string upper(const std::string& s) { return config::env_name(s, true); }
+
+/// PUSHGATE_RV_<name> for every runvar. A name that had to change (`-`) never
+/// replaces a runvar already named like its variable.
+void put_runvars(std::map<std::string, std::string>& env, const std::map<std::string, std::string>& vars) {
+  for (const auto& [k, v] : vars) {
+    if (config::env_name(k) != k) env.emplace("PUSHGATE_RV_" + config::env_name(k), v);
+  }
+  for (const auto& [k, v] : vars) {
+    if (config::env_name(k) == k) env["PUSHGATE_RV_" + k] = v;
+  }
 }
 
 class Runner {
@@ -343,6 +351,15 @@ class Runner {
                                            {"PUSHGATE_CONFIG_DIR", cfg_.dir},
                                            {"PUSHGATE_STATE_DIR", cfg_.daemon.state_dir}};
     for (const auto& t : cfg_.trees) env["PUSHGATE_MIRROR_" + upper(t.name)] = t.mirror;
+    // Every build job it depends on, by name (a reused build has the
+    // build_dir of the flight that built it); PUSHGATE_BUILD_DIR is the
+    // buildjob's, the first build dependency.
+    for (const auto& d : cj->depends) {
+      const config::Job* dj = cfg_.find_job(d);
+      if (!dj || dj->kind != "build") continue;
+      auto bvars = runvars_of(d);
+      if (auto dir = bvars.find("build_dir"); dir != bvars.end()) env["PUSHGATE_BUILD_DIR_" + upper(d)] = dir->second;
+    }
     if (auto b = vars.find("buildjob"); b != vars.end()) {
       auto bvars = runvars_of(b->second);
       if (bvars.count("build_dir")) env["PUSHGATE_BUILD_DIR"] = bvars["build_dir"];
@@ -376,11 +393,12 @@ class Runner {
       }
       if (cancel_->cancelled()) continue;  // a hard stop: not even cleanup
       int stepno = static_cast<int>(k) + 1;
-      hosts::Host* host = roles.count(step.role) ? roles[step.role] : nullptr;
+      const std::string role = config::step_role(*cj, step);
+      hosts::Host* host = roles.count(role) ? roles[role] : nullptr;
       // A command with no host role runs on the controller. An operation with
       // no host (config checks prevent it; a host removed from the config can
       // still cause it) is broken below.
-      if (!host && step.op.empty()) {
+      if (!host && step.op.empty() && role.empty()) {
         if (!controller) controller = hosts::make_local(config::Host{"controller", "local"});
         host = controller.get();
       }
@@ -400,7 +418,7 @@ class Runner {
       ctx.log_path = log;
       ctx.workdir = workdir;
       ctx.env = env;
-      for (const auto& [k2, v] : runvars_of(job)) ctx.env["PUSHGATE_RV_" + k2] = v;
+      put_runvars(ctx.env, runvars_of(job));
       std::string outputs = workdir + "/.outputs-" + std::to_string(stepno);
       std::filesystem::remove(outputs, ec);
       ctx.env["PUSHGATE_OUTPUTS"] = outputs;
@@ -413,7 +431,7 @@ class Runner {
       ctx.timeout_seconds = step.timeout;
       ctx.inherit = cfg_.daemon.step_env;
       ctx.roles = roles;
-      ctx.role = step.role;
+      ctx.role = role;
       ctx.cancel = cancel_;
       ctx.pool = &pool_;
       ctx.place = containment_.place(id_, job, stepno);
@@ -422,7 +440,8 @@ class Runner {
       const bool killed_before = cancel_->killed_running();
       hosts::StepOutcome out;
       if (!host) {
-        out = hosts::StepOutcome::broken("no host in role " + step.role + " for operation " + step.op);
+        out = hosts::StepOutcome::broken("no host in role \"" + role + "\" for " +
+                                         (step.op.empty() ? "command" : "operation " + step.op));
       } else if (!step.run.empty()) {
         out = co_await host->run_command(step.run, step.on_failure, ctx);
       } else {

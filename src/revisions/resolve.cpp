@@ -66,6 +66,27 @@ Result<std::string> read_ref(git::Repository& repo, const std::string& tree, con
   return v->value();
 }
 
+/// The full name of a `sources.ref` value: a full name (`refs/...`) as it
+/// is; a short one as a branch (`refs/heads/X`) or a tag (`refs/tags/X`,
+/// also written `tags/X`), whichever the mirror has. Both, at different
+/// commits, is an error: git itself would warn that the name is ambiguous.
+Result<std::string> source_ref(git::Repository& repo, const std::string& tree, const std::string& name) {
+  if (name.starts_with("refs/")) return name;
+  if (name.starts_with("tags/")) return "refs/" + name;
+  std::string head = "refs/heads/" + name, tag = "refs/tags/" + name;
+  auto h = repo.ref_target(head);
+  if (!h) return h.error();
+  auto t = repo.ref_target(tag);
+  if (!t) return t.error();
+  if (h->has_value() && t->has_value() && **h != **t) {
+    return Status::invalid_argument("ref \"" + name + "\" is both a branch and a tag, at different commits, in tree " +
+                                        tree,
+                                    "write sources." + tree + ".ref as " + head + " or " + tag);
+  }
+  if (!h->has_value() && t->has_value()) return tag;
+  return head;
+}
+
 }  // namespace
 
 Result<Resolution> resolve(const config::Config& config, Mirrors& mirrors, const store::Store* store,
@@ -124,7 +145,9 @@ Result<Resolution> resolve(const config::Config& config, Mirrors& mirrors, const
             ref = config.find_branch(s->second.value)->tested;
             source = "tested-of:" + s->second.value;
           } else {
-            ref = s->second.value;
+            auto full = source_ref(r, tree, s->second.value);
+            if (!full) return full.error();
+            ref = *full;
             source = "ref:" + s->second.value;
           }
         } else if (const config::Branch* gate = config.gate_of(tree)) {

@@ -200,7 +200,7 @@ TEST_F(FlightTest, UnreachableHostIsBrokenAndQuarantinedAfterN) {
 }
 
 TEST_F(FlightTest, EquivPairLandsOnAlikeHosts) {
-  load(R"({"r": {"steps": [{"testid": "t", "run": "echo $PUSHGATE_SRC_HOST $PUSHGATE_DST_HOST"}]}})",
+  load(R"({"r": {"steps": [{"testid": "t", "role": "controller", "run": "echo $PUSHGATE_SRC_HOST $PUSHGATE_DST_HOST"}]}})",
        R"([{"name": "test-migrate", "recipe": "r",
             "hosts": {"src_host": ["arch-amd64", "equiv-*"], "dst_host": ["arch-amd64", "equiv-*"]}}])",
        R"([{"name": "a0", "kind": "local", "flags": ["arch-amd64", "equiv-a"]},

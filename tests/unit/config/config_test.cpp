@@ -123,7 +123,7 @@ std::vector<BadCase> bad_cases() {
        "/recipes/r/steps/1/testid", "duplicate testid \"s\""},
       {"op_without_host_role",
        doc({R"("recipes": {"r": {"steps": [{"testid": "s", "op": "libvirt:start"}]}})", R"("jobs": [{"name": "t", "recipe": "r"}])"}),
-       "/jobs/0/hosts", "needs host role \"host\""},
+       "/jobs/0/hosts", "is operation libvirt:start, which needs a host role"},
       {"bad_timeout", doc({R"("recipes": {"r": {"steps": [{"testid": "s", "run": "x", "timeout": 0}]}})"}),
        "/recipes/r/steps/0/timeout", "greater than or equal to 1"},
       // Issue 12 item 9: what the daemon would refuse or degrade on at start.
