@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -31,6 +32,33 @@ Result<nlohmann::json> job_history_json(const store::Store& store, const std::st
                                         const std::string& testid, int limit);
 /// A branch's status (push::branch_status) with the age of its tested revision.
 nlohmann::json branch_json(const push::BranchStatus& status);
+/// One frozen ref (schemas/api/frozen.schema.json items).
+nlohmann::json frozen_json(const config::Config& config, const revisions::Frozen& frozen);
+/// One recorded frozen-ref change (schemas/api/frozen-change.schema.json).
+nlohmann::json frozen_change_json(const store::FrozenChange& change);
+
+/// The documents served under /api/v1/: "openapi.json" and the JSON
+/// schemas it refers to ("flight.schema.json", ...), built in.
+const std::map<std::string, nlohmann::json>& api_documents();
+
+/// Names a query filters on; empty ones are not checked.
+struct Names {
+  std::string branch, job, testid, host;
+};
+/// invalid_argument ("unknown job \"x\"", with a did-you-mean hint) for a
+/// name the configuration does not have; a testid must be a step of the
+/// job's recipe (of any recipe without a job). The CLI exits 2 on it, the
+/// API answers 400: an unknown filter is a mistake, not an empty result.
+Result<void> check_names(const config::Config& config, const Names& names);
+
+/// Every time in Unix seconds also in ISO 8601 UTC: beside each integer
+/// field named created, started, finished, at, date, tested_commit_time or
+/// last_flight_created, at any depth, a field NAME_utc
+/// ("2026-12-02T18:00:00Z"; null beside null). Every JSON document the API
+/// and the CLI print goes through it.
+nlohmann::json with_utc_times(nlohmann::json j);
+/// "2026-12-02T18:00:00Z".
+std::string iso_utc(std::int64_t unix_seconds);
 
 /// What the API needs from the daemon.
 struct Context {

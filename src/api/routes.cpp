@@ -13,6 +13,8 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <set>
+#include <ctime>
 
 namespace pushgate::api {
 
@@ -108,11 +110,93 @@ nlohmann::json host_json(const store::Host& h) {
           {"held_by", h.held_flight ? nlohmann::json(h.held_flight->str() + "." + h.held_job) : nlohmann::json()}};
 }
 
+extern const std::vector<std::string_view> kApiDocuments;
+
+const std::map<std::string, nlohmann::json>& api_documents() {
+  static const std::map<std::string, nlohmann::json> docs = [] {
+    std::map<std::string, nlohmann::json> out;
+    for (std::string_view text : kApiDocuments) {
+      auto j = nlohmann::json::parse(text);
+      std::string id = j.value("$id", "");
+      std::string name = j.contains("openapi") ? "openapi.json" : id.substr(id.rfind('/') + 1);
+      out[name] = std::move(j);
+    }
+    return out;
+  }();
+  return docs;
+}
+
+nlohmann::json frozen_json(const config::Config& config, const revisions::Frozen& f) {
+  return {{"tree", f.tree},         {"branch", f.branch},     {"ref", f.ref},
+          {"revision", f.revision}, {"describe", f.describe}, {"configured_branch", config.find_branch(f.branch) != nullptr}};
+}
+
+nlohmann::json frozen_change_json(const store::FrozenChange& c) {
+  return {{"tree", c.tree},     {"branch", c.branch}, {"ref", c.ref},       {"action", c.action},
+          {"old", c.old_rev},   {"new", c.new_rev},   {"describe", c.describe}, {"who", c.who},
+          {"reason", c.reason}, {"at", c.at},         {"state", c.state},   {"note", c.note}};
+}
+
+Result<void> check_names(const config::Config& c, const Names& n) {
+  auto one = [](const std::string& what, const std::string& name, const std::vector<std::string>& known,
+                const std::string& see) -> Result<void> {
+    if (name.empty() || std::find(known.begin(), known.end(), name) != known.end()) return {};
+    std::string hint = config::did_you_mean(name, known);
+    return Status::invalid_argument("unknown " + what + " \"" + name + "\"", hint.empty() ? see : hint);
+  };
+  std::vector<std::string> branches, jobs, hosts, testids;
+  for (const auto& b : c.branches) branches.push_back(b.name);
+  for (const auto& j : c.jobs) jobs.push_back(j.name);
+  for (const auto& h : c.hosts) hosts.push_back(h.name);
+  const config::Job* job = n.job.empty() ? nullptr : c.find_job(n.job);
+  for (const auto& [name, r] : c.recipes) {
+    if (job && job->recipe != name) continue;
+    for (const auto& st : r.steps) {
+      if (std::find(testids.begin(), testids.end(), st.testid) == testids.end()) testids.push_back(st.testid);
+    }
+  }
+  if (auto r = one("branch", n.branch, branches, "see `pushgate branch status`"); !r) return r;
+  if (auto r = one("job", n.job, jobs, "see the jobs in the configuration"); !r) return r;
+  if (auto r = one("host", n.host, hosts, "see `pushgate host list`"); !r) return r;
+  return one(job ? "step of job " + n.job : std::string("step"), n.testid, testids,
+             job ? "recipe " + job->recipe + " has no such testid" : "no recipe has such a testid");
+}
+
+std::string iso_utc(std::int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+nlohmann::json with_utc_times(nlohmann::json j) {
+  static const std::set<std::string> keys{"created", "started", "finished", "at", "date", "tested_commit_time",
+                                          "last_flight_created"};
+  if (j.is_array()) {
+    for (auto& e : j) e = with_utc_times(std::move(e));
+  } else if (j.is_object()) {
+    std::vector<std::pair<std::string, nlohmann::json>> add;
+    for (auto& [k, v] : j.items()) {
+      if (keys.count(k) && (v.is_number_integer() || v.is_null())) {
+        add.push_back({k + "_utc", v.is_null() ? nlohmann::json() : nlohmann::json(iso_utc(v.get<std::int64_t>()))});
+      } else if (v.is_structured()) {
+        v = with_utc_times(std::move(v));
+      }
+    }
+    for (auto& [k, v] : add) j[k] = std::move(v);
+  }
+  return j;
+}
+
 Result<std::string> load_token(const config::Config& c) { return config::api_token(c); }
 
 namespace {
 
-Response json(int status, const nlohmann::json& body) { return {status, "application/json", body.dump(2) + "\n"}; }
+Response json(int status, const nlohmann::json& body) {
+  return {status, "application/json", with_utc_times(body).dump(2) + "\n"};
+}
 Response error(int status, const std::string& message, const std::string& hint = {}) {
   nlohmann::json b{{"error", message}};
   if (!hint.empty()) b["hint"] = hint;
@@ -262,10 +346,19 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
     return {pg.status, "text/html; charset=utf-8", pg.html};
   }
   if (p.size() < 2 || p[1] != "v1") return error(404, "no such route: " + req.target);
+  if (is({"api", "v1", "openapi.json"}) || is({"api", "v1", "schemas", "*"})) {
+    if (auto e = only("GET")) return *e;
+    const auto& docs = api_documents();
+    std::string name = p.size() == 3 ? "openapi.json" : p[3];
+    auto d = docs.find(name);
+    if (d == docs.end() || (p.size() == 4 && name == "openapi.json")) return error(404, "no schema \"" + name + "\"");
+    return {200, "application/json", d->second.dump(2) + "\n"};
+  }
   if (is({"api", "v1", "flights"})) {
     if (auto e = only("GET")) return *e;
     store::FlightFilter f;
     f.branch = t.query.count("branch") ? t.query.at("branch") : "";
+    if (auto ok = check_names(*ctx.config, {.branch = f.branch}); !ok) return from(ok.error());
     if (t.query.count("blessing")) f.blessings = {t.query.at("blessing")};
     f.outcome = t.query.count("outcome") ? t.query.at("outcome") : "";
     f.limit = int_param(t, "limit", 50);
@@ -359,6 +452,7 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
   }
   if (is({"api", "v1", "history", "host", "*"})) {
     if (auto e = only("GET")) return *e;
+    if (auto ok = check_names(*ctx.config, {.host = p[4]}); !ok) return from(ok.error());
     auto ev = st.host_history(p[4], int_param(t, "limit", 50));
     if (!ev) return from(ev.error());
     nlohmann::json out = nlohmann::json::array();
@@ -372,8 +466,9 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
     }
     bool step = p[3] == "step";
     if (step && !t.query.count("testid")) return error(400, "missing query parameter testid");
-    auto out = job_history_json(st, t.query.at("branch"), t.query.at("job"), step ? t.query.at("testid") : "",
-                                int_param(t, "limit", 20));
+    Names names{t.query.at("branch"), t.query.at("job"), step ? t.query.at("testid") : "", ""};
+    if (auto ok = check_names(*ctx.config, names); !ok) return from(ok.error());
+    auto out = job_history_json(st, names.branch, names.job, names.testid, int_param(t, "limit", 20));
     return out ? json(200, *out) : from(out.error());
   }
   if (is({"api", "v1", "frozen"}) && m == "GET") {
@@ -382,9 +477,7 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
     auto list = revisions::list_frozen(*ctx.config, mirrors);
     if (!list) return from(list.error());
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& f : *list) {
-      out.push_back({{"tree", f.tree}, {"branch", f.branch}, {"ref", f.ref}, {"revision", f.revision}, {"describe", f.describe}});
-    }
+    for (const auto& f : *list) out.push_back(frozen_json(*ctx.config, f));
     return json(200, out);
   }
   if (is({"api", "v1", "frozen"}) || is({"api", "v1", "frozen", "*", "*"})) {
@@ -413,9 +506,7 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
     if (auto f = mirrors.fetch(fr.tree); !f && ctx.config->find_tree(fr.tree)) return from(f.error());
     auto r = revisions::change_frozen(*ctx.config, mirrors, *ctx.store, fr);
     if (!r) return from(r.error());
-    return json(200, {{"action", r->action}, {"tree", r->tree}, {"branch", r->branch}, {"old", r->old_rev},
-                      {"new", r->new_rev}, {"describe", r->describe}, {"state", r->state},
-                      {"note", r->note}});
+    return json(200, frozen_change_json(*r));
   }
   if (is({"api", "v1", "bisections"})) {
     if (auto e = only("GET")) return *e;

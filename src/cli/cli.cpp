@@ -1,5 +1,6 @@
 // Entry point of the command line: global options, subcommands, exit codes.
 
+#include <pushgate/api.hpp>
 #include <pushgate/cli.hpp>
 
 #include <cstdlib>
@@ -70,7 +71,12 @@ std::map<std::string, std::string> parse_overrides(const std::vector<std::string
 
 int code_of(const Status& s) { return s.code() == StatusCode::invalid_argument ? kUsage : kFailure; }
 
-void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
+void print_json(const nlohmann::json& j) { std::cout << api::with_utc_times(j).dump(2) << "\n"; }
+
+std::string human_time(std::int64_t when) {
+  std::string iso = api::iso_utc(when);
+  return iso.substr(0, 10) + " " + iso.substr(11, 5) + " UTC (" + age(when) + ")";
+}
 
 std::string age(std::int64_t when) {
   std::int64_t d = store::now() - when;
@@ -80,6 +86,50 @@ std::string age(std::int64_t when) {
   if (d < 172800) return std::to_string(d / 3600) + "h ago";
   return std::to_string(d / 86400) + "d ago";
 }
+
+namespace {
+
+/// An unknown subcommand in argv: walk the known ones from the top, skipping
+/// options and their values; the first word that is not a subcommand of a
+/// command that has subcommands (and no positional arguments of its own)
+/// is the mistake. False when there is none.
+bool unknown_subcommand(CLI::App& app, int argc, char** argv) {
+  CLI::App* cur = &app;
+  std::string path = "pushgate";
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--") return false;
+    if (arg.size() > 1 && arg[0] == '-') {
+      if (arg.find('=') != std::string::npos) continue;
+      const CLI::Option* o = cur->get_option_no_throw(arg);
+      if (o && o->get_items_expected_min() > 0) ++i;  // its value
+      continue;
+    }
+    auto subs = cur->get_subcommands([](CLI::App*) { return true; });
+    if (subs.empty()) return false;
+    std::vector<std::string> names;
+    for (CLI::App* s : subs) {
+      if (s->check_name(arg)) {
+        cur = s;
+        path += " " + s->get_name();
+        names.clear();
+        break;
+      }
+      names.push_back(s->get_name());
+    }
+    if (names.empty()) continue;  // descended
+    if (!cur->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty()) return false;
+    std::string hint = config::did_you_mean(arg, names);
+    std::string all;
+    for (const auto& n : names) all += (all.empty() ? "" : ", ") + n;
+    print_error(Status::invalid_argument("unknown command \"" + arg + "\" for " + path,
+                                         hint.empty() ? "one of: " + all + " (see " + path + " --help)" : hint));
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 int run(int argc, char** argv) {
   Context ctx;
@@ -110,6 +160,9 @@ int run(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // `pushgate flight lst`: say which commands there are, not only that
+    // "lst" was not expected.
+    if (e.get_exit_code() != 0 && unknown_subcommand(app, argc, argv)) return kUsage;
     int rc = app.exit(e);
     return rc == 0 ? kOk : kUsage;
   } catch (const ExitError& e) {

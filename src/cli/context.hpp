@@ -18,7 +18,7 @@
 
 namespace pushgate::cli {
 
-enum Exit { kOk = 0, kFailure = 1, kUsage = 2, kNotTolerable = 3, kInterrupted = 4 };
+enum Exit { kOk = 0, kFailure = 1, kUsage = 2, kNotTolerable = 3, kInterrupted = 4, kNotPushed = 5 };
 
 /// Thrown by commands to leave with an exit code after printing.
 struct ExitError {
@@ -73,6 +73,8 @@ void print_json(const nlohmann::json& j);
 
 /// "3h ago", "2d ago" from a unix time.
 std::string age(std::int64_t when);
+/// "2026-12-02 18:03 UTC (5m ago)".
+std::string human_time(std::int64_t when);
 
 void add_config_commands(CLI::App& app, Context& ctx);
 void add_revision_commands(CLI::App& app, Context& ctx);

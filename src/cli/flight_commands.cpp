@@ -113,6 +113,36 @@ void show(Context& ctx, FlightId id, bool json) {
   }
 }
 
+/// What the gate did with a judged flight, and the exit status that says it.
+struct GateResult {
+  bool tolerable = false, pushed = false;
+  std::string result;  ///< pushed, nothing-to-push, not-pushed, not-tolerable
+  std::string reason;
+  int exit = kOk;
+};
+
+GateResult gate_result(const push::Gate& gate) {
+  GateResult g;
+  g.tolerable = verdict::tolerable(gate.verdict.outcome);
+  g.pushed = gate.push && gate.push->pushed();
+  g.reason = gate.decision.reason;
+  if (gate.push && !gate.push->pushed()) {
+    g.reason = "push " + gate.push->state + (gate.push->message.empty() ? "" : ": " + gate.push->message);
+  }
+  if (!g.tolerable) {
+    g.result = "not-tolerable";
+    g.exit = kNotTolerable;
+  } else if (g.pushed) {
+    g.result = "pushed";
+  } else if (gate.baseline_flight && gate.flight.blessing == "real") {
+    g.result = "nothing-to-push";  // it tested the tested ref itself
+  } else {
+    g.result = "not-pushed";
+    g.exit = kNotPushed;
+  }
+  return g;
+}
+
 void run_flight(Context& ctx, const FlightArgs& a) {
   const config::Config& cfg = ctx.config();
   revisions::Mirrors mirrors(cfg);
@@ -149,14 +179,19 @@ void run_flight(Context& ctx, const FlightArgs& a) {
   };
   auto gate = must(push::finish_flight(cfg, ctx.store(), mirrors, *id, ctx.who, retest));
   auto rep = must(push::report(cfg, ctx.store(), mirrors, gate));
+  GateResult g = gate_result(gate);
   if (a.json) {
     nlohmann::json j = flight_json(ctx, *id);
     j["verdict"] = nlohmann::json::parse(verdict::render_json(rep));
+    j["gate"] = {{"tolerable", g.tolerable}, {"pushed", g.pushed}, {"result", g.result}, {"reason", g.reason},
+                 {"push_state", gate.push ? nlohmann::json(gate.push->state) : nlohmann::json()},
+                 {"exit_status", g.exit}};
     print_json(j);
   } else {
     std::cout << verdict::render_text(rep);
+    if (g.exit == kNotPushed) std::cerr << "flight " << id->str() << ": tolerable, not pushed: " << g.reason << "\n";
   }
-  if (!verdict::tolerable(gate.verdict.outcome)) throw ExitError{kNotTolerable};
+  if (g.exit != kOk) throw ExitError{g.exit};
 }
 
 void report(Context& ctx, const FlightArgs& a) {
@@ -192,6 +227,7 @@ void list_flights(Context& ctx, const FlightArgs& a) {
   store::FlightFilter f;
   f.branch = a.branch;
   f.limit = a.limit;
+  if (!a.branch.empty()) must(api::check_names(ctx.config(), {.branch = a.branch}), kUsage);
   auto flights = must(ctx.store().list_flights(f));
   if (a.json) {
     nlohmann::json j = nlohmann::json::array();
@@ -243,7 +279,9 @@ void add_flight_commands(CLI::App& app, Context& ctx) {
   });
   auto* run_cmd = fl->add_subcommand("run",
                                      "Create and run a flight of BRANCH in the foreground (Ctrl-C cancels), then judge it\n"
-                                     "and push if tolerable. Exit 0 tolerable, 3 not tolerable, 1 error.");
+                                     "and push if tolerable. Exit 0 tolerable and pushed (or a baseline flight, nothing to push), "
+                                     "5 tolerable but not pushed (push off, blocked, not a real flight, push refused), "
+                                     "3 not tolerable, 4 interrupted, 1 error.");
   run_cmd->add_option("branch", fa.branch, "branch name");
   run_cmd->add_option("--flight", fa.flight, "run the queued jobs of an existing flight instead");
   revision_options(run_cmd);

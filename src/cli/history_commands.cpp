@@ -17,19 +17,9 @@ struct HistoryArgs {
   bool json = false;
 };
 
-/// A configured name, or exit 2 with a suggestion.
-void known(const std::string& what, const std::string& name, const std::vector<std::string>& names,
-           const std::string& see) {
-  if (std::find(names.begin(), names.end(), name) == names.end()) fail_unknown(what, name, names, see);
-}
-
 void job_history(Context& ctx, const HistoryArgs& a, bool step) {
   const config::Config& cfg = ctx.config();
-  std::vector<std::string> branches, jobs;
-  for (const auto& b : cfg.branches) branches.push_back(b.name);
-  for (const auto& j : cfg.jobs) jobs.push_back(j.name);
-  known("branch", a.branch, branches, "see `pushgate branch status`");
-  known("job", a.job, jobs, "see the jobs in the configuration");
+  must(api::check_names(cfg, {a.branch, a.job, step ? a.testid : "", ""}), kUsage);
   auto rows = must(api::job_history_json(ctx.store(), a.branch, a.job, step ? a.testid : "", a.limit));
   if (a.json) {
     print_json(rows);
@@ -50,9 +40,7 @@ void job_history(Context& ctx, const HistoryArgs& a, bool step) {
 
 void host_history(Context& ctx, const HistoryArgs& a) {
   const config::Config& cfg = ctx.config();
-  std::vector<std::string> hosts;
-  for (const auto& h : cfg.hosts) hosts.push_back(h.name);
-  known("host", a.host, hosts, "see `pushgate host list`");
+  must(api::check_names(cfg, {.host = a.host}), kUsage);
   auto events = must(ctx.store().host_history(a.host, a.limit));
   if (a.json) {
     nlohmann::json out = nlohmann::json::array();

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <set>
 
+#include <pushgate/api.hpp>
 #include <pushgate/revisions.hpp>
 
 #include "context.hpp"
@@ -71,12 +72,6 @@ void show_revisions(Context& ctx, const RevisionsArgs& a) {
   }
 }
 
-nlohmann::json change_json(const store::FrozenChange& c) {
-  return {{"tree", c.tree}, {"branch", c.branch}, {"ref", c.ref}, {"action", c.action}, {"old", c.old_rev},
-          {"new", c.new_rev}, {"describe", c.describe}, {"who", c.who}, {"reason", c.reason}, {"at", c.at},
-          {"state", c.state}, {"note", c.note}};
-}
-
 void frozen_change(Context& ctx, const FrozenArgs& a, revisions::FrozenAction action) {
   const config::Config& cfg = ctx.config();
   store::Store& st = ctx.store();
@@ -97,7 +92,7 @@ void frozen_change(Context& ctx, const FrozenArgs& a, revisions::FrozenAction ac
   auto r = revisions::change_frozen(cfg, mirrors, st, req);
   if (!r) fail(r.error(), code_of(r.error()));
   if (a.json) {
-    print_json(change_json(*r));
+    print_json(api::frozen_change_json(*r));
     return;
   }
   std::cout << r->action << " " << r->ref << " in " << r->tree;
@@ -112,12 +107,12 @@ void frozen_list(Context& ctx, const FrozenArgs& a) {
     auto h = must(ctx.store().frozen_history(a.tree, a.branch, a.limit));
     if (a.json) {
       nlohmann::json j = nlohmann::json::array();
-      for (const auto& c : h) j.push_back(change_json(c));
+      for (const auto& c : h) j.push_back(api::frozen_change_json(c));
       print_json(j);
       return;
     }
     for (const auto& c : h) {
-      std::cout << c.at << " " << c.who << " " << c.action << " " << c.tree << " " << c.branch << " "
+      std::cout << human_time(c.at) << " " << c.who << " " << c.action << " " << c.tree << " " << c.branch << " "
                 << (c.old_rev.empty() ? "-" : c.old_rev.substr(0, 12)) << " -> "
                 << (c.new_rev.empty() ? "-" : c.new_rev.substr(0, 12)) << " " << c.describe
                 << (c.reason.empty() ? "" : " (" + c.reason + ")")
@@ -135,10 +130,7 @@ void frozen_list(Context& ctx, const FrozenArgs& a) {
   auto list = must(revisions::list_frozen(cfg, mirrors));
   if (a.json) {
     nlohmann::json j = nlohmann::json::array();
-    for (const auto& f : list) {
-      j.push_back({{"tree", f.tree}, {"branch", f.branch}, {"ref", f.ref}, {"revision", f.revision},
-                   {"describe", f.describe}, {"configured_branch", cfg.find_branch(f.branch) != nullptr}});
-    }
+    for (const auto& f : list) j.push_back(api::frozen_json(cfg, f));
     print_json(j);
     return;
   }

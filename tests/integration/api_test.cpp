@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <future>
+#include <regex>
+#include <set>
 #include <thread>
 
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
@@ -264,6 +266,190 @@ TEST_F(ApiTest, EveryResponseFollowsItsSchema) {
   expect_follows("api/flight.schema.json", cli({"flight", "show", "1", "--json"}));
   expect_follows("api/branches.schema.json", cli({"branch", "status", "--json", "--no-fetch"}));
   expect_follows("api/hosts.schema.json", cli({"host", "list", "--json"}));
+}
+
+// Issue 16 item 3: every --json output of the CLI has a schema, and follows it.
+TEST_F(ApiTest, Issue16_EveryCliJsonOutputFollowsItsSchema) {
+  auto cli = [&](std::vector<std::string> args, int code = 0) {
+    args.insert(args.begin(), {"--config", dir.str("c.json")});
+    auto r = test::pushgate(args);
+    EXPECT_EQ(r.exit_code, code) << r.err;
+    return test::HttpResult{200, r.out};
+  };
+  // The check itself can fail.
+  EXPECT_NE(schema_errors("cli/revisions.schema.json", R"({"branch": "b"})"), "");
+  EXPECT_NE(schema_errors("cli/config-check.schema.json",
+                          R"({"file": "c", "valid": true, "errors": [{"file": "c", "pointer": "", "message": "m"}], "warnings": []})"),
+            "");
+
+  expect_follows("cli/revisions.schema.json", cli({"revisions", "xen-unstable", "--json"}));
+  auto rev = nlohmann::json::parse(cli({"revisions", "xen-unstable", "--json", "--no-fetch"}).body);
+  EXPECT_EQ(rev["trees"][1]["ref"], "refs/heads/master") << rev.dump(2);
+  expect_follows("cli/host.schema.json", cli({"host", "show", "h0", "--json"}));
+  expect_follows("cli/config-check.schema.json", cli({"config", "check", "--json"}));
+  expect_follows("cli/db-status.schema.json", cli({"db", "status", "--json"}));
+  // Frozen refs: the change, the list (which broke its schema with
+  // configured_branch), the history.
+  expect_follows("api/frozen-change.schema.json",
+                 cli({"frozen", "add", "qemu", "xen-unstable", "--rev", "master~1", "--reason", "test", "--json"}));
+  auto frozen = cli({"frozen", "list", "--json"});
+  expect_follows("api/frozen.schema.json", frozen);
+  EXPECT_EQ(nlohmann::json::parse(frozen.body)[0]["configured_branch"], true) << frozen.body;
+  auto history = cli({"frozen", "list", "--history", "--json"});
+  expect_follows("cli/frozen-history.schema.json", history);
+  auto change = nlohmann::json::parse(history.body).at(0);
+  EXPECT_EQ(change["at_utc"], api::iso_utc(change["at"].get<std::int64_t>()));
+  EXPECT_EQ(change["who"].get<std::string>().empty(), false);
+  // Human times in the text history: a date, not Unix seconds.
+  auto text = test::pushgate({"--config", dir.str("c.json"), "frozen", "list", "--history"});
+  EXPECT_NE(text.out.find(api::iso_utc(change["at"].get<std::int64_t>()).substr(0, 10)), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find(std::to_string(change["at"].get<std::int64_t>())), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find(" UTC ("), std::string::npos) << text.out;
+
+  // An invalid configuration: valid false, exit 2, still the schema.
+  test::write_file(dir.path() / "bad.json", R"({"trees": [{"name": "xen"}]})");
+  auto bad = test::pushgate({"--config", dir.str("bad.json"), "config", "check", "--json"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(schema_errors("cli/config-check.schema.json", bad.out), "");
+  EXPECT_EQ(nlohmann::json::parse(bad.out)["valid"], false);
+}
+
+// Issue 16 item 3: times in ISO 8601 beside Unix seconds, in the API and the CLI.
+TEST_F(ApiTest, Issue16_TimesComeAsUnixSecondsAndIso8601) {
+  EXPECT_EQ(api::iso_utc(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(api::iso_utc(1795000000), "2026-11-18T11:06:40Z");
+  auto j = api::with_utc_times(nlohmann::json::parse(R"({"created": 0, "finished": null, "jobs": [{"started": 60}],
+                                                         "note": {"at": "not a number"}})"));
+  EXPECT_EQ(j["created_utc"], "1970-01-01T00:00:00Z");
+  EXPECT_TRUE(j["finished_utc"].is_null());
+  EXPECT_EQ(j["jobs"][0]["started_utc"], "1970-01-01T00:01:00Z");
+  EXPECT_FALSE(j["note"].contains("at_utc"));
+
+  ASSERT_EQ(test::http(port, "POST", "/api/v1/branches/xen-unstable/trigger", "", auth()).status, 202);
+  nlohmann::json flights;
+  for (int i = 0; i < 400; ++i) {
+    flights = nlohmann::json::parse(test::http(port, "GET", "/api/v1/flights").body);
+    if (!flights.empty() && flights[0]["outcome"] != "") break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(flights.size(), 1u);
+  EXPECT_EQ(flights[0]["created_utc"], api::iso_utc(flights[0]["created"].get<std::int64_t>()));
+  auto flight = nlohmann::json::parse(test::http(port, "GET", "/api/v1/flights/1").body);
+  EXPECT_EQ(flight["finished_utc"], api::iso_utc(flight["finished"].get<std::int64_t>()));
+  auto cli = test::pushgate({"--config", dir.str("c.json"), "flight", "show", "1", "--json"});
+  EXPECT_EQ(nlohmann::json::parse(cli.out)["created_utc"], flights[0]["created_utc"]) << cli.out;
+}
+
+// Issue 16 item 3: unknown filters are mistakes (exit 2, 400), not empty results.
+TEST_F(ApiTest, Issue16_UnknownFiltersAreRefused) {
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--config", dir.str("c.json")});
+    return test::pushgate(args);
+  };
+  auto r = cli({"flight", "list", "--branch", "xen-unstabel"});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.err.find("did you mean \"xen-unstable\""), std::string::npos) << r.err;
+  r = cli({"history", "step", "xen-unstable", "test-amd64", "wrk"});
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.err.find("did you mean \"work\""), std::string::npos) << r.err;
+  EXPECT_EQ(cli({"history", "job", "xen-unstable", "test-amd46"}).exit_code, 2);
+  EXPECT_EQ(cli({"history", "host", "h9"}).exit_code, 2);
+  EXPECT_EQ(cli({"bisect", "list", "--branch", "nope"}).exit_code, 2);
+  EXPECT_EQ(cli({"history", "step", "xen-unstable", "test-amd64", "work"}).exit_code, 0);
+
+  auto api = test::http(port, "GET", "/api/v1/flights?branch=xen-unstabel");
+  EXPECT_EQ(api.status, 400) << api.body;
+  EXPECT_NE(api.body.find("did you mean"), std::string::npos) << api.body;
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/history/step?branch=xen-unstable&job=test-amd64&testid=wrok").status, 400);
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/history/job?branch=nope&job=test-amd64").status, 400);
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/history/host/h9").status, 400);
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/history/step?branch=xen-unstable&job=test-amd64&testid=work").status, 200);
+}
+
+// Issue 16 item 3: /api/v1/openapi.json lists exactly the routes the server
+// has (read from its source), each answered, each 200 answer following the
+// schema the document names; every schema it names is served.
+TEST_F(ApiTest, Issue16_OpenApiDocumentMatchesTheRoutes) {
+  auto doc_r = test::http(port, "GET", "/api/v1/openapi.json");
+  ASSERT_EQ(doc_r.status, 200);
+  auto doc = nlohmann::json::parse(doc_r.body);
+  EXPECT_EQ(doc["openapi"].get<std::string>().substr(0, 2), "3.");
+
+  // The routes in the router's source: is({"api", "v1", "flights", "*"}).
+  std::set<std::string> in_source;
+  std::string src = test::read_file(test::source_dir() / "src/api/routes.cpp");
+  std::regex route(R"(is\(\{([^}]*)\}\))");
+  for (auto it = std::sregex_iterator(src.begin(), src.end(), route); it != std::sregex_iterator(); ++it) {
+    std::string parts = (*it)[1], path;
+    std::regex word(R"re("([^"]*)")re");
+    for (auto w = std::sregex_iterator(parts.begin(), parts.end(), word); w != std::sregex_iterator(); ++w) {
+      path += "/" + (*w)[1].str();
+    }
+    if (!path.empty()) in_source.insert(path);
+  }
+  ASSERT_GT(in_source.size(), 15u);
+  std::set<std::string> documented;
+  for (auto& [path, ops] : doc["paths"].items()) {
+    documented.insert(std::regex_replace(path, std::regex(R"(\{[^}]+\})"), "*"));
+  }
+  EXPECT_EQ(documented, in_source);
+
+  std::map<std::string, std::string> sample{{"{flight}", "1"}, {"{id}", "1"}, {"{branch}", "xen-unstable"},
+                                            {"{host}", "h0"}, {"{tree}", "qemu"}, {"{name}", "flight.schema.json"}};
+  ASSERT_EQ(test::http(port, "POST", "/api/v1/branches/xen-unstable/trigger", "", auth()).status, 202);
+  for (int i = 0; i < 400; ++i) {
+    auto f = nlohmann::json::parse(test::http(port, "GET", "/api/v1/flights").body);
+    if (!f.empty() && f[0]["outcome"] != "") break;
+    std::this_thread::sleep_for(50ms);
+  }
+  test::pushgate({"--config", dir.str("c.json"), "frozen", "add", "qemu", "xen-unstable", "--rev", "master", "--reason", "t"});
+  for (auto& [path, ops] : doc["paths"].items()) {
+    std::string target = path;
+    for (const auto& [k, v] : sample) {
+      if (auto at = target.find(k); at != std::string::npos) target.replace(at, k.size(), v);
+    }
+    for (auto& [method, op] : ops.items()) {
+      std::string query;
+      for (const auto& prm : op.value("parameters", nlohmann::json::array())) {
+        if (prm["in"] == "query" && prm.value("required", false)) {
+          std::string name = prm["name"];
+          query += (query.empty() ? "?" : "&") + name + "=" +
+                   (name == "branch" ? "xen-unstable" : name == "job" ? "test-amd64" : "work");
+        }
+      }
+      std::string m = method;
+      for (char& c : m) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      auto r = test::http(port, m, target + query, m == "GET" ? "" : "{}", auth());
+      SCOPED_TRACE(m + " " + target + query);
+      EXPECT_NE(r.status, 405) << r.body;
+      EXPECT_EQ(r.body.find("no such route"), std::string::npos) << r.body;
+      EXPECT_TRUE(op["responses"].contains(std::to_string(r.status))) << r.status << " is not documented: " << r.body;
+      if (m == "GET" && r.status == 200 && op["responses"]["200"].contains("content")) {
+        auto& content = op["responses"]["200"]["content"];
+        if (content.contains("application/json") && content["application/json"]["schema"].contains("$ref")) {
+          std::string ref = content["application/json"]["schema"]["$ref"];
+          std::string file = ref.substr(std::string("schemas/").size());
+          std::string rel = file == "verdict.schema.json" ? file : "api/" + file;
+          EXPECT_EQ(schema_errors(rel, r.body), "");
+        }
+      }
+    }
+  }
+  // Every schema it refers to is served, as in the source tree.
+  std::set<std::string> refs;
+  std::regex refre(R"re("\$ref": "schemas/([^"]+)")re");
+  for (auto it = std::sregex_iterator(doc_r.body.begin(), doc_r.body.end(), refre); it != std::sregex_iterator(); ++it) {
+    refs.insert((*it)[1]);
+  }
+  ASSERT_GT(refs.size(), 10u);
+  for (const auto& f : refs) {
+    auto r = test::http(port, "GET", "/api/v1/schemas/" + f);
+    EXPECT_EQ(r.status, 200) << f;
+    auto want = nlohmann::json::parse(
+        test::read_file(test::source_dir() / "schemas" / (f == "verdict.schema.json" ? f : "api/" + f)));
+    EXPECT_EQ(nlohmann::json::parse(r.body), want) << f;
+  }
+  EXPECT_EQ(test::http(port, "GET", "/api/v1/schemas/nope.json").status, 404);
 }
 
 TEST_F(ApiTest, RefUpdatedWebhookPollsTheBranchesThatUseTheTree) {

@@ -126,6 +126,7 @@ class Bisect : public ::testing::Test {
   json bisect(int expect_exit) {
     auto s = pg({"bisect", "start", "xen-unstable", "test-amd64-xl", "boot", "--json"});
     EXPECT_EQ(s.exit_code, 0) << s.out << s.err;
+    EXPECT_EQ(test::schema_errors("cli/bisect-start.schema.json", s.out), "");
     std::string id = std::to_string(json::parse(s.out)["id"].get<int>());
     auto r = pg({"bisect", "run", id, "--json"});
     EXPECT_EQ(r.exit_code, expect_exit) << r.out << r.err;

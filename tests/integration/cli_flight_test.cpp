@@ -239,7 +239,8 @@ TEST_F(CliFlight, HistoryOfJobStepAndHost) {
   auto step = nlohmann::json::parse(pg({"history", "step", "xen-unstable", "test-amd64", "work", "--json"}).out);
   ASSERT_EQ(step.size(), 2u);
   EXPECT_EQ(step[1]["status"], "pass");
-  EXPECT_TRUE(nlohmann::json::parse(pg({"history", "step", "xen-unstable", "test-amd64", "nope", "--json"}).out).empty());
+  // A testid no step of the job has is a mistake, not an empty history (issue 16).
+  EXPECT_EQ(pg({"history", "step", "xen-unstable", "test-amd64", "nope", "--json"}).exit_code, 2);
   auto host = nlohmann::json::parse(pg({"history", "host", "h0", "--json"}).out);
   ASSERT_EQ(host.size(), 4u);  // allocate and release, twice
   EXPECT_EQ(host[0]["event"], "release");

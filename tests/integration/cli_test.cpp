@@ -37,6 +37,25 @@ TEST(Cli, VersionAndUsageErrors) {
   EXPECT_EQ(pushgate({"config", "check", "--bogus"}).exit_code, 2);
 }
 
+// Issue 16 item 3: an unknown subcommand says which there are, with a
+// suggestion when one is close; options and their values are skipped.
+TEST(Cli, Issue16_UnknownSubcommandsGetDidYouMean) {
+  auto r = pushgate({"flight", "lst"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("unknown command \"lst\" for pushgate flight"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("did you mean \"list\"?"), std::string::npos) << r.err;
+  r = pushgate({"--config", example(), "--as", "rm", "histroy", "job"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("did you mean \"history\"?"), std::string::npos) << r.err;
+  r = pushgate({"frobnicate"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("one of: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("bisect"), std::string::npos) << r.err;
+  // A positional argument is not a subcommand.
+  r = pushgate({"--config", example(), "revisions", "no-such-branch", "--no-fetch"});
+  EXPECT_EQ(r.err.find("unknown command"), std::string::npos) << r.err;
+}
+
 TEST(Cli, ConfigCheckValidExample) {
   // A copy: the example's API token file (made by scripts/example-repos.sh)
   // is written beside it, never into the checkout.

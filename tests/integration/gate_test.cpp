@@ -81,12 +81,20 @@ class Gate : public ::testing::Test {
   }
 
   /// Run a flight; returns exit code, puts the report JSON in `verdict`.
+  /// The exit status tells pushed (0) from tolerable but not pushed (5)
+  /// and not tolerable (3); so does the output's gate field.
   int flight(nlohmann::json& verdict) {
     auto r = pg({"flight", "run", "xen-unstable", "--json"});
-    EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 3) << r.err;
-    verdict = nlohmann::json::parse(r.out)["verdict"];
+    EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 3 || r.exit_code == 5) << r.err;
+    EXPECT_EQ(test::schema_errors("cli/flight-run.schema.json", r.out), "");
+    auto out = nlohmann::json::parse(r.out);
+    verdict = out["verdict"];
+    last_gate = out["gate"];
+    EXPECT_EQ(last_gate["exit_status"], r.exit_code);
+    EXPECT_EQ(last_gate["pushed"], verdict["pushed"]);
     return r.exit_code;
   }
+  nlohmann::json last_gate;
 };
 
 TEST_F(Gate, GoodCommitPushedRegressionNotNeverPassTolerable) {
@@ -95,10 +103,12 @@ TEST_F(Gate, GoodCommitPushedRegressionNotNeverPassTolerable) {
   EXPECT_EQ(flight(v), 0);
   EXPECT_FALSE(v["pushed"].get<bool>());
   EXPECT_NE(v["push"].get<std::string>().find("baseline flight"), std::string::npos);
+  EXPECT_EQ(last_gate["result"], "nothing-to-push");
   // 2: a good commit is tested and pushed; new-test still never passed.
   std::string good = commit("good change");
   EXPECT_EQ(flight(v), 0);
   EXPECT_TRUE(v["pushed"].get<bool>()) << v.dump(2);
+  EXPECT_EQ(last_gate["result"], "pushed");
   EXPECT_EQ(v["outcome"], "tolerable");
   EXPECT_EQ(v["subject"], "[xen-unstable test] 2: tolerable ALL FAIL - PUSHED");
   EXPECT_EQ(xen->head_of("master"), good);
@@ -207,8 +217,10 @@ TEST_F(Gate, TestedRefMovedDuringTheFlightRefusesThePush) {
   // During the flight someone else pushes to master (the "meddle" step does it).
   std::string other = xen->commit("someone else's commit", {xen->head_of("master")}, {{"CHANGES", "other\n"}});
   test::write_file(dir.path() / "meddle", "git --git-dir=" + up + " update-ref refs/heads/master " + other + "\n");
-  EXPECT_EQ(flight(v), 0);  // tolerable; the push was refused, not an error
+  EXPECT_EQ(flight(v), 5);  // tolerable, not pushed: the push was refused, not an error
   EXPECT_FALSE(v["pushed"].get<bool>());
+  EXPECT_EQ(last_gate["result"], "not-pushed");
+  EXPECT_EQ(last_gate["push_state"], "refused");
   EXPECT_NE(v["push"].get<std::string>().find("refused"), std::string::npos) << v["push"];
   EXPECT_EQ(xen->head_of("master"), other);  // nothing lost
   auto pushes = nlohmann::json::parse(pg({"branch", "status", "xen-unstable", "--json"}).out);
@@ -220,7 +232,8 @@ TEST_F(Gate, BlockAndForceAreAudited) {
   flight(v);
   std::string good = commit("good change");
   ASSERT_EQ(pg({"branch", "block", "xen-unstable", "--reason", "release freeze"}).exit_code, 0);
-  EXPECT_EQ(flight(v), 0);
+  EXPECT_EQ(flight(v), 5);
+  EXPECT_NE(last_gate["reason"].get<std::string>().find("release freeze"), std::string::npos) << last_gate;
   EXPECT_FALSE(v["pushed"].get<bool>());
   EXPECT_NE(v["push"].get<std::string>().find("release freeze"), std::string::npos);
   EXPECT_EQ(pg({"branch", "force", "xen-unstable", "nope", "--reason", "x"}).exit_code, 2);
@@ -389,7 +402,8 @@ TEST_F(Gate, Issue19_AYoungRefLockFailsThePushItDoesNotRefuseIt) {
   std::string good = commit("good change");
   auto lock = std::filesystem::path(up) / "refs/heads/master.lock";
   test::write_file(lock, "");
-  EXPECT_EQ(flight(v), 0);
+  EXPECT_EQ(flight(v), 5);
+  EXPECT_EQ(last_gate["push_state"], "failed");
   EXPECT_FALSE(v["pushed"].get<bool>());
   auto st = nlohmann::json::parse(pg({"branch", "status", "xen-unstable", "--json", "--no-fetch"}).out);
   EXPECT_EQ(st["last_push"]["state"], "failed") << st.dump(2);
