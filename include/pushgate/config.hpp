@@ -97,6 +97,9 @@ struct Daemon {
   std::string state_dir;  ///< absolute path
   std::string listen = "127.0.0.1:8480";
   std::string log_level = "info";
+  /// auto (journal under systemd, else text), text (UTC timestamps), journal
+  /// (no timestamp, <N> priority prefixes journald reads), json (one object per line).
+  std::string log_format = "auto";
   std::string api_token_file, api_token_env;
   bool read_requires_token = false;
   int api_workers = 4;  ///< threads serving API requests, each with its own database connection

@@ -60,6 +60,13 @@ struct Options {
 /// the same checks, so it refuses everything the daemon would.
 std::vector<config::Diagnostic> startup_checks(const config::Config& config);
 
+/// Whether stderr is the journal stream systemd connected ($JOURNAL_STREAM).
+bool stderr_is_journal();
+/// daemon.log_format with "auto" decided: journal under systemd, else text.
+std::string log_format(const config::Daemon& daemon);
+/// spdlog's default logger: stderr, daemon.log_level, lines as log_format says.
+void setup_logging(const config::Daemon& daemon);
+
 /// Run the daemon until SIGTERM/SIGINT (or, with `once`, until the due work
 /// is done). Refuses to start when another daemon holds the database.
 Result<void> run(const config::Config& config, const std::string& database, const Options& options);

@@ -21,8 +21,7 @@ void add_daemon_command(CLI::App& app, Context& ctx) {
   d->add_option("--poll-floor", poll_floor, "shortest polling interval honoured, seconds")->check(CLI::PositiveNumber);
   d->callback([&ctx] {
     const config::Config& cfg = ctx.config();
-    spdlog::set_level(spdlog::level::from_str(cfg.daemon.log_level));
-    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+    daemon::setup_logging(cfg.daemon);
     opts.poll_floor_seconds = poll_floor;
     // Lines the daemon marks "warning: " are logged at warning level.
     opts.log = [](const std::string& line) {

@@ -362,18 +362,45 @@ class Daemon {
         }
       }
       const config::Branch* b = cfg_.find_branch(branch);
+      // One info line per poll: what each fetch brought and how long it
+      // took, then what the poll decided (issue 16 item 4).
+      const auto poll_start = std::chrono::steady_clock::now();
+      auto secs = [](std::chrono::steady_clock::time_point since) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.2fs",
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count());
+        return std::string(buf);
+      };
+      std::string fetched;
       for (const auto& t : revisions::trees_of(cfg_, *b)) {
-        if (auto f = mirrors.fetch(t); !f) {
-          say("warning: branch " + branch + ": fetch failed, no flight this round: " + f.error().message());
+        const auto t0 = std::chrono::steady_clock::now();
+        std::string result = "unchanged";
+        auto f = mirrors.fetch(t, [&](const std::string& line) {
+          // "fetched URL: 0 new, 1 updated, 0 deleted refs"
+          if (line.starts_with("fetched ")) {
+            if (auto colon = line.rfind(": "); colon != std::string::npos) result = line.substr(colon + 2);
+          }
+        });
+        if (!f) {
+          say("warning: branch " + branch + ": fetch failed (" + t + ", after " + secs(t0) +
+              "), no flight this round: " + f.error().message());
           return;
         }
+        fetched += (fetched.empty() ? "" : ", ") + t + " " + secs(t0) + " (" + result + ")";
       }
       auto res = revisions::resolve(cfg_, mirrors, &s, branch);
       if (!res) {
-        say("warning: branch " + branch + ": " + res.error().message());
+        say("warning: branch " + branch + ": polled in " + secs(poll_start) + ", fetched " + fetched + "; " +
+            res.error().message());
         return;
       }
-      if (res->up_to_date && !always && !b->always_run) return;
+      const bool run = !res->up_to_date || always || b->always_run;
+      say("branch " + branch + ": polled in " + secs(poll_start) + ", fetched " + fetched + "; " +
+          (!run                   ? std::string("up to date, no flight")
+           : res->baseline_flight ? std::string("tested ref never tested, baseline flight")
+           : res->up_to_date      ? std::string("up to date, flight anyway (always_run)")
+                                  : std::string("new revisions, flight")));
+      if (!run) return;
       auto created = flight::create(cfg_, s, *res);
       if (!created) {
         say("branch " + branch + ": " + created.error().message());

@@ -9,6 +9,7 @@
 // as kill -9 would; the restart is the real `pushgate daemon` binary.
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -19,6 +20,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <regex>
 #include <thread>
 
 #include <pushgate/config.hpp>
@@ -601,6 +603,86 @@ TEST_F(DaemonTest, Issue12_FetchFailureIsAWarning) {
       EXPECT_NE(line.find(" warning "), std::string::npos) << line;
     }
   }
+}
+
+// Issue 16 item 4: polls and fetch results at info with durations; lines
+// journald reads well under systemd (no second timestamp, a priority), UTC
+// timestamps otherwise, or JSON lines.
+TEST_F(DaemonTest, Issue16_PollsAreLoggedInTheChosenFormat) {
+  config("true");
+  auto with_format = [&](const std::string& format) {
+    auto cfg = nlohmann::json::parse(test::read_file(dir.path() / "c.json"));
+    if (format.empty()) cfg["daemon"].erase("log_format");
+    else cfg["daemon"]["log_format"] = format;
+    test::write_file(dir.path() / "c.json", cfg.dump(2));
+  };
+  auto once = [&](const std::string& log, std::vector<std::string> prefix = {}) {
+    prefix.insert(prefix.end(), {test::pushgate_binary(), "--config", dir.str("c.json"), "daemon", "--once"});
+    test::Background d(prefix, dir.str(log));
+    EXPECT_EQ(d.wait(30000), 0) << test::read_file(dir.path() / log);
+    std::vector<std::string> lines;
+    std::istringstream in(test::read_file(dir.path() / log));
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) lines.push_back(line);
+    }
+    return lines;
+  };
+  const std::regex poll(R"(branch xen-unstable: polled in [0-9.]+s, fetched xen [0-9.]+s \((\d+ new, \d+ updated, \d+ deleted refs|unchanged)\); )");
+
+  // JSON lines: every line an object; the poll that found a new commit.
+  with_format("json");
+  xen->commit_on("staging", "xen: change 1");
+  bool polled = false;
+  for (const auto& line : once("json.log")) {
+    auto j = nlohmann::json::parse(line);  // throws (fails) on a line that is not JSON
+    EXPECT_TRUE(std::regex_match(j["time"].get<std::string>(), std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")))
+        << line;
+    EXPECT_TRUE(j["level"] == "info" || j["level"] == "warning") << line;
+    std::string m = j["message"];
+    if (std::regex_search(m, poll)) {
+      polled = true;
+      EXPECT_NE(m.find("(2 new, 0 updated, 0 deleted refs)"), std::string::npos) << m;  // a new mirror
+      EXPECT_NE(m.find("baseline flight"), std::string::npos) << m;
+    }
+  }
+  EXPECT_TRUE(polled);
+
+  // Text: UTC timestamps with a Z, the level, the message. Up to date now.
+  with_format("text");
+  polled = false;
+  for (const auto& line : once("text.log")) {
+    EXPECT_TRUE(std::regex_search(line, std::regex(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (info|warning) )"))) << line;
+    if (std::regex_search(line, poll)) {
+      polled = true;
+      EXPECT_NE(line.find("new revisions, flight"), std::string::npos) << line;  // the commit after the baseline
+    }
+  }
+  EXPECT_TRUE(polled);
+
+  // auto, with stderr being the journal stream systemd says it connected:
+  // "<6>message", no timestamp of our own.
+  with_format("");
+  test::write_file(dir.path() / "journal.log", "");
+  struct stat st{};
+  ASSERT_EQ(stat(dir.str("journal.log").c_str(), &st), 0);
+  std::string stream = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  auto journal = once("journal.log", {"/usr/bin/env", "JOURNAL_STREAM=" + stream});
+  ASSERT_FALSE(journal.empty());
+  polled = false;
+  for (const auto& line : journal) {
+    EXPECT_TRUE(std::regex_search(line, std::regex(R"(^<[46]>[a-z])"))) << line;
+    EXPECT_FALSE(std::regex_search(line, std::regex(R"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d)"))) << line;
+    if (std::regex_search(line, poll)) {
+      polled = true;
+      // The push moved master (upstream and in the mirror): nothing new to test.
+      EXPECT_NE(line.find("(0 new, 0 updated, 0 deleted refs); up to date, no flight"), std::string::npos) << line;
+    }
+  }
+  EXPECT_TRUE(polled);
+  // A JOURNAL_STREAM that is not our stderr (inherited by a child): text.
+  auto other = once("other.log", {"/usr/bin/env", "JOURNAL_STREAM=1:1"});
+  ASSERT_FALSE(other.empty());
+  EXPECT_TRUE(std::regex_search(other[0], std::regex(R"(^\d{4}-\d\d-\d\dT)"))) << other[0];
 }
 
 TEST_F(DaemonTest, BadCronIsAConfigurationErrorAtStart) {
