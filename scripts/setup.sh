@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 build_dir=build
 build_type=RelWithDebInfo
-cmake_args=(-DPUSHGATE_WERROR=ON)
+cmake_args=(-DPUSHGATE_WERROR=ON -DCMAKE_INSTALL_PREFIX=/usr)
 if [[ "${1:-}" == "--sanitize" ]]; then
   build_dir=build-sanitize
   cmake_args+=(-DPUSHGATE_SANITIZE=ON -DPUSHGATE_BENCH=OFF)
@@ -32,6 +32,9 @@ packages=(
   git tzdata
   # graphviz: `dot` draws bisection graphs (docs/bisection.md)
   graphviz
+  # the systemd service: readiness and watchdog (sd_notify); the Debian
+  # package: man page from --help, dpkg-shlibdeps for its dependencies
+  libsystemd-dev help2man dpkg-dev file
   # used by tests only: sqlite3 to poke at databases, setpriv (util-linux) to drop
   # privileges, a real sshd for bare-metal hosts, a real libvirtd with QEMU,
   # croniter as the independent oracle for cron times, time zones for DST,

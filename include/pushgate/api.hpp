@@ -53,7 +53,7 @@ Result<void> check_names(const config::Config& config, const Names& names);
 
 /// Every time in Unix seconds also in ISO 8601 UTC: beside each integer
 /// field named created, started, finished, at, date, tested_commit_time or
-/// last_flight_created, at any depth, a field NAME_utc
+/// last_flight_created or cutoff, at any depth, a field NAME_utc
 /// ("2026-12-02T18:00:00Z"; null beside null). Every JSON document the API
 /// and the CLI print goes through it.
 nlohmann::json with_utc_times(nlohmann::json j);

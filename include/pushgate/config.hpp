@@ -100,6 +100,9 @@ struct Daemon {
   /// auto (journal under systemd, else text), text (UTC timestamps), journal
   /// (no timestamp, <N> priority prefixes journald reads), json (one object per line).
   std::string log_format = "auto";
+  /// `pushgate gc` removes logs and work directories of flights older than
+  /// this many days (never a current baseline's evidence); 0: keep all.
+  int retention_days = 0;
   std::string api_token_file, api_token_env;
   bool read_requires_token = false;
   int api_workers = 4;  ///< threads serving API requests, each with its own database connection

@@ -94,4 +94,32 @@ std::string log_path(const config::Config& config, FlightId flight, const std::s
 /// attempt (STATE_DIR/work/FLIGHT/JOB.attempt-N for N > 1).
 std::string work_dir(const config::Config& config, FlightId flight, const std::string& job, int attempt = 1);
 
+struct RetentionOptions {
+  int older_than_days = 90;  ///< flights created before now minus this
+  std::int64_t now = 0;      ///< Unix seconds
+  bool dry_run = false;      ///< say what would go, remove nothing
+};
+struct Retention {
+  std::int64_t cutoff = 0;
+  struct Removed {
+    FlightId flight;
+    std::string path;
+  };
+  std::vector<Removed> removed;  ///< directories removed (or, dry run, that would be)
+  std::uintmax_t bytes = 0;
+  struct Kept {
+    FlightId flight;
+    std::string why;
+  };
+  std::vector<Kept> kept;  ///< evidence kept whatever its age
+};
+
+/// Remove STATE_DIR/logs/F and STATE_DIR/work/F of finished flights older
+/// than the cutoff, except the evidence of each branch's current baseline:
+/// flights that ran its tested revision, its last tolerable flight, the
+/// builds those reused from other flights, and the flights of running
+/// bisections. Unfinished flights are never touched; database rows stay.
+Result<Retention> collect_garbage(const config::Config& config, store::Store& store, revisions::Mirrors& mirrors,
+                                  const RetentionOptions& options);
+
 }  // namespace pushgate::flight

@@ -173,7 +173,7 @@ std::string iso_utc(std::int64_t t) {
 
 nlohmann::json with_utc_times(nlohmann::json j) {
   static const std::set<std::string> keys{"created", "started", "finished", "at", "date", "tested_commit_time",
-                                          "last_flight_created"};
+                                          "last_flight_created", "cutoff"};
   if (j.is_array()) {
     for (auto& e : j) e = with_utc_times(std::move(e));
   } else if (j.is_object()) {

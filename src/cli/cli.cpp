@@ -4,6 +4,7 @@
 #include <pushgate/cli.hpp>
 
 #include <cstdlib>
+#include <filesystem>
 #include <ctime>
 #include <iostream>
 
@@ -15,7 +16,7 @@ const config::Config& Context::config() {
   if (config_) return *config_;
   if (config_path.empty()) {
     print_error(Status::invalid_argument("no configuration given",
-                                         "pass --config PATH or set PUSHGATE_CONFIG"));
+                                         "pass --config PATH, set PUSHGATE_CONFIG, or install " PUSHGATE_DEFAULT_CONFIG));
     throw ExitError{kUsage};
   }
   config::LoadResult r = config::load(config_path);
@@ -133,7 +134,9 @@ bool unknown_subcommand(CLI::App& app, int argc, char** argv) {
 
 int run(int argc, char** argv) {
   Context ctx;
+  // --config, else $PUSHGATE_CONFIG, else the installed configuration.
   if (const char* env = std::getenv("PUSHGATE_CONFIG")) ctx.config_path = env;
+  else if (std::error_code ec; std::filesystem::exists(PUSHGATE_DEFAULT_CONFIG, ec)) ctx.config_path = PUSHGATE_DEFAULT_CONFIG;
   if (const char* u = std::getenv("SUDO_USER")) ctx.who = u;
   else if (const char* u2 = std::getenv("USER")) ctx.who = u2;
   else ctx.who = "unknown";
@@ -145,7 +148,8 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   app.option_defaults()->always_capture_default();
-  app.add_option("-c,--config", ctx.config_path, "configuration file (default: $PUSHGATE_CONFIG)");
+  app.add_option("-c,--config", ctx.config_path,
+                 "configuration file (default: $PUSHGATE_CONFIG, else " PUSHGATE_DEFAULT_CONFIG " when it exists)");
   app.add_option("--db", ctx.db_path, "SQLite database (default: daemon.database of the config)");
   app.add_option("--as", ctx.who, "name recorded in audit records (default: $SUDO_USER or $USER)");
 
@@ -155,6 +159,7 @@ int run(int argc, char** argv) {
   add_branch_commands(app, ctx);
   add_history_commands(app, ctx);
   add_daemon_command(app, ctx);
+  add_gc_command(app, ctx);
   add_bisect_commands(app, ctx);
 
   try {

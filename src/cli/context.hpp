@@ -82,6 +82,7 @@ void add_flight_commands(CLI::App& app, Context& ctx);
 void add_branch_commands(CLI::App& app, Context& ctx);
 void add_history_commands(CLI::App& app, Context& ctx);
 void add_daemon_command(CLI::App& app, Context& ctx);
+void add_gc_command(CLI::App& app, Context& ctx);
 void add_bisect_commands(CLI::App& app, Context& ctx);
 
 /// A configured branch or job by name, or exit 2 with a did-you-mean.

@@ -357,6 +357,7 @@ Config build(const json& j, const std::string& path) {
   c.daemon.listen = d.value("listen", c.daemon.listen);
   c.daemon.log_level = d.value("log_level", c.daemon.log_level);
   c.daemon.log_format = d.value("log_format", c.daemon.log_format);
+  c.daemon.retention_days = d.value("retention_days", c.daemon.retention_days);
   if (d.contains("api_token_file")) c.daemon.api_token_file = absolute(dir, d["api_token_file"]);
   c.daemon.api_token_env = d.value("api_token_env", "");
   c.daemon.read_requires_token = d.value("read_requires_token", false);

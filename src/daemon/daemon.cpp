@@ -17,6 +17,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fcntl.h>
+#include <systemd/sd-daemon.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -127,6 +128,14 @@ class Daemon {
     }
     wait_signal(signals);
     asio::co_spawn(io_, loop(signals), asio::detached);
+    // systemd (Type=notify): ready once recovery is done and the API
+    // listens; the loop pings the watchdog (no-ops outside systemd).
+    if (!opt_.once) {
+      std::uint64_t usec = 0;
+      if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) watchdog_every_ = std::chrono::microseconds(usec / 2);
+      sd_notifyf(0, "READY=1\nSTATUS=%zu branches, %zu hosts", cfg_.branches.size(), cfg_.hosts.size());
+      asio::co_spawn(io_, watchdog(), asio::detached);
+    }
     io_.run();
     server_.reset();  // waits for API handlers still running on its workers
     for (auto& [b, r] : running_) {
@@ -225,6 +234,7 @@ class Daemon {
         say("signal " + std::to_string(sig) + ": draining (no new flights, jobs or steps; running steps get " +
             std::to_string(opt_.drain_seconds) + "s; again to stop at once)");
         draining_ = true;
+        sd_notify(0, "STOPPING=1\nSTATUS=draining");
         drain_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(opt_.drain_seconds);
         for (auto& [b, r] : running_) r->cancel->drain();
       } else {
@@ -499,6 +509,18 @@ class Daemon {
     running_[kKey] = std::move(r);
   }
 
+  /// WATCHDOG=1 every half of systemd's WatchdogSec, from the event loop
+  /// itself: a loop that hangs stops the pings and systemd restarts it.
+  asio::awaitable<void> watchdog() {
+    if (watchdog_every_.count() == 0) co_return;
+    asio::steady_timer t(io_);
+    for (;;) {
+      sd_notify(0, "WATCHDOG=1");
+      t.expires_after(watchdog_every_);
+      co_await t.async_wait(asio::use_awaitable);
+    }
+  }
+
   asio::awaitable<void> loop(asio::signal_set& signals) {
     asio::steady_timer tick(io_);
     for (;;) {
@@ -574,6 +596,7 @@ class Daemon {
   std::set<std::string> manual_;    // branches with a manual request pending (loop thread only)
   std::set<std::string> poll_now_;  // branches a webhook asked to poll (loop thread only)
   std::atomic<bool> draining_{false};  // read by API workers
+  std::chrono::microseconds watchdog_every_{0};  // half of systemd's WatchdogSec; 0: no watchdog
   struct Retry {
     FlightId flight;
     std::string branch;

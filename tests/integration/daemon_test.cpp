@@ -10,6 +10,11 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -683,6 +688,48 @@ TEST_F(DaemonTest, Issue16_PollsAreLoggedInTheChosenFormat) {
   auto other = once("other.log", {"/usr/bin/env", "JOURNAL_STREAM=1:1"});
   ASSERT_FALSE(other.empty());
   EXPECT_TRUE(std::regex_search(other[0], std::regex(R"(^\d{4}-\d\d-\d\dT)"))) << other[0];
+}
+
+// Issue 16 item 1: Type=notify. A real notification socket stands in for
+// systemd: READY=1 once the API listens, WATCHDOG=1 every half of
+// WATCHDOG_USEC from the loop, STOPPING=1 when SIGTERM starts the drain.
+TEST_F(DaemonTest, Issue16_TellsSystemdReadyWatchdogAndStopping) {
+  config("true");
+  std::string sock = dir.str("notify.sock");
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  ASSERT_LT(sock.size(), sizeof addr.sun_path);
+  std::strcpy(addr.sun_path, sock.c_str());
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  timeval tv{0, 200000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::vector<std::string> got;
+  auto receive_until = [&](const std::string& want, std::chrono::seconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      char buf[4096];
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n > 0) {
+        got.emplace_back(buf, static_cast<std::size_t>(n));
+        if (got.back().find(want) != std::string::npos) return true;
+      }
+    }
+    return false;
+  };
+  test::Background d({"/usr/bin/env", "NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=300000", test::pushgate_binary(),
+                      "--config", dir.str("c.json"), "daemon"},
+                     dir.str("daemon.log"));
+  ASSERT_TRUE(receive_until("READY=1", 20s)) << test::read_file(dir.path() / "daemon.log");
+  EXPECT_TRUE(test::wait_for_port(port, 1000)) << "READY=1 before the API listens";
+  int pings = 0;
+  for (int i = 0; i < 3; ++i) pings += receive_until("WATCHDOG=1", 2s) ? 1 : 0;
+  EXPECT_EQ(pings, 3) << "the loop pings the watchdog every 150 ms";
+  d.signal(SIGTERM);
+  EXPECT_TRUE(receive_until("STOPPING=1", 10s));
+  EXPECT_EQ(d.wait(30000), 0) << test::read_file(dir.path() / "daemon.log");
+  close(fd);
 }
 
 TEST_F(DaemonTest, BadCronIsAConfigurationErrorAtStart) {

@@ -210,6 +210,53 @@ TEST_F(Gate, ReportJsonFollowsTheSchema) {
   EXPECT_EQ(again["outcome"], "regressions") << again.dump(2);  // xen-boot passed in baseline flight 1
 }
 
+// Issue 16 item 1: `pushgate gc` removes old flights' logs and work
+// directories, never the evidence of the current baseline; the results stay
+// in the database, and the next flight is still judged against the baseline.
+TEST_F(Gate, Issue16_GcKeepsTheBaselinesEvidenceAndEveryResult) {
+  nlohmann::json v;
+  flight(v);                    // 1: baseline flight of the old master
+  std::string good = commit("good change");
+  ASSERT_EQ(flight(v), 0);      // 2: pushed; master is `good` now
+  commit("BREAK-GUEST");
+  ASSERT_EQ(flight(v), 3);      // 3: regression, retested in 4
+  auto state = dir.path() / "state";
+  for (int f : {1, 2, 3, 4}) ASSERT_TRUE(std::filesystem::exists(state / "logs" / std::to_string(f))) << f;
+
+  // Off unless configured or asked for.
+  auto off = pg({"gc"});
+  EXPECT_EQ(off.exit_code, 0);
+  EXPECT_NE(off.out.find("retention is off"), std::string::npos) << off.out;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // every flight is now older than "0 days"
+
+  auto dry = pg({"gc", "--older-than", "0", "--dry-run", "--json"});
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_EQ(test::schema_errors("cli/gc.schema.json", dry.out), "");
+  auto plan = nlohmann::json::parse(dry.out);
+  std::set<std::int64_t> removed, kept;
+  for (const auto& r : plan["removed"]) removed.insert(r["flight"].get<std::int64_t>());
+  for (const auto& k : plan["kept"]) kept.insert(k["flight"].get<std::int64_t>());
+  EXPECT_EQ(removed, (std::set<std::int64_t>{1, 3, 4})) << plan.dump(2);
+  EXPECT_TRUE(kept.count(2)) << plan.dump(2);  // it ran the tested revision
+  for (int f : {1, 3, 4}) EXPECT_TRUE(std::filesystem::exists(state / "logs" / std::to_string(f))) << "dry run removed " << f;
+
+  auto gc = pg({"gc", "--older-than", "0"});
+  ASSERT_EQ(gc.exit_code, 0) << gc.err;
+  for (int f : {1, 3, 4}) {
+    EXPECT_FALSE(std::filesystem::exists(state / "logs" / std::to_string(f))) << f;
+    EXPECT_FALSE(std::filesystem::exists(state / "work" / std::to_string(f))) << f;
+  }
+  EXPECT_TRUE(std::filesystem::exists(state / "logs/2"));
+  // Every result is still there.
+  auto show = pg({"flight", "show", "3", "--json"});
+  ASSERT_EQ(show.exit_code, 0);
+  EXPECT_EQ(nlohmann::json::parse(show.out)["outcome"], "regressions");
+  // The baseline still judges the next flight: a fix is pushed.
+  commit("fixed");
+  EXPECT_EQ(flight(v), 0) << v.dump(2);
+  EXPECT_TRUE(v["pushed"].get<bool>());
+}
+
 TEST_F(Gate, TestedRefMovedDuringTheFlightRefusesThePush) {
   nlohmann::json v;
   flight(v);
