@@ -32,6 +32,8 @@ packages=(
   git tzdata
   # graphviz: `dot` draws bisection graphs (docs/bisection.md)
   graphviz
+  # mustache templates for the web pages (docs/web.md)
+  libmstch-dev
   # the systemd service: readiness and watchdog (sd_notify); the Debian
   # package: man page from --help, dpkg-shlibdeps for its dependencies
   libsystemd-dev help2man dpkg-dev file

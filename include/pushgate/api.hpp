@@ -23,6 +23,8 @@ namespace pushgate::api {
 
 /// JSON views (also used by `pushgate ... --json`).
 Result<nlohmann::json> flight_json(const store::Store& store, FlightId id);
+/// One row of a flight list (schemas/api/flights.schema.json items), for the API and the CLI.
+nlohmann::json flight_summary_json(const store::Flight& flight);
 nlohmann::json host_json(const store::Host& host);
 nlohmann::json host_event_json(const store::Store::HostEvent& event);
 /// The last `limit` flights of `branch` that ran `job`, newest first: job
@@ -75,7 +77,7 @@ struct Context {
   std::function<Status(const std::string& branch)> trigger;
   /// Poll a branch now (a webhook said a ref changed): fetch and resolve, and
   /// start a flight only when there is something new. Same threading as trigger.
-  std::function<Status(const std::string& branch)> poll;
+  std::function<Status(const std::string& branch, const std::string& why)> poll;
 };
 
 struct Limits {

@@ -96,6 +96,9 @@ struct Daemon {
   std::string database;   ///< absolute path
   std::string state_dir;  ///< absolute path
   std::string listen = "127.0.0.1:8480";
+  /// Where people reach the web pages (links in reports and mails), without a
+  /// trailing slash. Resolved: http://LISTEN when not configured.
+  std::string public_url;
   std::string log_level = "info";
   /// auto (journal under systemd, else text), text (UTC timestamps), journal
   /// (no timestamp, <N> priority prefixes journald reads), json (one object per line).

@@ -36,7 +36,12 @@ struct CreateOptions {
   std::string blessing = "real";  ///< real, real-retest, real-bisect, adhoc, play
   std::string intended;           ///< default: same as blessing
   std::vector<std::string> only_jobs;  ///< empty: the branch's whole matrix
+  /// Why it runs (store::Flight::trigger_kind/detail): cron, poll, webhook, manual, ...
+  std::string trigger_kind = "manual", trigger_detail;
 };
+
+/// Who runs a command: $SUDO_USER, else the login name of the uid.
+std::string invoking_user();
 
 /// A new flight of `resolution.branch`: every job of the branch's matrix,
 /// status queued, with input runvars (tree_*, revision_*, revsrc_*, the
@@ -62,6 +67,33 @@ Result<std::vector<store::Job>> run(const config::Config& config, store::Store& 
 /// id. unavailable when cancelled (it resumes at the next start).
 Result<FlightId> retest(const config::Config& config, store::Store& store, hosts::Registry& hosts,
                         FlightId original, const std::vector<std::string>& jobs, const RunOptions& options = {});
+
+/// A piece of one step's log, for the web (/flights/N/JOB/STEP/log) and
+/// `pushgate flight log`.
+struct LogSlice {
+  std::string job, testid, status;  ///< the step's; status "running" while it runs
+  int stepno = 0;
+  std::int64_t size = 0;     ///< the log file's size now
+  std::int64_t offset = 0;   ///< where `text` starts
+  std::string text;
+  bool growing = false;      ///< the step (and so its log) may still grow: follow it
+};
+
+struct LogQuery {
+  std::string job;
+  std::string step;          ///< a step number or a testid
+  int attempt = 0;           ///< 0: the current attempt; K: an attempt a restart interrupted
+  std::int64_t offset = 0;   ///< bytes to skip (following a growing log)
+  int tail_lines = 0;        ///< > 0: only the last this many lines (offset ignored)
+  std::int64_t max_bytes = 1 << 20;  ///< at most this much text per slice
+};
+
+/// Read a step's log. Only files under STATE_DIR/logs are ever opened (the
+/// store's path is resolved, symlinks included, and checked): not_found
+/// for an unknown job or step, a log that is not (or no longer) there, or a
+/// recorded path that leads outside the logs directory.
+Result<LogSlice> read_log(const config::Config& config, const store::Store& store, FlightId flight,
+                          const LogQuery& query);
 
 /// Held by whoever runs a flight to its end (flight run, a daemon flight
 /// thread, a retest): flock on STATE_DIR/locks/flight-N.lock, so the kernel

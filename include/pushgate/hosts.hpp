@@ -216,6 +216,8 @@ std::unique_ptr<Host> make_baremetal(const config::Host& cfg);
 std::unique_ptr<Host> make_libvirt(const config::Host& cfg);
 
 /// Append a line to a log file (step logs are written by several parties).
+/// "2026-12-03 07:30:01Z ": what starts every line of a step log.
+std::string log_stamp();
 void append_log(const std::string& path, const std::string& line);
 
 }  // namespace pushgate::hosts

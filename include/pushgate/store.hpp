@@ -41,6 +41,10 @@ struct Flight {
   std::int64_t created = 0;
   std::optional<std::int64_t> started, finished;
   std::string outcome;  ///< empty until decided
+  /// Why it ran (SPEC section 8): cron, poll, webhook, manual, retest,
+  /// bisection, baseline; '' for flights older than the record.
+  std::string trigger_kind;
+  std::string trigger_detail;  ///< the cron expression, tree, user, flight or bisection
 };
 
 struct Job {
@@ -73,6 +77,7 @@ struct NewFlight {
   std::string branch;
   std::string blessing = "real";
   std::string intended = "real";
+  std::string trigger_kind, trigger_detail;  ///< see Flight
   std::vector<Job> jobs;         ///< flight field ignored
   std::vector<Runvar> runvars;   ///< job names must be among `jobs`
 };
@@ -396,6 +401,33 @@ class Store {
   /// has runvar `name` = `value` (index-backed), newest first.
   virtual Result<std::vector<FlightId>> finished_flights_with_job_runvar(const std::string& job, const std::string& name,
                                                                         const std::string& value) const = 0;
+
+  // The notification outbox (issue 15): reports waiting to be sent.
+  struct Notification {
+    std::int64_t id = 0;
+    std::string event;       ///< flight or bisection
+    std::int64_t subject_id = 0;
+    std::string channel;     ///< mail, webhook, command
+    std::string target;      ///< recipients (comma-separated), URL, command line
+    std::string title;       ///< mail subject
+    std::string headers = "{}";  ///< JSON object of extra mail headers
+    std::string body;
+    std::string state = "pending";  ///< pending, sent, failed (given up)
+    int attempts = 0;
+    std::int64_t next_at = 0, created = 0;
+    std::optional<std::int64_t> sent_at;
+    std::string last_error;
+  };
+  /// Queue each notification unless one for the same (event, subject_id,
+  /// channel, target) exists: queuing twice never sends twice. Returns how
+  /// many were new.
+  virtual Result<int> enqueue_notifications(const std::vector<Notification>& notifications) = 0;
+  /// Pending notifications due at `now`, oldest first.
+  virtual Result<std::vector<Notification>> due_notifications(std::int64_t now, int limit) const = 0;
+  /// Record one delivery attempt: sent, or pending again at `next_at`, or failed.
+  virtual Result<void> finish_notification(std::int64_t id, const std::string& state, const std::string& error,
+                                           std::int64_t next_at) = 0;
+  virtual Result<std::vector<Notification>> notifications_of(const std::string& event, std::int64_t subject_id) const = 0;
 
  protected:
   Store() = default;

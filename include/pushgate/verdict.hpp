@@ -191,8 +191,17 @@ struct Report {
   std::vector<Commit> commits;
   bool pushed = false;
   std::string push_text;                 ///< "pushed ..." or why not
-  std::map<std::string, std::string> logs;  ///< "job\nstepno" -> log path
+  std::map<std::string, std::string> logs;  ///< "job\nstepno" -> the log's URL (log_url)
+  std::string logs_url;                     ///< the flight's page (public base URL + /flights/N)
+  std::string trigger;                      ///< why it ran ("cron 0 3 * * *", "manual by alice"); '' unknown
 };
+
+/// A path segment or query value made safe for a URL (RFC 3986 unreserved kept).
+std::string url_encode(const std::string& text);
+/// Where the web serves a step's log: BASE/flights/N/JOB/STEPNO/log.
+std::string log_url(const std::string& base, FlightId flight, const std::string& job, int stepno);
+/// "cron 0 3 * * *", "retest of flight 12": a flight's trigger for people.
+std::string trigger_text(const std::string& kind, const std::string& detail);
 
 /// Text made safe for HTML (reports here, pages in web/).
 std::string html_escape(const std::string& text);

@@ -13,7 +13,8 @@ namespace pushgate::web {
 
 struct Page {
   int status = 200;
-  std::string html;
+  std::string html;  ///< the body (HTML unless content_type says otherwise)
+  std::string content_type = "text/html; charset=utf-8";
 };
 
 /// The one URL decoder (paths and queries of the API and the pages): %XX
@@ -22,7 +23,10 @@ struct Page {
 Result<std::string> url_decode(const std::string& text, bool plus_is_space = true);
 
 /// Render the page for `target` ("/", "/flights/12", "/history/job?branch=B&job=J",
-/// "/hosts/H", "/frozen"); 404 page for anything else.
+/// "/hosts/H", "/frozen", "/flights/12/JOB/STEP" a step's log, followed live
+/// while it runs, "/flights/12/JOB/STEP/log" the log as text/plain:
+/// ?tail=N lines, ?offset=K bytes on, ?format=json for a follower, ?attempt=K
+/// an interrupted attempt's); docs/web.md lists them. 404 page for anything else.
 /// `mirrors`: the caller's open mirrors (an API worker's); null: opened for this page.
 Page render(const config::Config& config, const store::Store& store, const std::string& target,
             revisions::Mirrors* mirrors = nullptr);

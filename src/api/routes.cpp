@@ -18,6 +18,11 @@
 
 namespace pushgate::api {
 
+nlohmann::json flight_summary_json(const store::Flight& fl) {
+  return {{"flight", fl.id.value}, {"branch", fl.branch}, {"blessing", fl.blessing}, {"created", fl.created},
+          {"outcome", fl.outcome}, {"trigger", {{"kind", fl.trigger_kind}, {"detail", fl.trigger_detail}}}};
+}
+
 Result<nlohmann::json> flight_json(const store::Store& st, FlightId id) {
   auto f = st.get_flight(id);
   if (!f) return f.error();
@@ -34,7 +39,8 @@ Result<nlohmann::json> flight_json(const store::Store& st, FlightId id) {
   };
   nlohmann::json j{{"flight", f->id.value}, {"branch", f->branch},  {"blessing", f->blessing},
                    {"intended", f->intended}, {"created", f->created}, {"started", opt(f->started)},
-                   {"finished", opt(f->finished)}, {"outcome", f->outcome}};
+                   {"finished", opt(f->finished)}, {"outcome", f->outcome},
+                   {"trigger", {{"kind", f->trigger_kind}, {"detail", f->trigger_detail}}}};
   j["jobs"] = nlohmann::json::array();
   for (const auto& job : *jobs) {
     nlohmann::json jj{{"job", job.job}, {"recipe", job.recipe}, {"status", job.status}, {"reason", job.status_reason}};
@@ -343,7 +349,7 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
     // Everything outside /api and /metrics is a web page.
     if (auto e = only("GET")) return *e;
     web::Page pg = web::render(*ctx.config, st, req.target, ctx.mirrors);
-    return {pg.status, "text/html; charset=utf-8", pg.html};
+    return {pg.status, pg.content_type, pg.html};
   }
   if (p.size() < 2 || p[1] != "v1") return error(404, "no such route: " + req.target);
   if (is({"api", "v1", "openapi.json"}) || is({"api", "v1", "schemas", "*"})) {
@@ -367,8 +373,7 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
     if (!flights) return from(flights.error());
     nlohmann::json out = nlohmann::json::array();
     for (const auto& fl : *flights) {
-      out.push_back({{"flight", fl.id.value}, {"branch", fl.branch}, {"blessing", fl.blessing},
-                     {"created", fl.created}, {"outcome", fl.outcome}});
+      out.push_back(flight_summary_json(fl));
     }
     return json(200, out);
   }
@@ -427,7 +432,8 @@ Response route(const Context& ctx, const Request& req, const Target& t) {
     for (const auto& b : ctx.config->branches) {
       auto trees = revisions::trees_of(*ctx.config, b);
       if (std::find(trees.begin(), trees.end(), tree) == trees.end()) continue;
-      if (Status s = ctx.poll(b.name); !s.ok()) return from(s);
+      std::string why = "tree " + tree + (body.value("ref", "").empty() ? "" : " " + body.value("ref", ""));
+      if (Status s = ctx.poll(b.name, why); !s.ok()) return from(s);
       polled.push_back(b.name);
     }
     return json(202, {{"tree", tree}, {"ref", body.value("ref", "")}, {"polling", polled}});

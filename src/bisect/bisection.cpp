@@ -368,6 +368,8 @@ Result<store::NewFlight> probe_flight(const config::Config& config, const store:
   f.branch = row.branch;
   f.blessing = "real-bisect";
   f.intended = "real-bisect";
+  f.trigger_kind = "bisection";
+  f.trigger_detail = std::to_string(row.id);
   for (const auto& j : *orig_jobs) {
     if (!names.count(j.job)) continue;
     f.jobs.push_back({{}, j.job, j.recipe, "queued", ""});

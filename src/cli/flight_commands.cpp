@@ -1,7 +1,11 @@
 // `pushgate flight create|run|show|list` and `pushgate host list|show|enable|disable`.
 
+#include <algorithm>
+#include <chrono>
 #include <iomanip>
 #include <iostream>
+#include <set>
+#include <thread>
 
 #include <pushgate/api.hpp>
 #include <pushgate/flight.hpp>
@@ -33,6 +37,10 @@ struct FlightArgs {
   int limit = 20;
   std::string format = "text";
   std::string reason;
+  // flight log
+  std::string job, step;
+  bool follow = false;
+  int tail = 0, attempt = 0;
 };
 
 struct HostArgs {
@@ -67,6 +75,8 @@ std::optional<FlightId> create(Context& ctx, const FlightArgs& a) {
   flight::CreateOptions opts;
   opts.blessing = a.blessing;
   opts.only_jobs = a.jobs;
+  opts.trigger_kind = "manual";
+  opts.trigger_detail = "by " + flight::invoking_user();
   auto id = flight::create(cfg, st, *res, opts);
   if (!id) fail(id.error(), code_of(id.error()));
   std::cerr << "flight " << id->str() << " created for " << a.branch
@@ -94,6 +104,7 @@ void show(Context& ctx, FlightId id, bool json) {
   auto f = must(st.get_flight(id), kUsage);
   std::cout << "flight " << f.id.str() << "  branch " << f.branch << "  blessing " << f.blessing
             << (f.outcome.empty() ? "" : "  outcome " + f.outcome) << "\n";
+  if (!f.trigger_kind.empty()) std::cout << "triggered by " << verdict::trigger_text(f.trigger_kind, f.trigger_detail) << "\n";
   auto steps = must(st.list_steps(id));
   auto attempts = must(st.list_step_attempts(id));
   auto line = [](const store::Step& s, const std::string& prefix) {
@@ -110,6 +121,74 @@ void show(Context& ctx, FlightId id, bool json) {
     for (const auto& s : steps) {
       if (s.job == job.job) line(s, "");
     }
+  }
+}
+
+/// `pushgate flight log N JOB [STEP]`: one step's log, or every step of the
+/// job in order under "==> N TESTID (status) <==" headers; --follow keeps
+/// reading while they grow, moving on to later steps, until the job ends.
+void show_log(Context& ctx, const FlightArgs& a) {
+  const FlightId id{a.flight};
+  store::Store& st = ctx.store();
+  must(st.get_flight(id), kUsage);
+  {
+    std::vector<std::string> names;
+    for (const auto& j : must(st.list_jobs(id))) names.push_back(j.job);
+    if (std::find(names.begin(), names.end(), a.job) == names.end()) {
+      fail_unknown("job", a.job, names, "see `pushgate flight show " + id.str() + "`");
+    }
+  }
+  std::map<int, std::int64_t> next;  // stepno -> bytes printed
+  std::set<int> ended;
+  int current = -1;
+  for (bool first = true;; first = false) {
+    std::vector<store::Step> steps;
+    if (a.attempt > 0) {
+      for (const auto& s : must(st.list_step_attempts(id))) {
+        if (s.attempt == a.attempt && s.step.job == a.job) steps.push_back(s.step);
+      }
+    } else {
+      for (const auto& s : must(st.list_steps(id))) {
+        if (s.job == a.job) steps.push_back(s);
+      }
+    }
+    std::sort(steps.begin(), steps.end(), [](const auto& x, const auto& y) { return x.stepno < y.stepno; });
+    if (!a.step.empty()) {
+      std::erase_if(steps, [&](const store::Step& s) { return std::to_string(s.stepno) != a.step && s.testid != a.step; });
+      if (steps.empty() && !a.follow) {
+        fail(Status::not_found("job " + a.job + " of flight " + id.str() + " has no step \"" + a.step + "\""), kUsage);
+      }
+    }
+    for (const auto& s : steps) {
+      if (ended.count(s.stepno)) continue;
+      flight::LogQuery q{a.job, std::to_string(s.stepno), a.attempt, next[s.stepno], first || !next.count(s.stepno) ? a.tail : 0};
+      if (next[s.stepno] > 0) q.tail_lines = 0;
+      auto slice = flight::read_log(ctx.config(), st, id, q);
+      if (!slice) {
+        std::cerr << "pushgate: " << slice.error().message() << "\n";
+        ended.insert(s.stepno);
+        continue;
+      }
+      if (a.step.empty() && current != s.stepno && (!slice->text.empty() || !slice->growing)) {
+        std::cout << (current == -1 ? "" : "\n") << "==> " << s.stepno << " " << s.testid << " ("
+                  << (slice->growing ? "running" : slice->status) << ") <==\n";
+        current = s.stepno;
+      }
+      std::cout << slice->text << std::flush;
+      next[s.stepno] = slice->offset + static_cast<std::int64_t>(slice->text.size());
+      if (!slice->growing && next[s.stepno] >= slice->size) ended.insert(s.stepno);
+      else if (next[s.stepno] < slice->size) break;  // more to read first: keep the order
+    }
+    if (!a.follow) break;
+    // Done when the job has ended and every step's log is read out.
+    std::string status;
+    for (const auto& j : must(st.list_jobs(id))) {
+      if (j.job == a.job) status = j.status;
+    }
+    bool job_over = status != "queued" && status != "preparing" && status != "running";
+    bool all_read = std::all_of(steps.begin(), steps.end(), [&](const store::Step& s) { return ended.count(s.stepno) > 0; });
+    if ((job_over || must(st.get_flight(id)).finished) && all_read) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
 }
 
@@ -232,8 +311,7 @@ void list_flights(Context& ctx, const FlightArgs& a) {
   if (a.json) {
     nlohmann::json j = nlohmann::json::array();
     for (const auto& fl : flights) {
-      j.push_back({{"flight", fl.id.value}, {"branch", fl.branch}, {"blessing", fl.blessing},
-                   {"created", fl.created}, {"outcome", fl.outcome}});
+      j.push_back(api::flight_summary_json(fl));
     }
     print_json(j);
     return;
@@ -302,6 +380,17 @@ void add_flight_commands(CLI::App& app, Context& ctx) {
   rejudge_cmd->add_option("--reason", fa.reason, "why it is judged again (required, kept)")->required();
   rejudge_cmd->add_flag("--json", fa.json, "machine-readable output");
   rejudge_cmd->callback([&ctx] { rejudge(ctx, fa); });
+  auto* log_cmd = fl->add_subcommand(
+      "log", "The log of STEP (a number or testid) of JOB in flight N; without STEP every step of the job in order.\n"
+             "--follow keeps printing while the step runs, and the steps after it, until the job ends.");
+  log_cmd->add_option("flight", fa.flight, "flight number")->required()->check(CLI::PositiveNumber);
+  log_cmd->add_option("job", fa.job, "job name")->required();
+  log_cmd->add_option("step", fa.step, "step number or testid (default: every step)");
+  log_cmd->add_flag("-f,--follow", fa.follow, "follow the log while the job runs");
+  log_cmd->add_option("--tail", fa.tail, "start with only the last N lines of each step")->check(CLI::PositiveNumber);
+  log_cmd->add_option("--attempt", fa.attempt, "the steps of attempt K, which a daemon restart interrupted")
+      ->check(CLI::PositiveNumber);
+  log_cmd->callback([&ctx] { show_log(ctx, fa); });
   auto* list_cmd = fl->add_subcommand("list", "Recent flights, newest first");
   list_cmd->add_option("--branch", fa.branch, "only this branch");
   list_cmd->add_option("--limit", fa.limit, "at most this many")->check(CLI::PositiveNumber);

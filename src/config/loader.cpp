@@ -355,6 +355,8 @@ Config build(const json& j, const std::string& path) {
   c.daemon.state_dir = absolute(dir, d.value("state_dir", std::string("state")));
   c.daemon.database = absolute(dir, d.value("database", c.daemon.state_dir + "/pushgate.db"));
   c.daemon.listen = d.value("listen", c.daemon.listen);
+  c.daemon.public_url = d.value("public_url", "http://" + c.daemon.listen);
+  while (c.daemon.public_url.ends_with('/')) c.daemon.public_url.pop_back();
   c.daemon.log_level = d.value("log_level", c.daemon.log_level);
   c.daemon.log_format = d.value("log_format", c.daemon.log_format);
   c.daemon.retention_days = d.value("retention_days", c.daemon.retention_days);

@@ -62,6 +62,13 @@ class InstanceLock {
   int fd_ = -1;
 };
 
+/// Why a flight thread starts: store::Flight::trigger_kind/detail for a new
+/// flight; always: run even when the branch is up to date (a manual request).
+struct Trigger {
+  bool always = false;
+  std::string kind, detail;
+};
+
 struct Running {
   std::thread thread;
   std::unique_ptr<hosts::Cancellation> cancel;
@@ -111,9 +118,9 @@ class Daemon {
         asio::post(io_, [this, branch] { manual_.insert(branch); });
         return Status();
       };
-      ctx.poll = [this](const std::string& branch) {
+      ctx.poll = [this](const std::string& branch, const std::string& why) {
         if (draining_) return Status::unavailable("the daemon is shutting down");
-        asio::post(io_, [this, branch] { poll_now_.insert(branch); });
+        asio::post(io_, [this, branch, why] { poll_now_[branch] = why; });
         return Status();
       };
       api::Limits limits;
@@ -272,10 +279,10 @@ class Daemon {
     return it != running_.end() && !it->second->done;
   }
 
-  /// Should `branch` get a flight now? Nothing blocking happens here: a due
-  /// poll starts a flight thread, which fetches, resolves and stops quietly
-  /// when the branch is up to date.
-  bool due(const config::Branch& b, std::int64_t now) {
+  /// Should `branch` get a flight now, and why (cron or poll)? Nothing
+  /// blocking happens here: a due poll starts a flight thread, which
+  /// fetches, resolves and stops quietly when the branch is up to date.
+  std::optional<Trigger> due(const config::Branch& b, std::int64_t now) {
     bool cron_due = false;
     if (auto it = cron_.find(b.name); it != cron_.end()) {
       if (opt_.once) {
@@ -297,15 +304,17 @@ class Daemon {
         poll_due = true;  // the flight thread fetches, resolves and skips when up to date
       }
     }
-    return cron_due || poll_due;
+    if (cron_due) return Trigger{false, "cron", b.cron};
+    if (poll_due) return Trigger{false, "poll", "every " + std::to_string(std::max(b.poll_seconds, opt_.poll_floor_seconds)) + "s"};
+    return std::nullopt;
   }
 
-  void start(const std::string& branch, std::optional<FlightId> existing, bool always) {
+  void start(const std::string& branch, std::optional<FlightId> existing, Trigger why) {
     auto r = std::make_unique<Running>();
     r->cancel = std::make_unique<hosts::Cancellation>();
     Running* raw = r.get();
-    r->thread = std::thread([this, raw, branch, existing, always] {
-      flight_thread(branch, existing, always, *raw->cancel);
+    r->thread = std::thread([this, raw, branch, existing, why] {
+      flight_thread(branch, existing, why, *raw->cancel);
       raw->done = true;
       asio::post(io_, [] {});  // wake the loop
     });
@@ -347,8 +356,9 @@ class Daemon {
     running_[kKey] = std::move(r);
   }
 
-  void flight_thread(const std::string& branch, std::optional<FlightId> existing, bool always,
+  void flight_thread(const std::string& branch, std::optional<FlightId> existing, const Trigger& why,
                      hosts::Cancellation& cancel) {
+    const bool always = why.always;
     auto st = open_store();
     if (!st) {
       say("branch " + branch + ": " + st.error().message());
@@ -411,7 +421,11 @@ class Daemon {
            : res->up_to_date      ? std::string("up to date, flight anyway (always_run)")
                                   : std::string("new revisions, flight")));
       if (!run) return;
-      auto created = flight::create(cfg_, s, *res);
+      flight::CreateOptions how;
+      how.trigger_kind = why.kind;
+      how.trigger_detail = why.detail;
+      if (res->baseline_flight) how.trigger_detail += (how.trigger_detail.empty() ? "" : "; ") + std::string("baseline flight");
+      auto created = flight::create(cfg_, s, *res, how);
       if (!created) {
         say("branch " + branch + ": " + created.error().message());
         return;
@@ -543,16 +557,22 @@ class Daemon {
             ++it;
             continue;
           }
-          start(it->second, it->first, false);
+          start(it->second, it->first, Trigger{});
           it = resume_.erase(it);
         }
         for (const auto& b : cfg_.branches) {
           if (busy(b.name) || pending_resume(b.name)) continue;
           // --once: each due trigger once; a branch whose flight ended is done.
           if (opt_.once && running_.count(b.name)) continue;
-          bool hooked = poll_now_.erase(b.name) > 0;  // a webhook: poll now (still skipped when up to date)
-          if (manual_.erase(b.name)) start(b.name, std::nullopt, true);
-          else if (due(b, now) || hooked) start(b.name, std::nullopt, false);
+          // A webhook: poll now (still skipped when up to date).
+          std::optional<Trigger> hooked;
+          if (auto h = poll_now_.find(b.name); h != poll_now_.end()) {
+            hooked = Trigger{false, "webhook", h->second};
+            poll_now_.erase(h);
+          }
+          if (manual_.erase(b.name)) start(b.name, std::nullopt, Trigger{true, "manual", "over the API"});
+          else if (auto d = due(b, now)) start(b.name, std::nullopt, hooked ? *hooked : *d);
+          else if (hooked) start(b.name, std::nullopt, *hooked);
         }
       } else {
         const bool late = std::chrono::steady_clock::now() > drain_deadline_;
@@ -594,7 +614,7 @@ class Daemon {
   std::map<std::string, std::int64_t> next_cron_, next_poll_;
   std::vector<std::pair<FlightId, std::string>> resume_;  // unfinished flights and their branches, oldest first
   std::set<std::string> manual_;    // branches with a manual request pending (loop thread only)
-  std::set<std::string> poll_now_;  // branches a webhook asked to poll (loop thread only)
+  std::map<std::string, std::string> poll_now_;  // branches a webhook asked to poll, and why (loop thread only)
   std::atomic<bool> draining_{false};  // read by API workers
   std::chrono::microseconds watchdog_every_{0};  // half of systemd's WatchdogSec; 0: no watchdog
   struct Retry {

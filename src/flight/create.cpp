@@ -14,9 +14,18 @@
 #include <functional>
 #include <set>
 
+#include <pwd.h>
+
 namespace pushgate::flight {
 
 const char* harness_version() { return PUSHGATE_VERSION; }
+
+std::string invoking_user() {
+  if (const char* s = std::getenv("SUDO_USER"); s && *s) return s;
+  if (const passwd* pw = ::getpwuid(::geteuid())) return pw->pw_name;
+  if (const char* s = std::getenv("USER"); s && *s) return s;
+  return "uid " + std::to_string(::geteuid());
+}
 
 namespace {
 std::string attempt_suffix(int attempt) { return attempt > 1 ? ".attempt-" + std::to_string(attempt) : ""; }
@@ -120,6 +129,8 @@ Result<FlightId> create(const config::Config& config, store::Store& store, const
   f.branch = res.branch;
   f.blessing = options.blessing;
   f.intended = options.intended.empty() ? options.blessing : options.intended;
+  f.trigger_kind = options.trigger_kind;
+  f.trigger_detail = options.trigger_detail;
   auto revs = revisions::runvars(res);
   for (const std::string& name : names) {
     const config::Job* job = config.find_job(name);

@@ -36,6 +36,8 @@ Result<FlightId> retest(const config::Config& config, store::Store& store, hosts
     f.branch = orig->branch;
     f.blessing = "real-retest";
     f.intended = "real-retest";
+    f.trigger_kind = "retest";
+    f.trigger_detail = original.str();
     for (const auto& j : *orig_jobs) {
       if (!names.count(j.job)) continue;
       f.jobs.push_back({{}, j.job, j.recipe, "queued", ""});

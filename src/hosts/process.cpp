@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <ctime>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -91,9 +92,20 @@ std::string ProcessResult::describe() const {
   return "exit status " + std::to_string(exit_code);
 }
 
-void append_log(const std::string& path, const std::string& line) {
+std::string log_stamp() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ ", &tm);
+  return buf;
+}
+
+void append_log(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::app);
-  out << line << (line.ends_with('\n') ? "" : "\n");
+  std::istringstream lines(text);
+  const std::string stamp = log_stamp();
+  for (std::string line; std::getline(lines, line);) out << stamp << line << "\n";
 }
 
 namespace {
@@ -107,7 +119,26 @@ class LogSink {
   LogSink(int fd, std::int64_t max_bytes)
       : fd_(fd), head_(max_bytes > 0 ? max_bytes / 2 : -1), tail_(max_bytes > 0 ? max_bytes - max_bytes / 2 : 0) {}
 
+  /// Output as read: each line starts with the UTC time its first byte came.
   void put(const char* data, std::size_t n) {
+    std::string stamp;
+    while (n > 0) {
+      if (line_start_) {
+        if (stamp.empty()) stamp = log_stamp();
+        raw(stamp.data(), stamp.size());
+        line_start_ = false;
+      }
+      const char* nl = static_cast<const char*>(std::memchr(data, '\n', n));
+      std::size_t len = nl ? static_cast<std::size_t>(nl - data) + 1 : n;
+      raw(data, len);
+      line_start_ = nl != nullptr;
+      data += len;
+      n -= len;
+    }
+  }
+
+ private:
+  void raw(const char* data, std::size_t n) {
     if (head_ < 0 || written_ + static_cast<std::int64_t>(n) <= head_) {
       write_all(data, n);
       written_ += static_cast<std::int64_t>(n);
@@ -128,6 +159,8 @@ class LogSink {
     over_ += static_cast<std::int64_t>(n);
   }
 
+
+ public:
   /// Writes the kept tail; returns how many bytes were left out.
   std::int64_t finish() {
     if (over_ == 0) return 0;
@@ -161,6 +194,7 @@ class LogSink {
   }
 
   int fd_;
+  bool line_start_ = true;
   std::int64_t head_, tail_;
   std::int64_t written_ = 0, over_ = 0;
   std::string ring_;

@@ -388,7 +388,7 @@ Result<Gate> finish_flight(const config::Config& config, store::Store& store, re
   return g;
 }
 
-Result<verdict::Report> report(const config::Config&, const store::Store& store, revisions::Mirrors& mirrors,
+Result<verdict::Report> report(const config::Config& config, const store::Store& store, revisions::Mirrors& mirrors,
                                const Gate& g) {
   verdict::Report r;
   r.verdict = g.verdict;
@@ -454,8 +454,12 @@ Result<verdict::Report> report(const config::Config&, const store::Store& store,
     }
   }
   if (auto steps = store.list_steps(g.flight.id)) {
-    for (const auto& s : *steps) r.logs[s.job + "\n" + std::to_string(s.stepno)] = s.log_path;
+    for (const auto& s : *steps) {
+      r.logs[s.job + "\n" + std::to_string(s.stepno)] = verdict::log_url(config.daemon.public_url, g.flight.id, s.job, s.stepno);
+    }
   }
+  r.logs_url = config.daemon.public_url + "/flights/" + g.flight.id.str();
+  r.trigger = verdict::trigger_text(fl->trigger_kind, fl->trigger_detail);
   std::optional<PushResult> push = g.push;
   if (push && push->state == "intent") {  // finished since by reconciliation?
     if (auto p = store.push_of_flight(g.flight.id); p && *p) push = PushResult{(*p)->state, (*p)->message, (*p)->id};

@@ -136,8 +136,9 @@ class SqliteStore final : public Store {
 
   /// The rows of a new flight, inside the caller's transaction.
   Result<FlightId> insert_flight(const NewFlight& f) {
-    Stmt fl(db_, "INSERT INTO flights (branch, blessing, intended, created) VALUES (?1, ?2, ?3, ?4)");
-    fl.bind(1, f.branch).bind(2, f.blessing).bind(3, f.intended).bind(4, now());
+    Stmt fl(db_, "INSERT INTO flights (branch, blessing, intended, created, trigger_kind, trigger_detail)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    fl.bind(1, f.branch).bind(2, f.blessing).bind(3, f.intended).bind(4, now()).bind(5, f.trigger_kind).bind(6, f.trigger_detail);
     if (Status s = fl.exec(); !s.ok()) return s;
     FlightId id{db_.last_insert_rowid()};
     for (const Job& j : f.jobs) {
@@ -208,11 +209,14 @@ class SqliteStore final : public Store {
     f.started = q.col_opt_int(5);
     f.finished = q.col_opt_int(6);
     f.outcome = q.col_text(7);
+    f.trigger_kind = q.col_text(8);
+    f.trigger_detail = q.col_text(9);
     return f;
   }
 
   static constexpr const char* kFlightCols =
-      "SELECT flight, branch, blessing, intended, created, started, finished, IFNULL(outcome, '') FROM flights ";
+      "SELECT flight, branch, blessing, intended, created, started, finished, IFNULL(outcome, ''), trigger_kind,"
+      " trigger_detail FROM flights ";
 
   Result<Flight> get_flight(FlightId id) const override {
     Stmt q(db_, std::string(kFlightCols) + "WHERE flight = ?1");
@@ -930,7 +934,73 @@ class SqliteStore final : public Store {
     return frozen_rows(q);
   }
 
+  Result<int> enqueue_notifications(const std::vector<Notification>& list) override {
+    Transaction tx(db_);
+    if (!tx.status().ok()) return tx.status();
+    int added = 0;
+    for (const auto& n : list) {
+      Stmt q(db_, "INSERT OR IGNORE INTO notifications (event, subject_id, channel, target, title, headers, body,"
+                  " next_at, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+      std::int64_t t = now();
+      q.bind(1, n.event).bind(2, n.subject_id).bind(3, n.channel).bind(4, n.target).bind(5, n.title)
+          .bind(6, n.headers).bind(7, n.body).bind(8, n.next_at ? n.next_at : t).bind(9, t);
+      if (Status s = q.exec(); !s.ok()) return s;
+      added += db_.changes() > 0 ? 1 : 0;
+    }
+    if (Status s = tx.commit(); !s.ok()) return s;
+    return added;
+  }
+
+  Result<std::vector<Notification>> due_notifications(std::int64_t at, int limit) const override {
+    Stmt q(db_, std::string(kNotificationColumns) + " WHERE state = 'pending' AND next_at <= ?1"
+                " ORDER BY next_at, notification LIMIT ?2");
+    q.bind(1, at).bind(2, limit);
+    return notification_rows(q);
+  }
+
+  Result<void> finish_notification(std::int64_t id, const std::string& state, const std::string& error,
+                                   std::int64_t next_at) override {
+    Stmt q(db_, "UPDATE notifications SET state = ?2, last_error = ?3, next_at = ?4, attempts = attempts + 1,"
+                " sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END WHERE notification = ?1");
+    q.bind(1, id).bind(2, state).bind(3, error).bind(4, next_at).bind(5, now());
+    return q.exec();
+  }
+
+  Result<std::vector<Notification>> notifications_of(const std::string& event, std::int64_t subject) const override {
+    Stmt q(db_, std::string(kNotificationColumns) + " WHERE event = ?1 AND subject_id = ?2 ORDER BY notification");
+    q.bind(1, event).bind(2, subject);
+    return notification_rows(q);
+  }
+
  private:
+  static constexpr const char* kNotificationColumns =
+      "SELECT notification, event, subject_id, channel, target, title, headers, body, state, attempts, next_at,"
+      " created, sent_at, last_error FROM notifications";
+
+  static Result<std::vector<Notification>> notification_rows(Stmt& q) {
+    std::vector<Notification> out;
+    while (q.step()) {
+      Notification n;
+      n.id = q.col_int(0);
+      n.event = q.col_text(1);
+      n.subject_id = q.col_int(2);
+      n.channel = q.col_text(3);
+      n.target = q.col_text(4);
+      n.title = q.col_text(5);
+      n.headers = q.col_text(6);
+      n.body = q.col_text(7);
+      n.state = q.col_text(8);
+      n.attempts = static_cast<int>(q.col_int(9));
+      n.next_at = q.col_int(10);
+      n.created = q.col_int(11);
+      n.sent_at = q.col_opt_int(12);
+      n.last_error = q.col_text(13);
+      out.push_back(std::move(n));
+    }
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
   static constexpr const char* kFrozenColumns =
       "SELECT id, tree, branch, ref, action, old_rev, new_rev, describe, who, reason, at, state, note FROM frozen_audit";
 

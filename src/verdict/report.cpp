@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <ctime>
 #include <algorithm>
 #include <iomanip>
@@ -92,12 +93,41 @@ std::string html_escape(const std::string& s) {
   return out;
 }
 
+std::string url_encode(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string log_url(const std::string& base, FlightId flight, const std::string& job, int stepno) {
+  return base + "/flights/" + flight.str() + "/" + url_encode(job) + "/" + std::to_string(stepno) + "/log";
+}
+
+std::string trigger_text(const std::string& kind, const std::string& detail) {
+  if (kind.empty()) return "";
+  if (kind == "retest") return "retest of flight " + detail;
+  if (kind == "bisection") return "bisection " + detail;
+  return detail.empty() ? kind : kind + " (" + detail + ")";
+}
+
 std::string render_text(const Report& r) {
   const Verdict& v = r.verdict;
   std::ostringstream o;
   o << subject(r) << "\n\n";
   o << "flight " << r.flight.id.str() << " " << r.flight.branch << " " << r.flight.blessing << " ["
-    << (r.intended.empty() ? r.flight.blessing : r.intended) << "]\n\n";
+    << (r.intended.empty() ? r.flight.blessing : r.intended) << "]\n";
+  if (!r.trigger.empty()) o << "triggered by " << r.trigger << "\n";
+  if (!r.logs_url.empty()) o << "logs: " << r.logs_url << "\n";
+  o << "\n";
   if (!r.judged) {
     o << progress(r.flight).text() << "\nThe verdict is given when the flight has finished.\n\njobs:\n";
     for (const auto& j : r.flight.jobs) o << " " << pad(j.name, 60) << j.status << "\n";
@@ -131,6 +161,21 @@ std::string render_text(const Report& r) {
   section("Tests which are failing intermittently (not blocking):", "intermittent");
   section("Tests which did not succeed, but are allowable:", "allowable");
   section("Tests which did not succeed, but are not blocking:", "not blocking");
+  {
+    // Where to read why each blocking step failed (the step's own log).
+    std::vector<std::pair<std::string, std::string>> links;
+    for (const auto& c : v.steps) {
+      if (c.category() != "blocking" || c.stepno <= 0 || !(c.flight == v.flight)) continue;
+      if (auto l = r.logs.find(c.job + "\n" + std::to_string(c.stepno)); l != r.logs.end()) {
+        links.emplace_back(c.job + " " + c.testid, l->second);
+      }
+    }
+    if (!links.empty()) {
+      o << "Logs of the blocking steps:\n";
+      for (const auto& [what, link] : links) o << " " << what << "\n   " << link << "\n";
+      o << "\n";
+    }
+  }
   o << "version targeted for testing:\n";
   for (const auto& ver : r.versions) {
     o << " " << pad(ver.tree, 20) << ver.tested << (ver.tested_describe.empty() ? "" : " (" + ver.tested_describe + ")")
@@ -199,7 +244,9 @@ std::string render_json(const Report& r) {
                    {"pushed", r.pushed},
                    {"push", r.push_text},
                    {"attempts", r.same_attempts},
-                   {"people", r.people}};
+                   {"people", r.people},
+                   {"trigger", r.trigger},
+                   {"logs_url", r.logs_url}};
   j["baselines"] = nlohmann::json::array();
   for (const auto& b : v.baselines) j["baselines"].push_back(b.value);
   j["last_test_of_basis"] = r.basis_flight ? nlohmann::json(r.basis_flight->value) : nlohmann::json(nullptr);
@@ -231,6 +278,7 @@ std::string render_html(const Report& r) {
        "padding:2px 6px;font-size:90%}.pass{background:#8f8}.blocking{background:#f66}.intermittent{background:#fc6}"
        ".allowable{background:#ccf}.notblocking{background:#ddd}.none{background:#fff}</style></head><body>\n";
   o << "<h1>" << html_escape(subject(r)) << "</h1>\n";
+  if (!r.trigger.empty()) o << "<p id=\"trigger\">Triggered by " << html_escape(r.trigger) << "</p>\n";
   if (r.judged) {
     o << "<p id=\"headline\"><b>" << html_escape(headline(v.outcome)) << "</b> "
       << (r.pushed ? "Pushed: " : "Not pushed: ") << html_escape(r.push_text) << "</p>\n";
@@ -273,8 +321,14 @@ std::string render_html(const Report& r) {
       }
       auto log = r.logs.find(j.name + "\n" + std::to_string(step->stepno));
       o << "<td class=\"" << cls << "\">";
-      if (log != r.logs.end()) o << "<a href=\"file://" << html_escape(log->second) << "\">" << html_escape(text) << "</a>";
-      else o << html_escape(text);
+      if (log != r.logs.end()) {
+        // A running step's cell opens the live view, which follows the log.
+        std::string href = log->second;
+        if (step->status == "running" && href.ends_with("/log")) href.resize(href.size() - 4);
+        o << "<a href=\"" << html_escape(href) << "\">" << html_escape(text) << "</a>";
+      } else {
+        o << html_escape(text);
+      }
       o << "</td>";
     }
     o << "</tr>\n";

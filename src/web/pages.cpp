@@ -3,9 +3,13 @@
 #include <pushgate/bisect.hpp>
 #include <pushgate/web.hpp>
 
+#include <pushgate/flight.hpp>
 #include <pushgate/push.hpp>
 #include <pushgate/revisions.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <cctype>
 #include <ctime>
 #include <map>
@@ -40,19 +44,7 @@ namespace {
 
 std::string esc(const std::string& s) { return verdict::html_escape(s); }
 
-std::string url(const std::string& s) {
-  std::string out;
-  const char* hex = "0123456789ABCDEF";
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.') out += static_cast<char>(c);
-    else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
+std::string url(const std::string& s) { return verdict::url_encode(s); }
 
 std::string ago(std::int64_t t) {
   std::int64_t d = store::now() - t;
@@ -174,6 +166,80 @@ Page flight_page(const config::Config& cfg, const store::Store& st, revisions::M
                              "/report?format=text\">text report</a></nav>");
   }
   return {200, html};
+}
+
+/// /flights/N/JOB/STEP[/log]: the step's log, as text or as a page that
+/// follows it while the step runs.
+Page log_page(const config::Config& cfg, const store::Store& st, const std::vector<std::string>& seg,
+              const std::string& target) {
+  auto parsed = query_of(target);
+  if (!parsed) return {400, page("Log", "<p>A query parameter is badly %-escaped.</p>")};
+  auto& q = *parsed;
+  auto id = FlightId::parse(seg[1]);
+  if (!id) return {404, page("No such flight", "<p>\"" + esc(seg[1]) + "\" is not a flight number.</p>")};
+  flight::LogQuery lq;
+  lq.job = seg[2];
+  lq.step = seg[3];
+  auto number = [&](const char* name, long long max) -> std::optional<long long> {
+    if (!q.count(name)) return 0;
+    const std::string& v = q[name];
+    if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    long long n = std::stoll(v);
+    return n > max ? std::nullopt : std::optional<long long>(n);
+  };
+  auto attempt = number("attempt", 1000), offset = number("offset", 1ll << 50), tail = number("tail", 1000000);
+  const bool text = seg.size() == 5;
+  auto bad = [&](const std::string& m) -> Page {
+    if (text) return {400, m + "\n", "text/plain; charset=utf-8"};
+    return {400, page("Log", "<p>" + esc(m) + "</p>")};
+  };
+  if (!attempt || !offset || !tail) return bad("attempt, offset and tail are non-negative numbers");
+  lq.attempt = static_cast<int>(*attempt);
+  lq.offset = *offset;
+  lq.tail_lines = static_cast<int>(*tail);
+  if (!text && !q.count("tail")) lq.tail_lines = 2000;  // the page opens on the end of a long log
+  auto slice = flight::read_log(cfg, st, *id, lq);
+  if (!slice) {
+    int status = slice.error().code() == StatusCode::not_found ? 404 : 500;
+    if (text) return {status, slice.error().message() + "\n", "text/plain; charset=utf-8"};
+    return {status, page("Log", "<p>" + esc(slice.error().message()) + "</p>")};
+  }
+  const std::string base = "/flights/" + id->str() + "/" + url(slice->job) + "/" + std::to_string(slice->stepno);
+  if (text && q.count("format") && q["format"] == "json") {
+    nlohmann::json j{{"flight", id->value}, {"job", slice->job}, {"stepno", slice->stepno},
+                     {"testid", slice->testid}, {"status", slice->status}, {"offset", slice->offset},
+                     {"next", slice->offset + static_cast<std::int64_t>(slice->text.size())},
+                     {"size", slice->size}, {"growing", slice->growing}, {"text", slice->text}};
+    return {200, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "application/json"};
+  }
+  if (text) return {200, slice->text, "text/plain; charset=utf-8"};
+  std::ostringstream o;
+  o << "<p>Flight <a href=\"/flights/" << id->str() << "\">" << id->str() << "</a>, job <a href=\"/history/job?branch="
+    << url(st.get_flight(*id) ? st.get_flight(*id)->branch : "") << "&amp;job=" << url(slice->job) << "\">"
+    << esc(slice->job) << "</a>, step " << slice->stepno << " " << esc(slice->testid) << ": <b id=\"status\" class=\""
+    << css_class(slice->status) << "\">" << esc(slice->status.empty() ? "starting" : slice->status) << "</b> "
+    << "<a href=\"" << base << "/log\">plain text</a> <a href=\"" << base << "/log?tail=100\">last 100 lines</a></p>\n";
+  if (slice->offset > 0) {
+    o << "<p class=\"note\">" << slice->offset << " bytes before this are not shown: <a href=\"" << base
+      << "/log\">the whole log</a>.</p>\n";
+  }
+  o << "<pre id=\"log\">" << esc(slice->text) << "</pre>\n";
+  if (slice->growing) {
+    // Follow the growing log: fetch what was added since, until the step ends.
+    o << "<p id=\"follow\">following the log while the step runs&hellip;</p>\n<script>\n(function(){\n"
+         "var next=" << slice->offset + static_cast<std::int64_t>(slice->text.size()) << ";\n"
+         "var url='" << base << "/log?format=json" << (lq.attempt ? "&attempt=" + std::to_string(lq.attempt) : "") << "';\n"
+         "var pre=document.getElementById('log'),st=document.getElementById('status'),fo=document.getElementById('follow');\n"
+         "function poll(){fetch(url+'&offset='+next).then(function(r){return r.json();}).then(function(j){\n"
+         " var end=window.innerHeight+window.scrollY>=document.body.scrollHeight-4;\n"
+         " if(j.text){pre.appendChild(document.createTextNode(j.text));}\n"
+         " next=j.next;st.textContent=j.status||'starting';st.className=j.status=='pass'?'good':j.status=='running'?'pending':'bad';\n"
+         " if(end)window.scrollTo(0,document.body.scrollHeight);\n"
+         " if(j.growing||j.next<j.size){setTimeout(poll,j.next<j.size?0:1000);}else{fo.textContent='the step has ended';}\n"
+         "}).catch(function(){setTimeout(poll,5000);});}\n"
+         "setTimeout(poll,1000);\n})();\n</script>\n";
+  }
+  return {200, page("Log of " + slice->job + " step " + std::to_string(slice->stepno) + " " + slice->testid, o.str())};
 }
 
 Page job_history(const store::Store& st, const std::string& target) {
@@ -314,6 +380,20 @@ Page render(const config::Config& config, const store::Store& store, const std::
   revisions::Mirrors own(config);
   revisions::Mirrors& mirrors = open_mirrors ? *open_mirrors : own;
   std::string path = target.substr(0, target.find('?'));
+  // /flights/N/JOB/STEP and /flights/N/JOB/STEP/log, each segment decoded.
+  if (path.starts_with("/flights/") && std::count(path.begin(), path.end(), '/') >= 4) {
+    std::vector<std::string> seg;
+    std::istringstream in(path.substr(1));
+    for (std::string s; std::getline(in, s, '/');) {
+      auto d = url_decode(s, false);
+      if (!d) return {400, page("Bad request", "<p>" + esc(d.error().message()) + "</p>")};
+      seg.push_back(*d);
+    }
+    if ((seg.size() == 4 || (seg.size() == 5 && seg[4] == "log")) && !seg[2].empty() && !seg[3].empty()) {
+      return log_page(config, store, seg, target);
+    }
+    return {404, page("Not found", "<p>No page at " + esc(path) + ".</p>")};
+  }
   if (path == "/" || path == "/branches") return board(config, store, mirrors);
   if (path.starts_with("/flights/")) return flight_page(config, store, mirrors, path.substr(9));
   if (path == "/history/job") return job_history(store, target);

@@ -82,6 +82,28 @@ class ApiTest : public ::testing::Test {
     EXPECT_EQ(r.status, status) << r.body;
     EXPECT_EQ(schema_errors(schema, r.body), "");
   }
+
+  /// The flight list once its newest flight has an outcome (or after 20 s).
+  nlohmann::json wait_for_finished_flight() {
+    nlohmann::json flights;
+    for (int i = 0; i < 400; ++i) {
+      flights = nlohmann::json::parse(test::http(port, "GET", "/api/v1/flights").body);
+      if (!flights.empty() && flights[0]["outcome"] != "") break;
+      std::this_thread::sleep_for(50ms);
+    }
+    return flights;
+  }
+
+  /// Stop the daemon, give the job these recipe steps, start it again.
+  void restart_with_steps(const nlohmann::json& steps) {
+    TearDown();
+    auto cfg = nlohmann::json::parse(test::read_file(dir.path() / "c.json"));
+    cfg["recipes"]["r"]["steps"] = steps;
+    test::write_file(dir.path() / "c.json", cfg.dump(2));
+    daemon = std::make_unique<test::Background>(
+        std::vector<std::string>{test::pushgate_binary(), "--config", dir.str("c.json"), "daemon"}, dir.str("daemon.log"));
+    ASSERT_TRUE(test::wait_for_port(port, 10000)) << test::read_file(dir.path() / "daemon.log");
+  }
 };
 
 TEST_F(ApiTest, TokensGuardChangesReadsAreOpen) {
@@ -214,12 +236,7 @@ TEST_F(ApiTest, EveryResponseFollowsItsSchema) {
   EXPECT_NE(schema_errors("api/error.schema.json", R"({"message": "x"})"), "");
 
   expect_follows("api/trigger.schema.json", test::http(port, "POST", "/api/v1/branches/xen-unstable/trigger", "", auth()), 202);
-  nlohmann::json flights;
-  for (int i = 0; i < 400; ++i) {
-    flights = nlohmann::json::parse(test::http(port, "GET", "/api/v1/flights").body);
-    if (!flights.empty() && flights[0]["outcome"] != "") break;
-    std::this_thread::sleep_for(50ms);
-  }
+  nlohmann::json flights = wait_for_finished_flight();
   ASSERT_EQ(flights.size(), 1u);
   expect_follows("api/flights.schema.json", test::http(port, "GET", "/api/v1/flights?branch=xen-unstable&limit=5"));
   expect_follows("api/flight.schema.json", test::http(port, "GET", "/api/v1/flights/1"));
@@ -326,12 +343,7 @@ TEST_F(ApiTest, Issue16_TimesComeAsUnixSecondsAndIso8601) {
   EXPECT_FALSE(j["note"].contains("at_utc"));
 
   ASSERT_EQ(test::http(port, "POST", "/api/v1/branches/xen-unstable/trigger", "", auth()).status, 202);
-  nlohmann::json flights;
-  for (int i = 0; i < 400; ++i) {
-    flights = nlohmann::json::parse(test::http(port, "GET", "/api/v1/flights").body);
-    if (!flights.empty() && flights[0]["outcome"] != "") break;
-    std::this_thread::sleep_for(50ms);
-  }
+  nlohmann::json flights = wait_for_finished_flight();
   ASSERT_EQ(flights.size(), 1u);
   EXPECT_EQ(flights[0]["created_utc"], api::iso_utc(flights[0]["created"].get<std::int64_t>()));
   auto flight = nlohmann::json::parse(test::http(port, "GET", "/api/v1/flights/1").body);
@@ -637,6 +649,110 @@ TEST(ApiQueryPlans, Issue13_EveryRequestPathQueryUsesAnIndex) {
   for (const auto& sql : statements) {
     EXPECT_EQ(test::history_scan(loaded.config->daemon.database, sql), "") << sql;
   }
+}
+
+}  // namespace
+}  // namespace pushgate
+
+namespace pushgate {
+namespace {
+
+// Issue 15 item 1: step logs over HTTP (text, tail, a live view that
+// follows a running step), `flight log --follow`, timestamps on every line,
+// links from the grid and the report, and nothing outside the state
+// directory's logs ever served. Item 6: the flight records why it ran.
+TEST_F(ApiTest, Issue15_StepLogsOverHttpFollowedAndNeverOutsideTheLogs) {
+  const std::string go = dir.str("GO");
+  restart_with_steps({{{"testid", "build"}, {"run", "echo compiling; echo linked"}},
+                      {{"testid", "slow"}, {"run", "echo start; while [ ! -e " + go + " ]; do sleep 0.1; done; echo finish"}}});
+  ASSERT_EQ(test::http(port, "POST", "/api/v1/branches/xen-unstable/trigger", "", auth()).status, 202);
+  // Wait until the slow step runs.
+  nlohmann::json flight;
+  for (int i = 0; i < 400; ++i) {
+    auto r = test::http(port, "GET", "/api/v1/flights/1");
+    if (r.status == 200) {
+      flight = nlohmann::json::parse(r.body);
+      auto& steps = flight["jobs"][0]["steps"];
+      if (steps.size() == 2 && steps[1]["status"] == "running") break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(flight["jobs"][0]["steps"].size(), 2u) << flight.dump(2) << test::read_file(dir.path() / "daemon.log");
+  EXPECT_EQ(flight["trigger"], (nlohmann::json{{"kind", "manual"}, {"detail", "over the API; baseline flight"}}));
+
+  const std::regex stamped(R"(^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ compiling\n\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ linked\n$)");
+  auto text = test::http(port, "GET", "/flights/1/test-amd64/1/log");
+  EXPECT_EQ(text.status, 200);
+  EXPECT_TRUE(std::regex_match(text.body, stamped)) << text.body;
+  EXPECT_EQ(test::http(port, "GET", "/flights/1/test-amd64/build/log").body, text.body) << "by testid";
+  auto tail = test::http(port, "GET", "/flights/1/test-amd64/build/log?tail=1");
+  EXPECT_TRUE(tail.body.ends_with(" linked\n") && tail.body.find("compiling") == std::string::npos) << tail.body;
+
+  // The running step: a follower's JSON, then the live page.
+  auto running = nlohmann::json::parse(test::http(port, "GET", "/flights/1/test-amd64/2/log?format=json").body);
+  EXPECT_TRUE(running["growing"].get<bool>()) << running.dump();
+  EXPECT_NE(running["text"].get<std::string>().find(" start\n"), std::string::npos) << running.dump();
+  const std::int64_t next = running["next"];
+  auto live = test::http(port, "GET", "/flights/1/test-amd64/2");
+  EXPECT_EQ(live.status, 200);
+  EXPECT_NE(live.body.find("<script>"), std::string::npos) << "a running step's page follows its log";
+  EXPECT_NE(live.body.find("/flights/1/test-amd64/2/log?format=json"), std::string::npos);
+  auto page = test::http(port, "GET", "/flights/1");
+  EXPECT_NE(page.body.find("href=\"http://127.0.0.1:" + std::to_string(port) + "/flights/1/test-amd64/1/log\""),
+            std::string::npos) << page.body;
+  EXPECT_NE(page.body.find("href=\"http://127.0.0.1:" + std::to_string(port) + "/flights/1/test-amd64/2\""),
+            std::string::npos) << "a running cell opens the live view";
+  EXPECT_NE(page.body.find("Triggered by manual (over the API; baseline flight)"), std::string::npos);
+
+  // `flight log --follow` prints the running step to its end.
+  const std::string out = dir.str("follow.out");
+  test::Background follower({test::pushgate_binary(), "--config", dir.str("c.json"), "flight", "log", "1", "test-amd64",
+                             "--follow"}, out);
+  std::this_thread::sleep_for(700ms);
+  test::write_file(go, "");
+  EXPECT_EQ(follower.wait(20000), 0) << test::read_file(out);
+  std::string followed = test::read_file(out);
+  EXPECT_NE(followed.find("==> 1 build (pass) <=="), std::string::npos) << followed;
+  EXPECT_NE(followed.find("==> 2 slow (running) <=="), std::string::npos) << followed;
+  EXPECT_NE(followed.find("Z finish\n"), std::string::npos) << followed;
+
+  auto flights = wait_for_finished_flight();
+  ASSERT_EQ(flights.size(), 1u);
+  EXPECT_EQ(flights[0]["trigger"]["kind"], "manual");
+  auto rest = nlohmann::json::parse(test::http(port, "GET", "/flights/1/test-amd64/2/log?format=json&offset=" +
+                                                                std::to_string(next)).body);
+  EXPECT_FALSE(rest["growing"].get<bool>());
+  EXPECT_TRUE(rest["text"].get<std::string>().ends_with("Z finish\n")) << rest.dump();
+  auto report = test::http(port, "GET", "/api/v1/flights/1/report?format=text").body;
+  EXPECT_NE(report.find("triggered by manual (over the API; baseline flight)\nlogs: http://127.0.0.1:" + std::to_string(port) + "/flights/1\n"),
+            std::string::npos) << report;
+  auto cli = test::pushgate({"--config", dir.str("c.json"), "flight", "log", "1", "test-amd64", "build", "--tail", "1"});
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_TRUE(cli.out.ends_with(" linked\n") && cli.out.find("compiling") == std::string::npos) << cli.out;
+  EXPECT_EQ(test::pushgate({"--config", dir.str("c.json"), "flight", "log", "1", "nope"}).exit_code, 2);
+  EXPECT_EQ(test::pushgate({"--config", dir.str("c.json"), "flight", "log", "1", "test-amd64", "9"}).exit_code, 2);
+
+  // Nothing outside STATE_DIR/logs: traversal in the URL, a path in the
+  // store pointing elsewhere, a symlink in the logs directory.
+  for (const std::string bad : {"/flights/1/..%2F..%2F..%2F..%2Fetc%2Fpasswd/1/log", "/flights/1/test-amd64/..%2F..%2Fc.json/log",
+                                "/flights/1/test-amd64/1/..%2F..%2F..%2Fc.json", "/flights/1/test-amd64/%2Fetc%2Fpasswd/log",
+                                "/flights/1/test-amd64/1/log%00", "/flights/1/test-amd64/1/log?offset=-1",
+                                "/flights/1/test-amd64/1/log?tail=%4"}) {
+    auto r = test::http(port, "GET", bad);
+    EXPECT_TRUE(r.status == 400 || r.status == 404) << bad << " " << r.status;
+    EXPECT_EQ(r.body.find("root:"), std::string::npos) << bad;
+    EXPECT_EQ(r.body.find("api_token_file"), std::string::npos) << bad;
+  }
+  std::string log1 = flight["jobs"][0]["steps"][0]["log"];
+  std::filesystem::remove(log1);
+  std::filesystem::create_symlink(dir.path() / "c.json", log1);
+  auto via_link = test::http(port, "GET", "/flights/1/test-amd64/1/log");
+  EXPECT_EQ(via_link.status, 404);
+  EXPECT_EQ(via_link.body.find("api_token_file"), std::string::npos) << via_link.body;
+  test::run({"sqlite3", dir.str("state/pushgate.db"), "UPDATE steps SET log_path = '/etc/passwd' WHERE stepno = 2"});
+  auto elsewhere = test::http(port, "GET", "/flights/1/test-amd64/2/log");
+  EXPECT_EQ(elsewhere.status, 404);
+  EXPECT_EQ(elsewhere.body.find("root:"), std::string::npos) << elsewhere.body;
 }
 
 }  // namespace

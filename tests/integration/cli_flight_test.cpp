@@ -126,8 +126,9 @@ TEST_F(CliFlight, Issue12_HugeOutputIsCappedHeadAndTailKept) {
   auto size = std::filesystem::file_size(log_path);
   EXPECT_LE(size, (1u << 20) + 512) << "the log is not capped";
   std::string log = test::read_file(log_path);
-  EXPECT_TRUE(log.starts_with("FIRST-LINE\n")) << log.substr(0, 40);
-  EXPECT_NE(log.find("LAST-LINE\n"), std::string::npos);
+  // Every line starts with its UTC time (issue 15): "2026-12-03 07:30:01Z FIRST-LINE".
+  EXPECT_EQ(log.find("Z FIRST-LINE\n"), 19u) << log.substr(0, 40);
+  EXPECT_NE(log.find("Z LAST-LINE\n"), std::string::npos);
   EXPECT_NE(log.find("bytes of output cut here"), std::string::npos);
 }
 

@@ -175,6 +175,17 @@ class FaultyStore final : public store::Store {
     return s_.finished_flights_with_job_runvar(j, n, v);
   }
 
+  Result<int> enqueue_notifications(const std::vector<Notification>& n) override { return s_.enqueue_notifications(n); }
+  Result<std::vector<Notification>> due_notifications(std::int64_t now, int limit) const override {
+    return s_.due_notifications(now, limit);
+  }
+  Result<void> finish_notification(std::int64_t id, const std::string& st, const std::string& e, std::int64_t at) override {
+    return s_.finish_notification(id, st, e, at);
+  }
+  Result<std::vector<Notification>> notifications_of(const std::string& e, std::int64_t id) const override {
+    return s_.notifications_of(e, id);
+  }
+
  private:
   static void at(bool crash) {
     if (crash) _exit(137);
