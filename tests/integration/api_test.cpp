@@ -491,7 +491,12 @@ TEST_F(ApiTest, RefUpdatedWebhookPollsTheBranchesThatUseTheTree) {
   // Nothing new: a poll, but no flight.
   ASSERT_EQ(test::http(port, "POST", "/api/v1/hooks/ref-updated", R"({"tree": "xen"})", auth()).status, 202);
   std::this_thread::sleep_for(1s);
-  EXPECT_EQ(flights().size(), 2u);
+  auto all = flights();
+  ASSERT_EQ(all.size(), 2u);
+  // Issue 15 item 6: each flight says which hook made it (newest first).
+  EXPECT_EQ(all[0]["trigger"], (nlohmann::json{{"kind", "webhook"}, {"detail", "tree xen refs/heads/staging"}}));
+  EXPECT_EQ(all[1]["trigger"],
+            (nlohmann::json{{"kind", "webhook"}, {"detail", "tree qemu refs/heads/master; baseline flight"}}));
 }
 
 TEST_F(ApiTest, ManualTriggerRunsAFlightVisibleThroughTheApi) {

@@ -442,6 +442,9 @@ TEST_F(DaemonTest, OnceRunsDueTriggersAndExits) {
   auto flights = db()->list_flights({}).value();
   ASSERT_EQ(flights.size(), 1u);  // the cron expression fired within the last day
   EXPECT_EQ(flights[0].outcome, "perfect");
+  // Issue 15 item 6: the flight says why it ran.
+  EXPECT_EQ(flights[0].trigger_kind, "cron");
+  EXPECT_EQ(flights[0].trigger_detail.substr(0, 9), "* * * * *") << flights[0].trigger_detail;
 }
 
 // Issue 12 item 8: with a polling branch whose flight outlasts a loop tick,
@@ -452,7 +455,9 @@ TEST_F(DaemonTest, Issue12_OnceWithAPollingBranchExits) {
   test::Background once({test::pushgate_binary(), "--config", dir.str("c.json"), "daemon", "--once"}, dir.str("once.log"));
   EXPECT_EQ(once.wait(30000), 0) << "daemon --once did not exit:\n" << test::read_file(dir.path() / "once.log");
   auto flights = db()->list_flights({}).value();
-  EXPECT_EQ(flights.size(), 1u) << "the poll ran more than once";
+  ASSERT_EQ(flights.size(), 1u) << "the poll ran more than once";
+  EXPECT_EQ(flights[0].trigger_kind, "poll");
+  EXPECT_EQ(flights[0].trigger_detail.substr(0, 6), "every ") << flights[0].trigger_detail;
 }
 
 /// Issue 12 item 1: a recipe whose first step is slow only while `gate`
