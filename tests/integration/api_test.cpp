@@ -713,7 +713,11 @@ TEST_F(ApiTest, Issue15_StepLogsOverHttpFollowedAndNeverOutsideTheLogs) {
   const std::string out = dir.str("follow.out");
   test::Background follower({test::pushgate_binary(), "--config", dir.str("c.json"), "flight", "log", "1", "test-amd64",
                              "--follow"}, out);
-  std::this_thread::sleep_for(700ms);
+  // Release the step only once the follower has shown it running: a fixed
+  // sleep lost that race on a loaded CI machine.
+  for (int i = 0; i < 400 && test::read_file(out).find("==> 2 slow (running) <==") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
   test::write_file(go, "");
   EXPECT_EQ(follower.wait(20000), 0) << test::read_file(out);
   std::string followed = test::read_file(out);
