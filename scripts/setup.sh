@@ -34,6 +34,8 @@ packages=(
   graphviz
   # mustache templates for the web pages (docs/web.md)
   libmstch-dev
+  # notifications: SMTP (STARTTLS, AUTH) and webhooks over HTTP(S) (docs/notifications.md)
+  libcurl4-openssl-dev
   # the systemd service: readiness and watchdog (sd_notify); the Debian
   # package: man page from --help, dpkg-shlibdeps for its dependencies
   libsystemd-dev help2man dpkg-dev file

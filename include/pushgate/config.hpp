@@ -32,6 +32,30 @@ struct Source {
   std::string value;  ///< a branch name or a ref name
 };
 
+/// Where reports go when a flight or a bisection ends (issue 15 item 5).
+struct Channels {
+  std::vector<std::string> mail;      ///< recipients, one message to all
+  std::vector<std::string> webhooks;  ///< http(s) URLs a JSON body is POSTed to
+  std::vector<std::string> commands;  ///< shell commands run with the JSON body on stdin
+  std::vector<std::string> blessings{"real"};  ///< flights of these blessings notify
+  bool bisections = true;             ///< a bisection's end notifies
+  bool empty() const { return mail.empty() && webhooks.empty() && commands.empty(); }
+};
+
+/// How notifications are delivered (config "notify"), and the channels of
+/// branches that name none of their own.
+struct Notify {
+  std::string from;      ///< the From address; default pushgate@HOSTNAME
+  std::string sendmail = "/usr/sbin/sendmail -t -oi";  ///< mail goes here (message on stdin) unless smtp is set
+  std::string smtp;      ///< smtp://HOST[:PORT] or smtps://...: mail goes there instead
+  std::string smtp_user, smtp_password_file;
+  int attempts = 10;            ///< tries of one notification before it is given up (state failed)
+  int retry_seconds = 60;       ///< wait after the first failure, doubled after each, up to max_retry_seconds
+  int max_retry_seconds = 3600;
+  int timeout_seconds = 30;     ///< of one attempt (connection, transfer, command)
+  Channels defaults;
+};
+
 struct Branch {
   std::string name;
   std::string tree;  ///< the tree under test
@@ -47,6 +71,7 @@ struct Branch {
   std::vector<std::string> allow;
   std::string cron;
   int poll_seconds = 0;
+  Channels notify;  ///< resolved: the branch's own, else notify's defaults
 };
 
 struct Step {
@@ -140,6 +165,7 @@ struct Config {
   std::vector<Job> jobs;
   std::vector<Host> hosts;
   std::vector<std::string> allow;
+  Notify notify;
 
   const Tree* find_tree(const std::string& name) const;
   const Branch* find_branch(const std::string& name) const;

@@ -181,6 +181,23 @@ class Store {
   virtual Result<std::optional<FlightId>> first_pass(const std::string& branch, const std::string& job,
                                                      const std::string& testid) const = 0;
 
+  // The notification outbox (issue 15): reports waiting to be sent.
+  struct Notification {
+    std::int64_t id = 0;
+    std::string event;       ///< flight or bisection
+    std::int64_t subject_id = 0;
+    std::string channel;     ///< mail, webhook, command
+    std::string target;      ///< recipients (comma-separated), URL, command line
+    std::string title;       ///< mail subject
+    std::string headers = "[]";  ///< JSON array of [name, value]: extra mail headers, in order
+    std::string body;
+    std::string state = "pending";  ///< pending, sent, failed (given up)
+    int attempts = 0;
+    std::int64_t next_at = 0, created = 0;
+    std::optional<std::int64_t> sent_at;
+    std::string last_error;
+  };
+
   // Verdicts (SPEC section 5): given once when a flight finishes, kept.
   struct StoredVerdict {
     std::int64_t id = 0;
@@ -189,8 +206,12 @@ class Store {
     std::string who, reason;
     std::string outcome;  ///< perfect, tolerable, regressions, problems
     std::string body;     ///< JSON written by push::
+    /// Queued with the verdict (enqueue_notifications' rules), in its
+    /// transaction: a judged flight's report is queued exactly once.
+    std::vector<Notification> notifications;
   };
-  /// Store a verdict and set the flight's outcome to it, in one transaction.
+  /// Store a verdict, set the flight's outcome to it and queue its
+  /// notifications, in one transaction.
   virtual Result<std::int64_t> record_verdict(const StoredVerdict& verdict) = 0;
   /// Every verdict of a flight, oldest first (the last one is current).
   virtual Result<std::vector<StoredVerdict>> verdicts(FlightId flight) const = 0;
@@ -402,28 +423,16 @@ class Store {
   virtual Result<std::vector<FlightId>> finished_flights_with_job_runvar(const std::string& job, const std::string& name,
                                                                         const std::string& value) const = 0;
 
-  // The notification outbox (issue 15): reports waiting to be sent.
-  struct Notification {
-    std::int64_t id = 0;
-    std::string event;       ///< flight or bisection
-    std::int64_t subject_id = 0;
-    std::string channel;     ///< mail, webhook, command
-    std::string target;      ///< recipients (comma-separated), URL, command line
-    std::string title;       ///< mail subject
-    std::string headers = "{}";  ///< JSON object of extra mail headers
-    std::string body;
-    std::string state = "pending";  ///< pending, sent, failed (given up)
-    int attempts = 0;
-    std::int64_t next_at = 0, created = 0;
-    std::optional<std::int64_t> sent_at;
-    std::string last_error;
-  };
   /// Queue each notification unless one for the same (event, subject_id,
   /// channel, target) exists: queuing twice never sends twice. Returns how
   /// many were new.
   virtual Result<int> enqueue_notifications(const std::vector<Notification>& notifications) = 0;
   /// Pending notifications due at `now`, oldest first.
   virtual Result<std::vector<Notification>> due_notifications(std::int64_t now, int limit) const = 0;
+  /// Take a pending notification for one attempt, until `until`: false when
+  /// another process took it first (its next_at or attempts moved), so two
+  /// deliverers (the daemon, `flight run`) never send one twice at once.
+  virtual Result<bool> claim_notification(const Notification& n, std::int64_t until) = 0;
   /// Record one delivery attempt: sent, or pending again at `next_at`, or failed.
   virtual Result<void> finish_notification(std::int64_t id, const std::string& state, const std::string& error,
                                            std::int64_t next_at) = 0;

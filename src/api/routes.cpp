@@ -62,6 +62,24 @@ Result<nlohmann::json> flight_json(const store::Store& st, FlightId id) {
     for (const auto& v : *vars) jj["runvars"][v.name] = v.value;
     j["jobs"].push_back(jj);
   }
+  auto notices = st.notifications_of("flight", id.value);
+  if (!notices) return notices.error();
+  j["notifications"] = nlohmann::json::array();
+  for (const auto& n : *notices) {
+    // Webhook URLs and command lines may carry secrets (a token in a
+    // path): readers see where, not what.
+    std::string target = n.target;
+    if (n.channel == "webhook") {
+      auto host_end = target.find('/', target.find("://") == std::string::npos ? 0 : target.find("://") + 3);
+      if (host_end != std::string::npos && host_end + 1 < target.size()) target = target.substr(0, host_end) + "/...";
+    } else if (n.channel == "command") {
+      target = target.substr(0, target.find_first_of(" \t;|&"));
+    }
+    j["notifications"].push_back({{"channel", n.channel}, {"target", target}, {"state", n.state},
+                                  {"attempts", n.attempts}, {"last_error", n.last_error},
+                                  {"next_at", n.state == "pending" ? nlohmann::json(n.next_at) : nlohmann::json()},
+                                  {"sent_at", opt(n.sent_at)}});
+  }
   return j;
 }
 
@@ -179,7 +197,7 @@ std::string iso_utc(std::int64_t t) {
 
 nlohmann::json with_utc_times(nlohmann::json j) {
   static const std::set<std::string> keys{"created", "started", "finished", "at", "date", "tested_commit_time",
-                                          "last_flight_created", "cutoff"};
+                                          "last_flight_created", "cutoff", "next_at", "sent_at"};
   if (j.is_array()) {
     for (auto& e : j) e = with_utc_times(std::move(e));
   } else if (j.is_object()) {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include <pushgate/flight.hpp>
+#include <pushgate/notify.hpp>
 #include <pushgate/push.hpp>
 #include <pushgate/verdict.hpp>
 
@@ -239,6 +240,59 @@ std::optional<Commit> commit_from(const json& j) {
                 j.value("date", std::int64_t{0}), j.value("subject", ""), j.value("message", "")};
 }
 
+/// An ended bisection's report, as notify's channels see it.
+notify::Event end_event(const config::Config& config, const Bisection& b) {
+  notify::Event e;
+  e.kind = "bisection";
+  e.id = b.id;
+  e.branch = b.branch;
+  std::string what = b.targets.empty() ? std::string() : " " + b.targets.front().job + " " + b.targets.front().testid;
+  if (b.targets.size() > 1) what += " (+" + std::to_string(b.targets.size() - 1) + " more)";
+  e.subject = "[" + b.branch + " bisection] " + to_string(b.status) + what;
+  const std::string url = config.daemon.public_url + "/bisections/" + std::to_string(b.id);
+  e.text = report(b) + "\nbisection: " + url + "\nfailing flight: " + config.daemon.public_url + "/flights/" +
+           b.flight.str() + "\n";
+  e.headers.emplace_back("X-Pushgate-Bisection", std::to_string(b.id));
+  e.headers.emplace_back("X-Pushgate-Branch", b.branch);
+  e.headers.emplace_back("X-Pushgate-Flight", b.flight.str());
+  e.headers.emplace_back("X-Pushgate-Status", to_string(b.status));
+  std::string targets;
+  for (const auto& t : b.targets) {
+    targets += (targets.empty() ? "" : "\n") + b.branch + ":" + t.job + ":" + t.testid + ":" + to_string(t.status);
+  }
+  if (!targets.empty()) e.headers.emplace_back("X-Pushgate-Failures", targets);
+  if (b.culprit) e.headers.emplace_back("X-Pushgate-Versions-This", b.culprit->tree + "=" + b.culprit->id);
+  if (b.not_present) e.headers.emplace_back("X-Pushgate-Versions-That", b.not_present->tree + "=" + b.not_present->id);
+  json tj = json::array();
+  for (const auto& t : b.targets) {
+    tj.push_back({{"job", t.job}, {"testid", t.testid}, {"status", to_string(t.status)}, {"reason", t.reason}});
+  }
+  e.json = {{"event", "bisection"},
+            {"bisection", b.id},
+            {"branch", b.branch},
+            {"flight", b.flight.value},
+            {"basis_flight", b.basis_flight.value},
+            {"subject", e.subject},
+            {"status", to_string(b.status)},
+            {"reason", b.reason},
+            {"url", url},
+            {"targets", tj},
+            {"culprit", b.culprit ? to_json(*b.culprit) : json(nullptr)},
+            {"not_present", b.not_present ? to_json(*b.not_present) : json(nullptr)}};
+  return e;
+}
+
+/// A bisection that ended (not cancelled) queues its report once (issue 15).
+Status queue_end_notice(const config::Config& config, store::Store& store, std::int64_t id) {
+  auto b = load(config, store, id);
+  if (!b) return b.error();
+  if (!finished(b->status) || b->status == State::cancelled) return {};
+  auto rows = notify::plan(config, end_event(config, *b), store::now());
+  if (rows.empty()) return {};
+  auto n = store.enqueue_notifications(rows);
+  return n ? Status{} : n.error().with_context("notifications of bisection " + std::to_string(id));
+}
+
 /// Decide every target, store the result (state and nodes). Returns the
 /// node to probe next (or nullopt when the bisection ended) and why.
 struct Next {
@@ -264,6 +318,7 @@ Result<Next> decide_and_save(const config::Config& config, store::Store& store, 
     state["targets"] = json::array();
     for (const auto& t : targets) state["targets"].push_back({{"job", t.first}, {"testid", t.second}, {"status", "doubtful"}, {"reason", reason}});
     if (auto s = store.update_bisection(row.id, to_string(status), reason, state.dump(), {}); !s) return s.error();
+    if (Status s = queue_end_notice(config, store, row.id); !s.ok()) return s;
     return next;
   }
   if (Status s = count_probes(store, row.id, *view, targets); !s.ok()) return s;
@@ -349,7 +404,10 @@ Result<Next> decide_and_save(const config::Config& config, store::Store& store, 
                     n.boundary, results.dump(), flights.dump()});
   }
   if (auto s = store.update_bisection(row.id, to_string(status), reason, state.dump(), rows); !s) return s.error();
-  if (status != State::running) next.node.reset();
+  if (status != State::running) {
+    next.node.reset();
+    if (Status s = queue_end_notice(config, store, row.id); !s.ok()) return s;
+  }
   return next;
 }
 

@@ -161,6 +161,7 @@ void add_bisect_commands(CLI::App& app, Context& ctx) {
     o.parallel = a.parallel ? a.parallel : cfg.daemon.bisect_parallel;
     o.progress = [](const std::string& line) { std::cerr << line << "\n"; };
     auto b = must(bisect::run(cfg, ctx.store(), mirrors, *reg, a.id, o));
+    if (bisect::finished(b.status)) notify_once(ctx, "bisection", a.id);
     print(b, a.json);
     if (int code = exit_for(b); code != kOk) throw ExitError{code};
   });

@@ -92,4 +92,9 @@ const config::Job& job_of(Context& ctx, const std::string& name);
 /// The configured hosts written to the store (new ones enabled).
 void sync_hosts(Context& ctx);
 
+/// One try at the notifications an ended flight or bisection queued, each
+/// outcome on stderr; what fails stays queued for the daemon's retries and
+/// never changes the exit status.
+void notify_once(Context& ctx, const std::string& event, std::int64_t id);
+
 }  // namespace pushgate::cli

@@ -10,6 +10,7 @@
 #include <pushgate/api.hpp>
 #include <pushgate/flight.hpp>
 #include <pushgate/hosts.hpp>
+#include <pushgate/notify.hpp>
 #include <pushgate/push.hpp>
 #include <pushgate/revisions.hpp>
 
@@ -21,6 +22,21 @@ void sync_hosts(Context& ctx) {
   std::vector<store::Host> configured;
   for (const auto& h : ctx.config().hosts) configured.push_back({h.name, h.kind, "enabled", "", 0, {}, "", h.flags});
   must(ctx.store().sync_hosts(configured));
+}
+
+void notify_once(Context& ctx, const std::string& event, std::int64_t id) {
+  notify::DeliverOptions o;
+  o.only = std::make_pair(event, id);
+  o.log = [](const std::string& line, bool warning) {
+    std::cerr << (warning ? "warning: notification of " : "notification of ") << line << "\n";
+  };
+  auto d = notify::deliver_due(ctx.config(), ctx.store(), store::now(), o);
+  if (!d) {
+    std::cerr << "warning: notifications of " << event << " " << id << ": " << d.error().message() << "\n";
+  } else if (d->retrying > 0) {
+    std::cerr << "notifications of " << event << " " << id << ": " << d->retrying
+              << " left queued; the daemon (`pushgate daemon`) retries them\n";
+  }
 }
 
 namespace {
@@ -121,6 +137,12 @@ void show(Context& ctx, FlightId id, bool json) {
     for (const auto& s : steps) {
       if (s.job == job.job) line(s, "");
     }
+  }
+  for (const auto& n : must(st.notifications_of("flight", id.value))) {
+    std::cout << "notified: " << notify::describe(n) << ": " << n.state
+              << (n.state == "pending" ? ", next try " + human_time(n.next_at) : "")
+              << (n.attempts > 1 ? " after " + std::to_string(n.attempts) + " attempts" : "")
+              << (n.state != "sent" && !n.last_error.empty() ? " (" + n.last_error + ")" : "") << "\n";
   }
 }
 
@@ -257,6 +279,7 @@ void run_flight(Context& ctx, const FlightArgs& a) {
     return flight::retest(cfg, ctx.store(), *reg, original, regressed, opts);
   };
   auto gate = must(push::finish_flight(cfg, ctx.store(), mirrors, *id, ctx.who, retest));
+  notify_once(ctx, "flight", id->value);
   auto rep = must(push::report(cfg, ctx.store(), mirrors, gate));
   GateResult g = gate_result(gate);
   if (a.json) {

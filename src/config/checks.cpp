@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -277,6 +278,31 @@ struct Checker {
       }
     }
     cycles();
+    notify();
+  }
+
+  /// Mail needs a way out: SMTP with a user needs its password file (read
+  /// at start-up, daemon::startup_checks), and sendmail must be a program.
+  void notify() {
+    const Notify& n = c.notify;
+    if (n.smtp_user.empty() != n.smtp_password_file.empty()) {
+      error(n.smtp_user.empty() ? "/notify/smtp_password_file" : "/notify/smtp_user",
+            "notify.smtp_user and notify.smtp_password_file go together");
+    }
+    if (!n.smtp_user.empty() && n.smtp.empty()) error("/notify/smtp_user", "notify.smtp_user is set but notify.smtp is not");
+    if (n.max_retry_seconds < n.retry_seconds) {
+      error("/notify/max_retry_seconds", "notify.max_retry_seconds is shorter than notify.retry_seconds");
+    }
+    bool mail = !n.defaults.mail.empty();
+    for (const auto& b : c.branches) mail = mail || !b.notify.mail.empty();
+    if (!mail || !n.smtp.empty()) return;
+    std::string program = n.sendmail.substr(0, n.sendmail.find_first_of(" \t"));
+    if (program.empty() || program[0] != '/') {
+      error("/notify/sendmail", "notify.sendmail must start with an absolute path (\"" + program + "\")");
+    } else if (::access(program.c_str(), X_OK) != 0) {
+      warning("/notify/sendmail", program + " is not an executable here: mail will fail (and be retried) until it is, "
+                                            "or set notify.smtp");
+    }
   }
 
   /// Two names that make the same environment variable: an error at the

@@ -3,6 +3,8 @@
 // meaning of the merged document and build the typed Config.
 
 #include <pushgate/config.hpp>
+
+#include <unistd.h>
 #include <pushgate/git.hpp>
 
 #include <nlohmann/json.hpp>
@@ -346,6 +348,16 @@ bool is_url(const std::string& s) {
   return s.find("://") != std::string::npos || (s.find('@') != std::string::npos && s.find(':') != std::string::npos);
 }
 
+Channels channels(const json& n, const Channels& base) {
+  Channels c = base;
+  c.mail = n.value("mail", base.mail);
+  c.webhooks = n.value("webhooks", base.webhooks);
+  c.commands = n.value("commands", base.commands);
+  c.blessings = n.value("blessings", base.blessings);
+  c.bisections = n.value("bisections", base.bisections);
+  return c;
+}
+
 Config build(const json& j, const std::string& path) {
   Config c;
   c.path = path;
@@ -380,6 +392,23 @@ Config build(const json& j, const std::string& path) {
   c.daemon.push_attempts = d.value("push_attempts", c.daemon.push_attempts);
   c.daemon.reconcile_seconds = d.value("reconcile_seconds", c.daemon.reconcile_seconds);
   c.daemon.step_env = d.value("step_env", std::vector<std::string>{});
+
+  const json n = j.value("notify", json::object());
+  c.notify.from = n.value("from", "");
+  if (c.notify.from.empty()) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || !host[0]) std::strcpy(host, "localhost");
+    c.notify.from = std::string("pushgate@") + host;
+  }
+  c.notify.sendmail = n.value("sendmail", c.notify.sendmail);
+  c.notify.smtp = n.value("smtp", "");
+  c.notify.smtp_user = n.value("smtp_user", "");
+  if (n.contains("smtp_password_file")) c.notify.smtp_password_file = absolute(dir, n["smtp_password_file"]);
+  c.notify.attempts = n.value("attempts", c.notify.attempts);
+  c.notify.retry_seconds = n.value("retry_seconds", c.notify.retry_seconds);
+  c.notify.max_retry_seconds = n.value("max_retry_seconds", c.notify.max_retry_seconds);
+  c.notify.timeout_seconds = n.value("timeout_seconds", c.notify.timeout_seconds);
+  c.notify.defaults = channels(n, Channels{});
 
   for (const json& t : j.value("trees", json::array())) {
     Tree tree;
@@ -426,6 +455,7 @@ Config build(const json& j, const std::string& path) {
       br.cron = b["schedule"].value("cron", "");
       br.poll_seconds = b["schedule"].value("poll_seconds", 0);
     }
+    br.notify = b.contains("notify") ? channels(b["notify"], c.notify.defaults) : c.notify.defaults;
     c.branches.push_back(std::move(br));
   }
   const json recipes = j.value("recipes", json::object());

@@ -6,6 +6,7 @@
 #include <pushgate/api.hpp>
 #include <pushgate/daemon.hpp>
 #include <pushgate/flight.hpp>
+#include <pushgate/notify.hpp>
 #include <pushgate/push.hpp>
 #include <pushgate/revisions.hpp>
 
@@ -148,6 +149,9 @@ class Daemon {
     for (auto& [b, r] : running_) {
       if (r->thread.joinable()) r->thread.join();
     }
+    // --once: what the cycle's flights queued gets its one try before exit
+    // (failures stay queued for the service's retries).
+    if (opt_.once && !draining_) deliver_notifications(*store_, nullptr);
     say("stopped");
     return {};
   }
@@ -354,6 +358,34 @@ class Daemon {
     });
     if (auto old = running_.find(kKey); old != running_.end() && old->second->thread.joinable()) old->second->thread.join();
     running_[kKey] = std::move(r);
+  }
+
+  /// Issue 15 item 5: queued notifications go out on a thread of their own
+  /// (mail servers and webhooks block), one attempt each, failures retried
+  /// with backoff; a receiver that is down never holds a flight.
+  void start_notify() {
+    static const std::string kKey = "(notify)";  // not a branch name: names have no parentheses
+    if (busy(kKey)) return;
+    auto due = store_->due_notifications(store::now(), 1);
+    if (!due || due->empty()) return;
+    auto r = std::make_unique<Running>();
+    r->cancel = std::make_unique<hosts::Cancellation>();
+    Running* raw = r.get();
+    r->thread = std::thread([this, raw] {
+      if (auto st = open_store()) deliver_notifications(**st, raw->cancel.get());
+      raw->done = true;
+      asio::post(io_, [] {});
+    });
+    if (auto old = running_.find(kKey); old != running_.end() && old->second->thread.joinable()) old->second->thread.join();
+    running_[kKey] = std::move(r);
+  }
+
+  void deliver_notifications(store::Store& st, const hosts::Cancellation* cancel) {
+    notify::DeliverOptions o;
+    o.log = [this](const std::string& line, bool warning) { say((warning ? "warning: notification of " : "notification of ") + line); };
+    if (cancel) o.stop = [cancel] { return cancel->draining() || cancel->cancelled(); };
+    auto d = notify::deliver_due(cfg_, st, store::now(), o);
+    if (!d) say("warning: notifications: " + d.error().message());
   }
 
   void flight_thread(const std::string& branch, std::optional<FlightId> existing, const Trigger& why,
@@ -587,6 +619,10 @@ class Daemon {
         next_reconcile_ = std::chrono::steady_clock::now() + std::chrono::seconds(cfg_.daemon.reconcile_seconds);
         start_reconcile();
       }
+      if (!draining_ && std::chrono::steady_clock::now() >= next_notify_) {
+        next_notify_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+        start_notify();
+      }
       bool any_running = false;
       for (auto& [b, r] : running_) any_running = any_running || !r->done;
       bool retries = false;
@@ -625,6 +661,7 @@ class Daemon {
   mutable std::mutex retry_mutex_;
   std::vector<Retry> retry_;  // GUARDED_BY(retry_mutex_): flights to resume after a store error
   std::chrono::steady_clock::time_point drain_deadline_;
+  std::chrono::steady_clock::time_point next_notify_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point next_reconcile_ =
       std::chrono::steady_clock::now();  // start-up recovery reconciles first; this is the next round
 };
@@ -642,6 +679,9 @@ std::vector<config::Diagnostic> startup_checks(const config::Config& cfg) {
     }
   }
   if (Status z = check_time_zone(cfg.daemon.time_zone); !z.ok()) error("/daemon/time_zone", z.message());
+  if (!cfg.notify.smtp_password_file.empty() && ::access(cfg.notify.smtp_password_file.c_str(), R_OK) != 0) {
+    error("/notify/smtp_password_file", "cannot read the SMTP password file " + cfg.notify.smtp_password_file);
+  }
   if (auto t = config::api_token(cfg); !t) {
     error(cfg.daemon.api_token_env.empty() ? "/daemon/api_token_file" : "/daemon/api_token_env", t.error().message());
   }

@@ -1,4 +1,5 @@
 #include <pushgate/push.hpp>
+#include <pushgate/notify.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -269,8 +270,10 @@ nlohmann::json gate_json(const Gate& g) {
 }
 
 /// Store the gate's verdict (and through it the flight's outcome) in one transaction.
-Status store_verdict(store::Store& store, const Gate& g, const std::string& who, const std::string& reason) {
+Status store_verdict(store::Store& store, const Gate& g, const std::string& who, const std::string& reason,
+                     std::vector<store::Store::Notification> notifications = {}) {
   store::Store::StoredVerdict v;
+  v.notifications = std::move(notifications);
   v.flight = g.flight.id;
   v.who = who;
   v.reason = reason;
@@ -382,9 +385,17 @@ Result<Gate> finish_flight(const config::Config& config, store::Store& store, re
       g->push = *r;
     }
   }
+  // The report's notifications are queued with the verdict, in one
+  // transaction: never lost to a crash, never queued twice (issue 15).
+  std::vector<store::Store::Notification> notices;
+  if (auto r = report(config, store, mirrors, *g)) {
+    notices = notify::plan(config, notify::flight_event(*r, g->flight.blessing), store::now());
+  } else {
+    return r.error().with_context("report of flight " + id.str());
+  }
   // The verdict (and with it the outcome) comes last: a flight without one
   // is resumed after a restart.
-  if (Status s = store_verdict(store, *g, who, ""); !s.ok()) return s;
+  if (Status s = store_verdict(store, *g, who, "", std::move(notices)); !s.ok()) return s;
   return g;
 }
 

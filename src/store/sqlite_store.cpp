@@ -403,6 +403,7 @@ class SqliteStore final : public Store {
     Stmt o(db_, "UPDATE flights SET outcome = ?2 WHERE flight = ?1");
     o.bind(1, v.flight.value).bind(2, v.outcome);
     if (auto r = changed_one(o, "flight " + v.flight.str()); !r) return r.error();
+    if (auto n = insert_notifications(v.notifications); !n) return n.error().with_context("notifications of flight " + v.flight.str());
     if (Status s = tx.commit(); !s.ok()) return s;
     return id;
   }
@@ -935,8 +936,17 @@ class SqliteStore final : public Store {
   }
 
   Result<int> enqueue_notifications(const std::vector<Notification>& list) override {
+    Durable durable(*this);
     Transaction tx(db_);
     if (!tx.status().ok()) return tx.status();
+    auto added = insert_notifications(list);
+    if (!added) return added.error();
+    if (Status s = tx.commit(); !s.ok()) return s;
+    return added;
+  }
+
+  /// Inside the caller's transaction.
+  Result<int> insert_notifications(const std::vector<Notification>& list) {
     int added = 0;
     for (const auto& n : list) {
       Stmt q(db_, "INSERT OR IGNORE INTO notifications (event, subject_id, channel, target, title, headers, body,"
@@ -947,7 +957,6 @@ class SqliteStore final : public Store {
       if (Status s = q.exec(); !s.ok()) return s;
       added += db_.changes() > 0 ? 1 : 0;
     }
-    if (Status s = tx.commit(); !s.ok()) return s;
     return added;
   }
 
@@ -958,8 +967,17 @@ class SqliteStore final : public Store {
     return notification_rows(q);
   }
 
+  Result<bool> claim_notification(const Notification& n, std::int64_t until) override {
+    Stmt q(db_, "UPDATE notifications SET next_at = ?4 WHERE notification = ?1 AND state = 'pending'"
+                " AND next_at = ?2 AND attempts = ?3");
+    q.bind(1, n.id).bind(2, n.next_at).bind(3, n.attempts).bind(4, until);
+    if (Status s = q.exec(); !s.ok()) return s;
+    return db_.changes() == 1;
+  }
+
   Result<void> finish_notification(std::int64_t id, const std::string& state, const std::string& error,
                                    std::int64_t next_at) override {
+    Durable durable(*this);  // a "sent" lost to a power cut would send it again
     Stmt q(db_, "UPDATE notifications SET state = ?2, last_error = ?3, next_at = ?4, attempts = attempts + 1,"
                 " sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END WHERE notification = ?1");
     q.bind(1, id).bind(2, state).bind(3, error).bind(4, next_at).bind(5, now());

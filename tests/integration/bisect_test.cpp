@@ -173,6 +173,49 @@ TEST_F(Bisect, Issue14_LinearRangeNamesTheCulpritAndItsParent) {
   EXPECT_EQ(xen->head_of("master"), tested);
 }
 
+// Issue 15 item 5: the end of a bisection is mailed once, with the culprit
+// in its headers; the branch's real flights are mailed, its retest and
+// probe flights are not (blessings default to real).
+TEST_F(Bisect, Issue15_EndedBisectionIsMailedOnce) {
+  test::write_file(dir.path() / "sendmail.sh",
+                   "#!/bin/sh\nf=$(mktemp " + dir.str("mail.XXXXXX") + ")\ncat > $f\n");
+  std::filesystem::permissions(dir.path() / "sendmail.sh", std::filesystem::perms::owner_all);
+  json cfg = json::parse(test::read_file(dir.path() / "c.json"));
+  cfg["notify"] = {{"sendmail", dir.str("sendmail.sh")}, {"mail", {"xen-devel@xen.example"}}};
+  test::write_file(dir.path() / "c.json", cfg.dump(2));
+  baseline();
+  std::vector<std::string> c;
+  for (int i = 0; i < 6; ++i) c.push_back(commit("change " + std::to_string(i)));
+  mark("culprit-xen", c[3]);
+  regress();
+  json b = bisect(0);
+  ASSERT_EQ(b["status"], "complete") << b.dump(2);
+  std::vector<std::string> subjects;
+  std::string bisection_mail;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    if (!e.path().filename().string().starts_with("mail.")) continue;
+    std::string m = test::read_file(e.path());
+    auto s = m.find("\nSubject: ");
+    subjects.push_back(m.substr(s + 10, m.find('\n', s + 1) - s - 10));
+    if (m.find("bisection]") != std::string::npos) bisection_mail = m;
+  }
+  std::sort(subjects.begin(), subjects.end());
+  EXPECT_EQ(subjects, (std::vector<std::string>{"[xen-unstable baseline test] 1: all pass",
+                                                "[xen-unstable bisection] complete test-amd64-xl boot",
+                                                "[xen-unstable test] 2: regressions - FAIL"}));
+  EXPECT_NE(bisection_mail.find("\nX-Pushgate-Versions-This: xen=" + c[3] + "\n"), std::string::npos) << bisection_mail;
+  EXPECT_NE(bisection_mail.find("\nX-Pushgate-Versions-That: xen=" + c[2] + "\n"), std::string::npos) << bisection_mail;
+  EXPECT_NE(bisection_mail.find("\nX-Pushgate-Failures: xen-unstable:test-amd64-xl:boot:complete\n"), std::string::npos)
+      << bisection_mail;
+  EXPECT_NE(bisection_mail.find("Found and reproduced problem changeset"), std::string::npos) << bisection_mail;
+  EXPECT_NE(bisection_mail.find("/bisections/1\n"), std::string::npos) << bisection_mail;
+  // Showing or running it again sends nothing more.
+  EXPECT_EQ(pg({"bisect", "run", "1"}).exit_code, 0);
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) n += e.path().filename().string().starts_with("mail.");
+  EXPECT_EQ(n, 3);
+}
+
 TEST_F(Bisect, Issue14_CulpritOnAMergedSideBranch) {
   baseline();
   std::string base = xen->head_of("staging");

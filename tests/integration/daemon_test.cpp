@@ -805,6 +805,12 @@ TEST(ExampleConfigDaemon, NewStagingCommitIsTestedAndPushedObservedThroughTheApi
   for (const auto& j : flight["jobs"]) hosts.insert(j["runvars"].value("host", ""));
   EXPECT_TRUE(hosts.count("lv-test0")) << flight.dump(2);  // a job ran on the libvirt test:/// host
   EXPECT_EQ(xen.head_of("master"), good);
+  // The example's notify command keeps each report's JSON (issue 15).
+  const auto report = root.path() / "var/example/reports" / ("flight-" + std::to_string(flights[0]["flight"].get<int>()) + ".json");
+  ASSERT_TRUE(poll([&] { return nlohmann::json::accept(test::read_file(report)); }))
+      << test::read_file(root.path() / "daemon.log");
+  EXPECT_EQ(test::schema_errors("notify/event.schema.json", test::read_file(report)), "");
+  EXPECT_EQ(nlohmann::json::parse(test::read_file(report))["pushed"], true);
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait(30000), 0) << test::read_file(root.path() / "daemon.log");
 }

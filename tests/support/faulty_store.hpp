@@ -179,6 +179,9 @@ class FaultyStore final : public store::Store {
   Result<std::vector<Notification>> due_notifications(std::int64_t now, int limit) const override {
     return s_.due_notifications(now, limit);
   }
+  Result<bool> claim_notification(const Notification& n, std::int64_t until) override {
+    return s_.claim_notification(n, until);
+  }
   Result<void> finish_notification(std::int64_t id, const std::string& st, const std::string& e, std::int64_t at) override {
     return s_.finish_notification(id, st, e, at);
   }

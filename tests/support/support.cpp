@@ -516,3 +516,177 @@ std::string history_scan(const std::string& db_path, const std::string& sql) {
 }
 
 }  // namespace pushgate::test
+
+namespace pushgate::test {
+
+Receiver::Receiver(Protocol protocol, int status) : protocol_(protocol), status_(status) {
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 16) != 0) {
+    throw std::runtime_error("Receiver: bind/listen failed");
+  }
+  socklen_t len = sizeof a;
+  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+  port_ = ntohs(a.sin_port);
+  thread_ = std::thread([this] { serve(); });
+}
+
+Receiver::~Receiver() {
+  stop_ = true;
+  ::shutdown(listen_fd_, SHUT_RDWR);
+  if (thread_.joinable()) thread_.join();
+  ::close(listen_fd_);
+}
+
+void Receiver::set_status(int status) { status_ = status; }
+
+std::vector<Receiver::Message> Receiver::messages() const {
+  std::lock_guard lock(mutex_);
+  return messages_;
+}
+
+bool Receiver::wait_for(std::size_t n, int timeout_ms) const {
+  for (int i = 0; i < timeout_ms / 20; ++i) {
+    {
+      std::lock_guard lock(mutex_);
+      if (messages_.size() >= n) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::lock_guard lock(mutex_);
+  return messages_.size() >= n;
+}
+
+void Receiver::serve() {
+  while (!stop_) {
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (stop_) return;
+      continue;
+    }
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (protocol_ == Protocol::http) http_session(fd);
+    else smtp_session(fd);
+    ::close(fd);
+  }
+}
+
+namespace {
+
+bool send_all(int fd, const std::string& s) {
+  std::size_t at = 0;
+  while (at < s.size()) {
+    ssize_t n = ::send(fd, s.data() + at, s.size() - at, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    at += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+/// Read until `buf` holds `delim`; false at EOF or timeout.
+bool read_until(int fd, std::string& buf, const std::string& delim) {
+  while (buf.find(delim) == std::string::npos) {
+    char tmp[4096];
+    ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+    if (n <= 0) return false;
+    buf.append(tmp, static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+std::string angle(const std::string& line) {
+  auto a = line.find('<'), b = line.find('>');
+  return a == std::string::npos || b == std::string::npos ? "" : line.substr(a + 1, b - a - 1);
+}
+
+}  // namespace
+
+void Receiver::http_session(int fd) {
+  std::string buf;
+  if (!read_until(fd, buf, "\r\n\r\n")) return;
+  std::size_t end = buf.find("\r\n\r\n");
+  Message m;
+  std::string head = buf.substr(0, end);
+  m.request = head.substr(0, head.find("\r\n"));
+  m.request = m.request.substr(0, m.request.rfind(' '));
+  m.headers = head.substr(head.find("\r\n") + 2);
+  std::size_t length = 0;
+  std::istringstream lines(m.headers);
+  for (std::string line; std::getline(lines, line);) {
+    std::string lower = line;
+    for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (lower.starts_with("content-length:")) length = std::stoul(line.substr(15));
+  }
+  m.body = buf.substr(end + 4);
+  while (m.body.size() < length) {
+    char tmp[4096];
+    ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+    if (n <= 0) return;
+    m.body.append(tmp, static_cast<std::size_t>(n));
+  }
+  int status = status_;
+  {
+    std::lock_guard lock(mutex_);
+    messages_.push_back(std::move(m));
+  }
+  send_all(fd, "HTTP/1.1 " + std::to_string(status) + (status < 300 ? " OK" : " Error") +
+                   "\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno");
+}
+
+void Receiver::smtp_session(int fd) {
+  if (!send_all(fd, "220 127.0.0.1 ESMTP pushgate-test\r\n")) return;
+  std::string buf;
+  Message m;
+  for (;;) {
+    if (!read_until(fd, buf, "\r\n")) return;
+    std::size_t eol = buf.find("\r\n");
+    std::string line = buf.substr(0, eol);
+    buf.erase(0, eol + 2);
+    std::string verb = line.substr(0, 4);
+    for (auto& ch : verb) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (verb == "EHLO") {
+      send_all(fd, "250-127.0.0.1\r\n250-8BITMIME\r\n250 SIZE 10000000\r\n");
+    } else if (verb == "HELO" || verb == "RSET" || verb == "NOOP") {
+      if (verb == "RSET") m = Message{};
+      send_all(fd, "250 ok\r\n");
+    } else if (verb == "MAIL") {
+      m.mail_from = angle(line);
+      send_all(fd, "250 ok\r\n");
+    } else if (verb == "RCPT") {
+      m.rcpt.push_back(angle(line));
+      send_all(fd, "250 ok\r\n");
+    } else if (verb == "DATA") {
+      send_all(fd, "354 end with <CRLF>.<CRLF>\r\n");
+      if (buf.rfind(".\r\n", 0) != 0 && !read_until(fd, buf, "\r\n.\r\n")) return;
+      std::size_t stop = buf.rfind(".\r\n", 0) == 0 ? 0 : buf.find("\r\n.\r\n") + 2;
+      std::string data = buf.substr(0, stop);
+      buf.erase(0, stop + 3);
+      // Undo dot-stuffing: a line's leading ".." was a ".".
+      std::string body;
+      std::istringstream in(data);
+      for (std::string l; std::getline(in, l);) {
+        if (!l.empty() && l.back() == '\r') l.pop_back();  // kept as LF, easier to read in tests
+        body += (l.starts_with("..") ? l.substr(1) : l) + "\n";
+      }
+      m.body = body;
+      {
+        std::lock_guard lock(mutex_);
+        messages_.push_back(m);
+      }
+      m = Message{};
+      send_all(fd, "250 queued\r\n");
+    } else if (verb == "QUIT") {
+      send_all(fd, "221 bye\r\n");
+      return;
+    } else {
+      send_all(fd, "502 not implemented\r\n");
+    }
+  }
+}
+
+}  // namespace pushgate::test

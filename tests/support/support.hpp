@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <thread>
+#include <mutex>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,6 +81,43 @@ struct HttpResult {
 };
 HttpResult http(int port, const std::string& method, const std::string& target, const std::string& body = "",
                 const std::map<std::string, std::string>& headers = {});
+
+/// A real receiver of notifications on 127.0.0.1: an HTTP server that
+/// records each request and answers `status`, or an SMTP server that
+/// records each message (envelope and data, dots unstuffed). Runs on a
+/// thread of its own until destroyed.
+class Receiver {
+ public:
+  enum class Protocol { http, smtp };
+  struct Message {
+    std::string request;     ///< HTTP: "POST /path"
+    std::string headers;     ///< HTTP: header lines as received
+    std::string mail_from;   ///< SMTP: MAIL FROM's address
+    std::vector<std::string> rcpt;  ///< SMTP: RCPT TO addresses
+    std::string body;        ///< HTTP body, or the mail as received in DATA
+  };
+  explicit Receiver(Protocol protocol, int status = 200);
+  ~Receiver();
+  Receiver(const Receiver&) = delete;
+  Receiver& operator=(const Receiver&) = delete;
+  int port() const { return port_; }
+  void set_status(int status);  ///< HTTP: the answer from now on
+  std::vector<Message> messages() const;
+  /// Wait until `n` messages arrived (false on timeout).
+  bool wait_for(std::size_t n, int timeout_ms = 10000) const;
+
+ private:
+  void serve();
+  void http_session(int fd);
+  void smtp_session(int fd);
+  Protocol protocol_;
+  int listen_fd_ = -1, port_ = 0;
+  std::atomic<int> status_;
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mutex_;
+  std::vector<Message> messages_;  // GUARDED_BY(mutex_)
+  std::thread thread_;
+};
 
 /// `git daemon` serving every repository under `base` on 127.0.0.1, with
 /// push enabled. url("x.git") gives git://127.0.0.1:PORT/x.git.
