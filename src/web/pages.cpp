@@ -3,6 +3,8 @@
 #include <pushgate/bisect.hpp>
 #include <pushgate/web.hpp>
 
+#include "templates.hpp"
+
 #include <pushgate/flight.hpp>
 #include <pushgate/push.hpp>
 #include <pushgate/revisions.hpp>
@@ -61,13 +63,9 @@ std::string css_class(const std::string& status) {
   return "trouble";
 }
 
-std::string page(const std::string& title, const std::string& body) {
-  return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + esc(title) +
-         " - pushgate</title>\n<style>body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse}"
-         "td,th{border:1px solid #aaa;padding:3px 8px;text-align:left}.good{background:#9e9}.bad{background:#f88}"
-         ".trouble{background:#fc7}.pending{background:#ddd}nav a{margin-right:1em}</style></head><body>\n"
-         "<nav><a href=\"/\">branches</a><a href=\"/frozen\">frozen refs</a><a href=\"/api/v1/flights\">API</a>"
-         "<a href=\"/metrics\">metrics</a></nav>\n<h1>" + esc(title) + "</h1>\n" + body + "</body></html>\n";
+/// A page with one sentence (errors, not-found).
+std::string message_page(const std::string& title, const std::string& message, bool home = false) {
+  return render_page(title, "message", {{"message", message}, {"home", home}});
 }
 
 /// Query parameters; nullopt when one is badly escaped.
@@ -87,56 +85,56 @@ std::optional<std::map<std::string, std::string>> query_of(const std::string& ta
 }
 
 Page board(const config::Config& cfg, const store::Store& st, revisions::Mirrors& mirrors) {
-  std::ostringstream o;
-  o << "<table id=\"branches\"><tr><th>branch</th><th>tree</th><th>tested revision</th><th>age</th><th>last flight</th>"
-       "<th>outcome</th><th>push</th></tr>\n";
+  mstch::array branches;
   for (const auto& b : cfg.branches) {
     auto bs = push::branch_status(cfg, st, mirrors, b);
     if (!bs) {
-      o << "<tr><td>" << esc(b.name) << "</td><td colspan=\"6\">" << esc(bs.error().message()) << "</td></tr>\n";
+      branches.push_back(mstch::map{{"name", b.name}, {"error", bs.error().message()}});
       continue;
     }
-    std::string tested = bs->tested_revision.empty() ? "(none)" : bs->tested_revision.substr(0, 12) + " " + bs->tested_describe;
-    std::string age = bs->tested_commit_time ? ago(*bs->tested_commit_time) : "-";
-    std::string flight = "-", outcome;
+    mstch::map row{{"name", b.name}, {"tree", b.tree}};
+    row["tested"] = bs->tested_revision.empty() ? std::string("(none)")
+                                                : bs->tested_revision.substr(0, 12) + " " + bs->tested_describe;
+    row["age"] = bs->tested_commit_time ? ago(*bs->tested_commit_time) : std::string("-");
+    std::string outcome;
     if (bs->last_flight) {
-      flight = "<a href=\"/flights/" + bs->last_flight->id.str() + "\">" + bs->last_flight->id.str() + "</a> " +
-               ago(bs->last_flight->created);
+      row["flight"] = bs->last_flight->id.str();
+      row["flight_ago"] = ago(bs->last_flight->created);
       outcome = bs->last_flight->outcome;
     }
-    std::string push = !bs->push_enabled ? "disabled"
-                       : bs->blocked     ? "BLOCKED: " + esc(*bs->blocked)
-                       : bs->last_push   ? bs->last_push->state + " " + ago(bs->last_push->created)
-                                         : "-";
-    if (bs->push_failures > 0) {
-      push += " <b class=\"push-failures\" title=\"" + esc(bs->last_push ? bs->last_push->message : "") + "\">" +
-              std::to_string(bs->push_failures) + " failed in a row</b>";
-    }
-    o << "<tr><td>" << esc(b.name) << "</td><td>" << esc(b.tree) << "</td><td>" << esc(tested) << "</td><td>" << age
-      << "</td><td>" << flight << "</td><td class=\"" << css_class(outcome) << "\">"
-      << esc(outcome.empty() ? "-" : outcome) << "</td><td>" << push << "</td></tr>\n";
+    row["outcome"] = outcome.empty() ? std::string("-") : outcome;
+    row["outcome_class"] = css_class(outcome);
+    row["push"] = !bs->push_enabled ? std::string("disabled")
+                  : bs->blocked     ? "BLOCKED: " + *bs->blocked
+                  : bs->last_push   ? bs->last_push->state + " " + ago(bs->last_push->created)
+                                    : std::string("-");
+    row["push_failures"] = bs->push_failures;
+    row["push_message"] = bs->last_push ? bs->last_push->message : std::string();
+    branches.push_back(std::move(row));
   }
-  o << "</table>\n<h2>Hosts</h2><table id=\"hosts\"><tr><th>host</th><th>kind</th><th>state</th><th>held by</th></tr>\n";
-  if (auto hosts = st.list_hosts()) {
-    for (const auto& h : *hosts) {
-      o << "<tr><td><a href=\"/hosts/" << url(h.host) << "\">" << esc(h.host) << "</a></td><td>" << esc(h.kind)
-        << "</td><td class=\"" << css_class(h.state) << "\">" << esc(h.state) << "</td><td>"
-        << (h.held_flight ? "<a href=\"/flights/" + h.held_flight->str() + "\">" + h.held_flight->str() + "</a> " + esc(h.held_job) : "")
-        << "</td></tr>\n";
+  mstch::array hosts;
+  if (auto list = st.list_hosts()) {
+    for (const auto& h : *list) {
+      mstch::map row{{"host", h.host}, {"href", url(h.host)}, {"kind", h.kind}, {"state", h.state},
+                     {"state_class", css_class(h.state)}};
+      if (h.held_flight) {
+        row["held_flight"] = h.held_flight->str();
+        row["held_job"] = h.held_job;
+      }
+      hosts.push_back(std::move(row));
     }
   }
-  o << "</table>\n";
-  return {200, page("Branches", o.str())};
+  return {200, render_page("Branches", "board", {{"branches", branches}, {"hosts", hosts}})};
 }
 
 Page flight_page(const config::Config& cfg, const store::Store& st, revisions::Mirrors& mirrors,
                  const std::string& number) {
   auto id = FlightId::parse(number);
-  if (!id) return {404, page("No such flight", "<p>\"" + esc(number) + "\" is not a flight number.</p>")};
+  if (!id) return {404, message_page("No such flight", "\"" + number + "\" is not a flight number.")};
   long long n = id->value;
-  if (auto f = st.get_flight(FlightId{n}); !f) return {404, page("Flight " + number, "<p>" + esc(f.error().message()) + "</p>")};
+  if (auto f = st.get_flight(FlightId{n}); !f) return {404, message_page("Flight " + number, f.error().message())};
   auto rep = push::flight_report(cfg, st, mirrors, FlightId{n});
-  if (!rep) return {500, page("Flight " + number, "<p>" + esc(rep.error().message()) + "</p>")};
+  if (!rep) return {500, message_page("Flight " + number, rep.error().message())};
   std::string html = verdict::render_html(*rep);
   // Link each job to its history.
   for (const auto& j : rep->flight.jobs) {
@@ -149,16 +147,15 @@ Page flight_page(const config::Config& cfg, const store::Store& st, revisions::M
   }
   // Steps of job attempts a daemon restart interrupted (the jobs ran again).
   if (auto attempts = st.list_step_attempts(FlightId{n}); attempts && !attempts->empty()) {
-    std::ostringstream o;
-    o << "<h2>Interrupted attempts</h2>\n<table id=\"attempts\"><tr><th>job</th><th>attempt</th><th>step</th>"
-         "<th>testid</th><th>status</th><th>log</th></tr>\n";
+    mstch::array rows;
     for (const auto& a : *attempts) {
-      o << "<tr><td>" << esc(a.step.job) << "</td><td>" << a.attempt << "</td><td>" << a.step.stepno << "</td><td>"
-        << esc(a.step.testid) << "</td><td class=\"" << css_class(a.step.status) << "\">" << esc(a.step.status)
-        << "</td><td>" << esc(a.step.log_path) << "</td></tr>\n";
+      rows.push_back(mstch::map{{"job", a.step.job}, {"attempt", a.attempt}, {"stepno", a.step.stepno},
+                                {"testid", a.step.testid}, {"status", a.step.status},
+                                {"status_class", css_class(a.step.status)}, {"log", a.step.log_path}});
     }
-    o << "</table>\n";
-    if (auto end = html.rfind("</body>"); end != std::string::npos) html.insert(end, o.str());
+    if (auto end = html.rfind("</body>"); end != std::string::npos) {
+      html.insert(end, render_template("attempts", mstch::map{{"attempts", rows}}));
+    }
   }
   auto nav = html.find("<body>");
   if (nav != std::string::npos) {
@@ -173,10 +170,10 @@ Page flight_page(const config::Config& cfg, const store::Store& st, revisions::M
 Page log_page(const config::Config& cfg, const store::Store& st, const std::vector<std::string>& seg,
               const std::string& target) {
   auto parsed = query_of(target);
-  if (!parsed) return {400, page("Log", "<p>A query parameter is badly %-escaped.</p>")};
+  if (!parsed) return {400, message_page("Log", "A query parameter is badly %-escaped.")};
   auto& q = *parsed;
   auto id = FlightId::parse(seg[1]);
-  if (!id) return {404, page("No such flight", "<p>\"" + esc(seg[1]) + "\" is not a flight number.</p>")};
+  if (!id) return {404, message_page("No such flight", "\"" + seg[1] + "\" is not a flight number.")};
   flight::LogQuery lq;
   lq.job = seg[2];
   lq.step = seg[3];
@@ -191,7 +188,7 @@ Page log_page(const config::Config& cfg, const store::Store& st, const std::vect
   const bool text = seg.size() == 5;
   auto bad = [&](const std::string& m) -> Page {
     if (text) return {400, m + "\n", "text/plain; charset=utf-8"};
-    return {400, page("Log", "<p>" + esc(m) + "</p>")};
+    return {400, message_page("Log", m)};
   };
   if (!attempt || !offset || !tail) return bad("attempt, offset and tail are non-negative numbers");
   lq.attempt = static_cast<int>(*attempt);
@@ -202,7 +199,7 @@ Page log_page(const config::Config& cfg, const store::Store& st, const std::vect
   if (!slice) {
     int status = slice.error().code() == StatusCode::not_found ? 404 : 500;
     if (text) return {status, slice.error().message() + "\n", "text/plain; charset=utf-8"};
-    return {status, page("Log", "<p>" + esc(slice.error().message()) + "</p>")};
+    return {status, message_page("Log", slice.error().message())};
   }
   const std::string base = "/flights/" + id->str() + "/" + url(slice->job) + "/" + std::to_string(slice->stepno);
   if (text && q.count("format") && q["format"] == "json") {
@@ -213,44 +210,34 @@ Page log_page(const config::Config& cfg, const store::Store& st, const std::vect
     return {200, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "application/json"};
   }
   if (text) return {200, slice->text, "text/plain; charset=utf-8"};
-  std::ostringstream o;
-  o << "<p>Flight <a href=\"/flights/" << id->str() << "\">" << id->str() << "</a>, job <a href=\"/history/job?branch="
-    << url(st.get_flight(*id) ? st.get_flight(*id)->branch : "") << "&amp;job=" << url(slice->job) << "\">"
-    << esc(slice->job) << "</a>, step " << slice->stepno << " " << esc(slice->testid) << ": <b id=\"status\" class=\""
-    << css_class(slice->status) << "\">" << esc(slice->status.empty() ? "starting" : slice->status) << "</b> "
-    << "<a href=\"" << base << "/log\">plain text</a> <a href=\"" << base << "/log?tail=100\">last 100 lines</a></p>\n";
-  if (slice->offset > 0) {
-    o << "<p class=\"note\">" << slice->offset << " bytes before this are not shown: <a href=\"" << base
-      << "/log\">the whole log</a>.</p>\n";
-  }
-  o << "<pre id=\"log\">" << esc(slice->text) << "</pre>\n";
-  if (slice->growing) {
-    // Follow the growing log: fetch what was added since, until the step ends.
-    o << "<p id=\"follow\">following the log while the step runs&hellip;</p>\n<script>\n(function(){\n"
-         "var next=" << slice->offset + static_cast<std::int64_t>(slice->text.size()) << ";\n"
-         "var url='" << base << "/log?format=json" << (lq.attempt ? "&attempt=" + std::to_string(lq.attempt) : "") << "';\n"
-         "var pre=document.getElementById('log'),st=document.getElementById('status'),fo=document.getElementById('follow');\n"
-         "function poll(){fetch(url+'&offset='+next).then(function(r){return r.json();}).then(function(j){\n"
-         " var end=window.innerHeight+window.scrollY>=document.body.scrollHeight-4;\n"
-         " if(j.text){pre.appendChild(document.createTextNode(j.text));}\n"
-         " next=j.next;st.textContent=j.status||'starting';st.className=j.status=='pass'?'good':j.status=='running'?'pending':'bad';\n"
-         " if(end)window.scrollTo(0,document.body.scrollHeight);\n"
-         " if(j.growing||j.next<j.size){setTimeout(poll,j.next<j.size?0:1000);}else{fo.textContent='the step has ended';}\n"
-         "}).catch(function(){setTimeout(poll,5000);});}\n"
-         "setTimeout(poll,1000);\n})();\n</script>\n";
-  }
-  return {200, page("Log of " + slice->job + " step " + std::to_string(slice->stepno) + " " + slice->testid, o.str())};
+  auto fl = st.get_flight(*id);
+  const std::int64_t next = slice->offset + static_cast<std::int64_t>(slice->text.size());
+  mstch::map data{{"flight", id->str()},
+                  {"branch_url", url(fl ? fl->branch : "")},
+                  {"job", slice->job},
+                  {"job_url", url(slice->job)},
+                  {"stepno", slice->stepno},
+                  {"testid", slice->testid},
+                  {"status", slice->status.empty() ? std::string("starting") : slice->status},
+                  {"status_class", css_class(slice->status)},
+                  {"base", base},
+                  {"cut", slice->offset > 0 ? std::to_string(slice->offset) : std::string()},
+                  {"text", slice->text},
+                  {"growing", slice->growing},
+                  // Inside <script>: digits and url_encode()d segments only.
+                  {"next", std::to_string(next)},
+                  {"follow_url", base + "/log?format=json" + (lq.attempt ? "&attempt=" + std::to_string(lq.attempt) : "")}};
+  return {200, render_page("Log of " + slice->job + " step " + std::to_string(slice->stepno) + " " + slice->testid, "log",
+                           std::move(data))};
 }
 
 Page job_history(const store::Store& st, const std::string& target) {
   auto parsed = query_of(target);
-  if (!parsed) return {400, page("Job history", "<p>A query parameter is badly %-escaped.</p>")};
+  if (!parsed) return {400, message_page("Job history", "A query parameter is badly %-escaped.")};
   auto& q = *parsed;
-  if (!q.count("branch") || !q.count("job")) return {404, page("Job history", "<p>Give ?branch=B&amp;job=J.</p>")};
-  std::ostringstream o;
-  o << "<table id=\"history\"><tr><th>flight</th><th>when</th><th>status</th><th>host</th><th>revisions</th></tr>\n";
-  auto flights = st.list_flights({.branch = q["branch"], .limit = 30});
-  if (flights) {
+  if (!q.count("branch") || !q.count("job")) return {404, message_page("Job history", "Give ?branch=B&job=J.")};
+  mstch::array runs;
+  if (auto flights = st.list_flights({.branch = q["branch"], .limit = 30})) {
     for (const auto& f : *flights) {
       auto jobs = st.list_jobs(f.id);
       if (!jobs) continue;
@@ -263,114 +250,104 @@ Page job_history(const store::Store& st, const std::string& target) {
             if (v.name.starts_with("revision_")) revs += v.name.substr(9) + " " + v.value.substr(0, 12) + " ";
           }
         }
-        o << "<tr><td><a href=\"/flights/" << f.id.str() << "\">" << f.id.str() << "</a></td><td>" << ago(f.created)
-          << "</td><td class=\"" << css_class(j.status) << "\">" << esc(j.status) << "</td><td>"
-          << (host.empty() ? "" : "<a href=\"/hosts/" + url(host) + "\">" + esc(host) + "</a>") << "</td><td>"
-          << esc(revs) << "</td></tr>\n";
+        runs.push_back(mstch::map{{"flight", f.id.str()}, {"ago", ago(f.created)}, {"status", j.status},
+                                  {"status_class", css_class(j.status)}, {"host", host}, {"host_url", url(host)},
+                                  {"revisions", revs}});
       }
     }
   }
-  o << "</table>\n";
-  return {200, page("History of " + q["job"] + " on " + q["branch"], o.str())};
+  return {200, render_page("History of " + q["job"] + " on " + q["branch"], "job_history", {{"runs", runs}})};
 }
 
 Page host_page(const store::Store& st, const std::string& host) {
   auto hosts = st.list_hosts();
-  if (!hosts) return {500, page("Host", esc(hosts.error().message()))};
+  if (!hosts) return {500, message_page("Host", hosts.error().message())};
   const store::Host* h = nullptr;
   for (const auto& x : *hosts) {
     if (x.host == host) h = &x;
   }
-  if (!h) return {404, page("No such host", "<p>No host \"" + esc(host) + "\".</p>")};
-  std::ostringstream o;
-  o << "<p>Kind " << esc(h->kind) << ", state <span class=\"" << css_class(h->state) << "\">" << esc(h->state)
-    << "</span> " << esc(h->state_reason) << ", flags:";
-  for (const auto& f : h->flags) o << " " << esc(f);
-  o << "</p>\n<table id=\"history\"><tr><th>when</th><th>event</th><th>flight</th><th>job</th><th>detail</th></tr>\n";
+  if (!h) return {404, message_page("No such host", "No host \"" + host + "\".")};
+  mstch::array flags, events;
+  for (const auto& f : h->flags) flags.push_back(f);
   if (auto ev = st.host_history(host, 50)) {
     for (const auto& e : *ev) {
-      o << "<tr><td>" << ago(e.at) << "</td><td>" << esc(e.event) << "</td><td>"
-        << (e.flight ? "<a href=\"/flights/" + e.flight->str() + "\">" + e.flight->str() + "</a>" : "") << "</td><td>"
-        << esc(e.job) << "</td><td>" << esc(e.detail) << "</td></tr>\n";
+      events.push_back(mstch::map{{"ago", ago(e.at)}, {"event", e.event},
+                                  {"flight", e.flight ? e.flight->str() : std::string()}, {"job", e.job},
+                                  {"detail", e.detail}});
     }
   }
-  o << "</table>\n";
-  return {200, page("Host " + host, o.str())};
+  return {200, render_page("Host " + host, "host",
+                           {{"kind", h->kind}, {"state", h->state}, {"state_class", css_class(h->state)},
+                            {"reason", h->state_reason}, {"flags", flags}, {"events", events}})};
 }
 
 Page frozen_page(const config::Config& cfg, const store::Store& st, revisions::Mirrors& mirrors) {
-  std::ostringstream o;
-  o << "<table id=\"frozen\"><tr><th>tree</th><th>branch</th><th>revision</th><th>describe</th></tr>\n";
+  mstch::array frozen, changes;
   if (auto list = revisions::list_frozen(cfg, mirrors)) {
     for (const auto& f : *list) {
-      o << "<tr><td>" << esc(f.tree) << "</td><td>" << esc(f.branch) << "</td><td>" << esc(f.revision.substr(0, 12))
-        << "</td><td>" << esc(f.describe) << "</td></tr>\n";
+      frozen.push_back(mstch::map{{"tree", f.tree}, {"branch", f.branch}, {"revision", f.revision.substr(0, 12)},
+                                  {"describe", f.describe}});
     }
   }
-  o << "</table>\n<h2>Changes</h2><table><tr><th>when</th><th>who</th><th>action</th><th>tree</th><th>branch</th>"
-       "<th>new</th><th>reason</th><th>outcome</th></tr>\n";
   if (auto h = st.frozen_history("", "", 50)) {
     for (const auto& c : *h) {
-      o << "<tr><td>" << ago(c.at) << "</td><td>" << esc(c.who) << "</td><td>" << esc(c.action) << "</td><td>"
-        << esc(c.tree) << "</td><td>" << esc(c.branch) << "</td><td>" << esc(c.describe) << "</td><td>"
-        << esc(c.reason) << "</td><td>" << esc(c.state) << (c.note.empty() ? "" : ": " + esc(c.note))
-        << "</td></tr>\n";
+      changes.push_back(mstch::map{{"ago", ago(c.at)}, {"who", c.who}, {"action", c.action}, {"tree", c.tree},
+                                   {"branch", c.branch}, {"describe", c.describe}, {"reason", c.reason},
+                                   {"state", c.state}, {"note", c.note}});
     }
   }
-  o << "</table>\n";
-  return {200, page("Frozen refs", o.str())};
+  return {200, render_page("Frozen refs", "frozen", {{"frozen", frozen}, {"changes", changes}})};
 }
 
 Page bisections_page(const config::Config& cfg, const store::Store& st) {
   auto rows = st.list_bisections({"", "", 100});
-  if (!rows) return {500, page("Bisections", "<p>" + esc(rows.error().message()) + "</p>")};
-  std::ostringstream o;
-  o << "<nav><a href=\"/\">branches</a></nav>\n<h1>Bisections</h1>\n<table id=\"bisections\"><tr><th>id</th><th>branch</th>"
-       "<th>flight</th><th>jobs</th><th>status</th><th>first bad commit</th><th>flights</th><th>started</th></tr>\n";
+  if (!rows) return {500, message_page("Bisections", rows.error().message())};
+  mstch::array list;
   for (const auto& r : *rows) {
     auto b = bisect::load(cfg, st, r.id);
     if (!b) continue;
     std::string what;
     for (const auto& t : b->targets) what += (what.empty() ? "" : ", ") + t.job + " " + t.testid;
-    o << "<tr><td><a href=\"/bisections/" << b->id << "\">" << b->id << "</a></td><td>" << esc(b->branch)
-      << "</td><td><a href=\"/flights/" << b->flight.str() << "\">" << b->flight.str() << "</a></td><td>" << esc(what)
-      << "</td><td class=\"" << css_class(b->status == bisect::State::complete ? "pass" : b->status == bisect::State::running ? "running" : "fail")
-      << "\">" << bisect::to_string(b->status) << "</td><td>"
-      << (b->culprit ? esc(b->culprit->tree + " " + b->culprit->id.substr(0, 12) + " " + b->culprit->subject) : "")
-      << "</td><td>" << b->flights.size() << "</td><td>" << ago(b->created) << "</td></tr>\n";
+    list.push_back(mstch::map{
+        {"id", std::to_string(b->id)},
+        {"branch", b->branch},
+        {"flight", b->flight.str()},
+        {"what", what},
+        {"status", std::string(bisect::to_string(b->status))},
+        {"status_class", css_class(b->status == bisect::State::complete  ? "pass"
+                                   : b->status == bisect::State::running ? "running"
+                                                                         : "fail")},
+        {"culprit", b->culprit ? b->culprit->tree + " " + b->culprit->id.substr(0, 12) + " " + b->culprit->subject : std::string()},
+        {"flights", static_cast<int>(b->flights.size())},
+        {"ago", ago(b->created)}});
   }
-  o << "</table>\n";
-  return {200, page("Bisections", o.str())};
+  return {200, render_page("Bisections", "bisections", {{"bisections", list}})};
 }
 
 Page bisection_page(const config::Config& cfg, const store::Store& st, const std::string& number) {
   auto id = bisect::parse_id(number);
-  if (!id) return {404, page("No such bisection", "<p>\"" + esc(number) + "\" is not a bisection id.</p>")};
+  if (!id) return {404, message_page("No such bisection", "\"" + number + "\" is not a bisection id.")};
   auto b = bisect::load(cfg, st, *id);
-  if (!b) return {404, page("Bisection " + number, "<p>" + esc(b.error().message()) + "</p>")};
-  std::ostringstream o;
-  o << "<nav><a href=\"/\">branches</a> <a href=\"/bisections\">bisections</a> <a href=\"/api/v1/bisections/"
-    << b->id << "\">JSON</a></nav>\n<h1>Bisection " << b->id << " of " << esc(b->branch) << "</h1>\n";
-  o << "<p>Flight <a href=\"/flights/" << b->flight.str() << "\">" << b->flight.str()
-    << "</a> against basis flight <a href=\"/flights/" << b->basis_flight.str() << "\">" << b->basis_flight.str()
-    << "</a>: <b>" << bisect::to_string(b->status) << "</b> " << esc(b->reason) << "</p>\n";
+  if (!b) return {404, message_page("Bisection " + number, b.error().message())};
+  mstch::map data{{"flight", b->flight.str()}, {"basis", b->basis_flight.str()},
+                  {"status", std::string(bisect::to_string(b->status))}, {"reason", b->reason}};
   if (b->culprit) {
-    o << "<h2>First bad commit</h2>\n<table id=\"culprit\"><tr><th>tree</th><td>" << esc(b->culprit->tree)
-      << "</td></tr><tr><th>commit</th><td>" << esc(b->culprit->id) << "</td></tr><tr><th>author</th><td>"
-      << esc(b->culprit->author) << "</td></tr><tr><th>subject</th><td>" << esc(b->culprit->subject)
-      << "</td></tr></table>\n<pre>" << esc(b->culprit->message) << "</pre>\n";
+    data["culprit"] = mstch::map{{"tree", b->culprit->tree}, {"commit", b->culprit->id}, {"author", b->culprit->author},
+                                 {"subject", b->culprit->subject}, {"message", b->culprit->message}};
   }
-  o << "<h2>Flights</h2>\n<p>";
-  for (FlightId f : b->flights) o << "<a href=\"/flights/" << f.str() << "\">" << f.str() << "</a> ";
-  o << "</p>\n<h2>Revision graph</h2>\n";
+  mstch::array flights;
+  for (FlightId f : b->flights) flights.push_back(f.str());
+  data["flights"] = flights;
   if (auto svg = bisect::to_svg(*b)) {
     std::string s = *svg;
     if (auto at = s.find("<svg"); at != std::string::npos) s = s.substr(at);  // the XML prologue cannot sit inside HTML
-    o << "<div id=\"graph\">" << s << "</div>\n";
+    data["svg"] = s;  // Graphviz's output, from names pushgate escaped in the dot source
   } else {
-    o << "<p>" << esc(svg.error().message()) << "</p><pre>" << esc(bisect::to_dot(*b)) << "</pre>\n";
+    data["svg_error"] = svg.error().message();
+    data["dot"] = bisect::to_dot(*b);
   }
-  return {200, page("Bisection " + number, o.str())};
+  data["extra_nav"] = mstch::array{mstch::map{{"href", "/api/v1/bisections/" + std::to_string(b->id)}, {"text", std::string("JSON")}}};
+  return {200, render_page("Bisection " + std::to_string(b->id) + " of " + b->branch, "bisection", std::move(data))};
 }
 
 }  // namespace
@@ -386,26 +363,26 @@ Page render(const config::Config& config, const store::Store& store, const std::
     std::istringstream in(path.substr(1));
     for (std::string s; std::getline(in, s, '/');) {
       auto d = url_decode(s, false);
-      if (!d) return {400, page("Bad request", "<p>" + esc(d.error().message()) + "</p>")};
+      if (!d) return {400, message_page("Bad request", d.error().message())};
       seg.push_back(*d);
     }
     if ((seg.size() == 4 || (seg.size() == 5 && seg[4] == "log")) && !seg[2].empty() && !seg[3].empty()) {
       return log_page(config, store, seg, target);
     }
-    return {404, page("Not found", "<p>No page at " + esc(path) + ".</p>")};
+    return {404, message_page("Not found", "No page at " + path + ".")};
   }
   if (path == "/" || path == "/branches") return board(config, store, mirrors);
   if (path.starts_with("/flights/")) return flight_page(config, store, mirrors, path.substr(9));
   if (path == "/history/job") return job_history(store, target);
   if (path.starts_with("/hosts/")) {
     auto host = url_decode(path.substr(7), false);
-    if (!host) return {400, page("Bad request", "<p>" + esc(host.error().message()) + "</p>")};
+    if (!host) return {400, message_page("Bad request", host.error().message())};
     return host_page(store, *host);
   }
   if (path == "/frozen") return frozen_page(config, store, mirrors);
   if (path == "/bisections") return bisections_page(config, store);
   if (path.starts_with("/bisections/")) return bisection_page(config, store, path.substr(12));
-  return {404, page("Not found", "<p>No page at " + esc(path) + ". <a href=\"/\">Branches</a>.</p>")};
+  return {404, message_page("Not found", "No page at " + path + ".", true)};
 }
 
 }  // namespace pushgate::web

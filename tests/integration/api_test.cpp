@@ -662,6 +662,31 @@ TEST(ApiQueryPlans, Issue13_EveryRequestPathQueryUsesAnIndex) {
 namespace pushgate {
 namespace {
 
+// Issue 15 item 4: pages come from templates (src/web/templates/) and the
+// template library escapes every value: a block reason a release manager
+// typed with markup in it stays text on the board.
+TEST_F(ApiTest, Issue15_PagesComeFromTemplatesThatEscapeEveryValue) {
+  const std::string reason = "<script>alert(\"x\")</script> & more";
+  auto blocked = test::pushgate({"--config", dir.str("c.json"), "branch", "block", "xen-unstable", "--reason", reason});
+  ASSERT_EQ(blocked.exit_code, 0) << blocked.err;
+  auto board = test::http(port, "GET", "/");
+  EXPECT_EQ(board.status, 200);
+  EXPECT_EQ(board.body.find("<script>alert"), std::string::npos) << board.body;
+  EXPECT_NE(board.body.find("BLOCKED: &lt;script&gt;alert(&quot;x&quot;)&lt;&#x2F;script&gt; &amp; more"), std::string::npos)
+      << board.body;
+  // Every page is inside the one layout: its navigation and its title.
+  for (const std::string target : {"/", "/frozen", "/bisections", "/hosts/h0", "/hosts/nope", "/nowhere",
+                                   "/history/job?branch=xen-unstable&job=test-amd64"}) {
+    auto r = test::http(port, "GET", target);
+    EXPECT_NE(r.body.find("<nav><a href=\"/\">branches</a><a href=\"/bisections\">bisections</a>"), std::string::npos)
+        << target << ": " << r.body;
+    EXPECT_NE(r.body.find(" - pushgate</title>"), std::string::npos) << target;
+  }
+  auto missing = test::http(port, "GET", "/hosts/%3Cb%3E");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_NE(missing.body.find("No host &quot;&lt;b&gt;&quot;."), std::string::npos) << missing.body;
+}
+
 // Issue 15 item 1: step logs over HTTP (text, tail, a live view that
 // follows a running step), `flight log --follow`, timestamps on every line,
 // links from the grid and the report, and nothing outside the state
