@@ -176,6 +176,16 @@ class Store {
   /// real-bisect) having runvar `name` = `value` on some job (index-backed).
   virtual Result<std::vector<FlightId>> flights_with_runvar(const std::string& branch, const std::string& name,
                                                             const std::string& value) const = 0;
+  /// Flights that ran a commit: runvars named one of `names` (revision_T,
+  /// built_revision_T) whose value starts with `prefix` (lower-case hex),
+  /// newest first, at most `limit`; each with the runvar that matched
+  /// (index range scans on runvars(name, value)).
+  struct RevisionHit {
+    FlightId flight;
+    std::string job, name, value;
+  };
+  virtual Result<std::vector<RevisionHit>> flights_with_revision(const std::vector<std::string>& names,
+                                                                 const std::string& prefix, int limit) const = 0;
   /// The oldest finished flight of `branch` with a real blessing in which
   /// step `testid` of `job` passed (index-backed); nullopt when none did.
   virtual Result<std::optional<FlightId>> first_pass(const std::string& branch, const std::string& job,
@@ -274,6 +284,7 @@ class Store {
     /// Expected seconds from this job's start to its flight's end
     /// (scheduler::remaining_paths): the longer path ranks first.
     std::int64_t remaining = 0;
+    std::int64_t since = 0;  ///< when it started waiting (read back; set_waiting records now)
   };
   virtual Result<void> set_waiting(const Waiter& waiter) = 0;
   virtual Result<void> clear_waiting(FlightId flight, const std::string& job) = 0;

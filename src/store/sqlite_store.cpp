@@ -365,6 +365,25 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<std::vector<RevisionHit>> flights_with_revision(const std::vector<std::string>& names, const std::string& prefix,
+                                                         int limit) const override {
+    std::string end = prefix;
+    if (end.empty()) return std::vector<RevisionHit>{};
+    end.back() = static_cast<char>(end.back() + 1);
+    std::vector<RevisionHit> out;
+    for (const auto& name : names) {
+      Stmt q(db_, "SELECT flight, job, value FROM runvars WHERE name = ?1 AND value >= ?2 AND value < ?3"
+                  " ORDER BY flight DESC LIMIT ?4");
+      q.bind(1, name).bind(2, prefix).bind(3, end).bind(4, limit);
+      while (q.step()) out.push_back({FlightId{q.col_int(0)}, q.col_text(1), name, q.col_text(2)});
+      if (!q.status().ok()) return q.status();
+    }
+    std::sort(out.begin(), out.end(), [](const RevisionHit& a, const RevisionHit& b) {
+      return b.flight < a.flight || (!(a.flight < b.flight) && a.job < b.job);
+    });
+    return out;
+  }
+
   Result<std::vector<FlightId>> flights_with_runvar(const std::string& branch, const std::string& name,
                                                     const std::string& value) const override {
     Stmt q(db_, "SELECT DISTINCT r.flight FROM runvars r JOIN flights f ON f.flight = r.flight"
@@ -645,11 +664,11 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Waiter>> waiters() const override {
-    Stmt q(db_, "SELECT flight, job, priority, build, roles, remaining FROM host_waits");
+    Stmt q(db_, "SELECT flight, job, priority, build, roles, remaining, since FROM host_waits");
     std::vector<Waiter> out;
     while (q.step()) {
       out.push_back({FlightId{q.col_int(0)}, q.col_text(1), static_cast<int>(q.col_int(2)), q.col_int(3) != 0,
-                     q.col_text(4), q.col_int(5)});
+                     q.col_text(4), q.col_int(5), q.col_int(6)});
     }
     if (!q.status().ok()) return q.status();
     return out;

@@ -8,6 +8,7 @@
 #include <pushgate/flight.hpp>
 #include <pushgate/push.hpp>
 #include <pushgate/revisions.hpp>
+#include <pushgate/scheduler.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,7 @@
 #include <cctype>
 #include <ctime>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace pushgate::web {
@@ -84,6 +86,8 @@ std::optional<std::map<std::string, std::string>> query_of(const std::string& ta
   return q;
 }
 
+std::string progress_text(const store::Store& st, FlightId id);
+
 Page board(const config::Config& cfg, const store::Store& st, revisions::Mirrors& mirrors) {
   mstch::array branches;
   for (const auto& b : cfg.branches) {
@@ -92,7 +96,7 @@ Page board(const config::Config& cfg, const store::Store& st, revisions::Mirrors
       branches.push_back(mstch::map{{"name", b.name}, {"error", bs.error().message()}});
       continue;
     }
-    mstch::map row{{"name", b.name}, {"tree", b.tree}};
+    mstch::map row{{"name", b.name}, {"href", url(b.name)}, {"tree", b.tree}};
     row["tested"] = bs->tested_revision.empty() ? std::string("(none)")
                                                 : bs->tested_revision.substr(0, 12) + " " + bs->tested_describe;
     row["age"] = bs->tested_commit_time ? ago(*bs->tested_commit_time) : std::string("-");
@@ -101,6 +105,7 @@ Page board(const config::Config& cfg, const store::Store& st, revisions::Mirrors
       row["flight"] = bs->last_flight->id.str();
       row["flight_ago"] = ago(bs->last_flight->created);
       outcome = bs->last_flight->outcome;
+      if (outcome.empty()) row["progress"] = progress_text(st, bs->last_flight->id);
     }
     row["outcome"] = outcome.empty() ? std::string("-") : outcome;
     row["outcome_class"] = css_class(outcome);
@@ -218,9 +223,9 @@ Page log_page(const config::Config& cfg, const store::Store& st, const std::vect
                   {"job_url", url(slice->job)},
                   {"stepno", slice->stepno},
                   {"testid", slice->testid},
+                  {"testid_url", url(slice->testid)},
                   {"status", slice->status.empty() ? std::string("starting") : slice->status},
                   {"status_class", css_class(slice->status)},
-                  {"base", base},
                   {"cut", slice->offset > 0 ? std::to_string(slice->offset) : std::string()},
                   {"text", slice->text},
                   {"growing", slice->growing},
@@ -299,6 +304,287 @@ Page frozen_page(const config::Config& cfg, const store::Store& st, revisions::M
   return {200, render_page("Frozen refs", "frozen", {{"frozen", frozen}, {"changes", changes}})};
 }
 
+/// "running 4/10" (jobs done of all), "queued 0/10": an unfinished flight.
+std::string progress_text(const store::Store& st, FlightId id) {
+  auto jobs = st.list_jobs(id);
+  if (!jobs) return "running";
+  int done = 0;
+  bool running = false;
+  for (const auto& j : *jobs) {
+    if (j.status == "running" || j.status == "preparing") running = true;
+    else if (j.status != "queued") ++done;
+  }
+  return std::string(running || done > 0 ? "running " : "queued ") + std::to_string(done) + "/" + std::to_string(jobs->size());
+}
+
+std::string duration_text(std::int64_t seconds) {
+  if (seconds < 0) seconds = 0;
+  if (seconds < 120) return std::to_string(seconds) + "s";
+  if (seconds < 7200) return std::to_string(seconds / 60) + "m";
+  return std::to_string(seconds / 3600) + "h " + std::to_string(seconds % 3600 / 60) + "m";
+}
+
+mstch::map flight_row(const store::Store& st, const store::Flight& f) {
+  std::string outcome = f.outcome.empty() ? progress_text(st, f.id) : f.outcome;
+  return mstch::map{{"flight", f.id.str()},
+                    {"branch", f.branch},
+                    {"branch_url", url(f.branch)},
+                    {"blessing", f.blessing},
+                    {"trigger", f.trigger_kind.empty() ? std::string() : verdict::trigger_text(f.trigger_kind, f.trigger_detail)},
+                    {"ago", ago(f.created)},
+                    {"outcome", outcome},
+                    {"outcome_class", css_class(f.outcome)}};
+}
+
+/// A query number: digits only, at most `max`; nullopt when absent.
+Result<std::optional<std::int64_t>> query_number(std::map<std::string, std::string>& q, const std::string& name,
+                                                 std::int64_t max) {
+  if (!q.count(name) || q[name].empty()) return std::optional<std::int64_t>{};
+  const std::string& v = q[name];
+  if (v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos || std::stoll(v) > max) {
+    return Status::invalid_argument(name + " must be a number up to " + std::to_string(max));
+  }
+  return std::optional<std::int64_t>(std::stoll(v));
+}
+
+Page flights_page(const config::Config& cfg, const store::Store& st, const std::string& target) {
+  auto parsed = query_of(target);
+  if (!parsed) return {400, message_page("Flights", "A query parameter is badly %-escaped.")};
+  auto& q = *parsed;
+  store::FlightFilter f;
+  f.branch = q["branch"];
+  f.outcome = q["outcome"];
+  f.limit = 50;
+  if (!f.branch.empty() && !cfg.find_branch(f.branch)) {
+    return {404, message_page("Flights", "No branch \"" + f.branch + "\" is configured.")};
+  }
+  static const std::vector<std::string> outcomes{"perfect", "tolerable", "regressions", "problems"};
+  if (!f.outcome.empty() && std::find(outcomes.begin(), outcomes.end(), f.outcome) == outcomes.end()) {
+    return {400, message_page("Flights", "outcome must be one of perfect, tolerable, regressions, problems.")};
+  }
+  auto before = query_number(q, "before", 1ll << 53);
+  if (!before) return {400, message_page("Flights", before.error().message())};
+  f.before = *before;
+  auto flights = st.list_flights(f);
+  if (!flights) return {500, message_page("Flights", flights.error().message())};
+  mstch::array rows, branches, outs;
+  for (const auto& fl : *flights) rows.push_back(flight_row(st, fl));
+  for (const auto& b : cfg.branches) branches.push_back(mstch::map{{"name", b.name}, {"selected", b.name == f.branch}});
+  for (const auto& o : outcomes) outs.push_back(mstch::map{{"name", o}, {"selected", o == f.outcome}});
+  mstch::map data{{"flights", rows}, {"branch_options", branches}, {"outcome_options", outs},
+                  {"filtered", !f.branch.empty() || !f.outcome.empty()}};
+  if (static_cast<int>(flights->size()) == f.limit) {
+    data["older"] = "/flights?before=" + flights->back().id.str() + (f.branch.empty() ? "" : "&branch=" + url(f.branch)) +
+                    (f.outcome.empty() ? "" : "&outcome=" + f.outcome);
+  }
+  std::string title = f.branch.empty() ? "Flights" : "Flights of " + f.branch;
+  if (!f.outcome.empty()) title += " (" + f.outcome + ")";
+  return {200, render_page(title, "flights", std::move(data))};
+}
+
+Page branch_page(const config::Config& cfg, const store::Store& st, revisions::Mirrors& mirrors, const std::string& name) {
+  const config::Branch* b = cfg.find_branch(name);
+  if (!b) return {404, message_page("No such branch", "No branch \"" + name + "\" is configured.", true)};
+  auto bs = push::branch_status(cfg, st, mirrors, *b);
+  if (!bs) return {500, message_page("Branch " + name, bs.error().message())};
+  mstch::map data{{"name", b->name}, {"branch_url", url(b->name)}, {"tree", b->tree}, {"tested_ref", bs->tested_ref}};
+  data["tested"] = bs->tested_revision.empty() ? std::string("(not in the mirror yet)")
+                                               : bs->tested_revision.substr(0, 12) + " " + bs->tested_describe;
+  if (bs->tested_commit_time) data["age"] = "committed " + ago(*bs->tested_commit_time);
+  data["streak"] = bs->streak_kind.empty() ? std::string("no finished real flight")
+                                           : std::to_string(bs->streak) + " " + bs->streak_kind + " in a row";
+  data["streak_class"] = bs->streak_kind == "tolerable" ? std::string("good") : bs->streak_kind.empty() ? std::string("pending") : std::string("bad");
+  data["push"] = !bs->push_enabled ? std::string("disabled in the config")
+                 : bs->blocked     ? "BLOCKED: " + *bs->blocked
+                                   : std::string("enabled") + (bs->push_failures ? ", " + std::to_string(bs->push_failures) + " failed in a row" : "");
+  if (bs->last_tolerable) data["last_tolerable"] = bs->last_tolerable->id.str();
+  mstch::array frozen;
+  if (auto list = revisions::list_frozen(cfg, mirrors)) {
+    for (const auto& fz : *list) {
+      if (fz.branch != b->name) continue;
+      frozen.push_back(mstch::map{{"tree", fz.tree}, {"ref", fz.ref}, {"revision", fz.revision.substr(0, 12)},
+                                  {"describe", fz.describe}});
+    }
+  }
+  data["has_frozen"] = !frozen.empty();
+  data["frozen"] = frozen;
+  mstch::array flights, pushes;
+  if (auto list = st.list_flights({.branch = b->name, .limit = 20})) {
+    for (const auto& fl : *list) flights.push_back(flight_row(st, fl));
+  }
+  if (auto list = st.pushes(b->name, 20)) {
+    for (const auto& p : *list) {
+      pushes.push_back(mstch::map{{"ago", ago(p.created)}, {"flight", p.flight ? p.flight->str() : std::string()},
+                                  {"old", p.old_rev.substr(0, 12)}, {"new", p.new_rev.substr(0, 12)}, {"state", p.state},
+                                  {"state_class", css_class(p.state)}, {"who", p.who}, {"message", p.message}});
+    }
+  }
+  data["flights"] = flights;
+  data["pushes"] = pushes;
+  data["extra_nav"] = mstch::array{mstch::map{{"href", "/api/v1/branches/" + url(b->name)}, {"text", std::string("JSON")}}};
+  return {200, render_page("Branch " + b->name, "branch", std::move(data))};
+}
+
+/// Every job waiting for hosts across flights (and processes), with what
+/// it wants, who holds the hosts that could take it and how long it has
+/// waited against the starvation limit; then jobs queued behind others.
+Page queue_page(const config::Config& cfg, const store::Store& st) {
+  auto waiters = st.waiters();
+  if (!waiters) return {500, message_page("Queue", waiters.error().message())};
+  auto hosts = st.list_hosts();
+  if (!hosts) return {500, message_page("Queue", hosts.error().message())};
+  std::map<FlightId, store::Flight> flights;
+  auto flight_of = [&](FlightId id) -> const store::Flight* {
+    if (!flights.count(id)) {
+      auto f = st.get_flight(id);
+      if (!f) return nullptr;
+      flights.emplace(id, *f);
+    }
+    return &flights.at(id);
+  };
+  const std::int64_t now = store::now(), limit = cfg.daemon.starve_after_seconds;
+  mstch::array waiting;
+  std::set<std::pair<std::int64_t, std::string>> host_waiters;
+  for (const auto& w : *waiters) {
+    host_waiters.insert({w.flight.value, w.job});
+    const store::Flight* f = flight_of(w.flight);
+    // roles: "role=flag,flag;role=flag"
+    std::vector<std::pair<std::string, std::vector<std::string>>> roles;
+    std::istringstream in(w.roles);
+    for (std::string part; std::getline(in, part, ';');) {
+      auto eq = part.find('=');
+      std::vector<std::string> flags;
+      std::istringstream fl(eq == std::string::npos ? "" : part.substr(eq + 1));
+      for (std::string x; std::getline(fl, x, ',');) {
+        if (!x.empty()) flags.push_back(x);
+      }
+      roles.emplace_back(part.substr(0, eq), flags);
+    }
+    std::string wants;
+    mstch::array eligible;
+    for (const auto& [role, flags] : roles) {
+      std::string list;
+      for (const auto& x : flags) list += (list.empty() ? "" : ",") + x;
+      wants += (wants.empty() ? "" : "; ") + role + ": " + (list.empty() ? std::string("any host") : list);
+      for (const auto& h : *hosts) {
+        bool ok = std::all_of(flags.begin(), flags.end(), [&](const std::string& x) {
+          return std::find(h.flags.begin(), h.flags.end(), x) != h.flags.end() || x == std::string(scheduler::kHostFlagPrefix) + h.host;
+        });
+        if (!ok) continue;
+        std::string held = h.state != "enabled" ? "(" + h.state + ")"
+                           : h.held_flight      ? "held by flight " + h.held_flight->str() + " " + h.held_job
+                                                : std::string("free");
+        eligible.push_back(mstch::map{{"host", h.host}, {"href", url(h.host)}, {"held", held}});
+      }
+    }
+    const std::int64_t waited = w.since ? now - w.since : 0;
+    waiting.push_back(mstch::map{{"flight", w.flight.str()},
+                                 {"branch", f ? f->branch : std::string()},
+                                 {"job", w.job},
+                                 {"wants", wants},
+                                 {"hosts", eligible},
+                                 {"waited", duration_text(waited)},
+                                 {"waited_class", waited * 4 >= limit * 3 ? std::string("bad") : std::string("pending")}});
+  }
+  // Queued jobs of unfinished flights that are not waiting for hosts: they
+  // wait for the jobs they depend on (or for their flight's turn).
+  mstch::array queued;
+  if (auto unfinished = st.list_flights({.limit = 200})) {
+    for (const auto& f : *unfinished) {
+      if (!f.outcome.empty()) continue;
+      auto jobs = st.list_jobs(f.id);
+      if (!jobs) continue;
+      std::map<std::string, std::string> status;
+      for (const auto& j : *jobs) status[j.job] = j.status;
+      for (const auto& j : *jobs) {
+        if (j.status != "queued" || host_waiters.count({f.id.value, j.job})) continue;
+        std::string reason;
+        if (const config::Job* cj = cfg.find_job(j.job)) {
+          for (const auto& d : cj->depends) {
+            auto it = status.find(d);
+            if (it != status.end() && it->second != "pass") reason += (reason.empty() ? "" : ", ") + d + " (" + it->second + ")";
+          }
+        }
+        if (reason.empty()) reason = j.status_reason.empty() ? std::string("its flight's turn") : j.status_reason;
+        queued.push_back(mstch::map{{"flight", f.id.str()}, {"branch", f.branch}, {"job", j.job}, {"reason", reason}});
+      }
+    }
+  }
+  return {200, render_page("Queue", "queue", {{"waiting", waiting}, {"queued", queued}, {"starve", duration_text(limit)}})};
+}
+
+/// One testid of one job over the branch's flights, with hosts.
+Page step_history(const config::Config& cfg, const store::Store& st, const std::string& target) {
+  auto parsed = query_of(target);
+  if (!parsed) return {400, message_page("Step history", "A query parameter is badly %-escaped.")};
+  auto& q = *parsed;
+  if (q["branch"].empty() || q["job"].empty() || q["testid"].empty()) {
+    return {404, message_page("Step history", "Give ?branch=B&job=J&testid=T.")};
+  }
+  if (!cfg.find_branch(q["branch"])) return {404, message_page("Step history", "No branch \"" + q["branch"] + "\" is configured.")};
+  auto runs = st.job_history(q["branch"], q["job"], q["testid"], 50);
+  if (!runs) return {500, message_page("Step history", runs.error().message())};
+  mstch::array rows;
+  for (const auto& r : *runs) {
+    std::string host, revs;
+    for (const auto& [k, v] : r.runvars) {
+      if (k == "host") host = v;
+      if (k.starts_with("revision_")) revs += k.substr(9) + " " + v.substr(0, 12) + " ";
+    }
+    int stepno = 0;  // its log: /flights/F/JOB/STEPNO
+    if (auto steps = st.list_steps(r.flight)) {
+      for (const auto& s : *steps) {
+        if (s.job == q["job"] && s.testid == q["testid"]) stepno = s.stepno;
+      }
+    }
+    rows.push_back(mstch::map{{"flight", r.flight.str()}, {"ago", ago(r.created)}, {"status", r.step_status},
+                              {"status_class", css_class(r.step_status)}, {"stepno", stepno},
+                              {"job_url", url(q["job"])}, {"job_status", r.job_status},
+                              {"host", host}, {"host_url", url(host)}, {"revisions", revs}});
+  }
+  return {200, render_page(q["testid"] + " of " + q["job"] + " on " + q["branch"], "step_history", {{"runs", rows}})};
+}
+
+/// "Which flights tested this commit, and how did they end?"
+Page search_page(const config::Config& cfg, const store::Store& st, const std::string& target) {
+  auto parsed = query_of(target);
+  if (!parsed) return {400, message_page("Search", "A query parameter is badly %-escaped.")};
+  std::string commit = (*parsed)["commit"];
+  for (auto& c : commit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  mstch::map data{{"commit", commit}, {"searched", !commit.empty()}};
+  if (commit.empty()) return {200, render_page("Search", "search", std::move(data))};
+  if (commit.size() < 4 || commit.size() > 64 || commit.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return {400, render_page("Search", "message", {{"message", std::string("A commit id is 4 to 64 hex digits.")}})};
+  }
+  std::vector<std::string> names;
+  for (const auto& t : cfg.trees) {
+    names.push_back("revision_" + t.name);
+    names.push_back("built_revision_" + t.name);
+  }
+  auto hits = st.flights_with_revision(names, commit, 200);
+  if (!hits) return {500, message_page("Search", hits.error().message())};
+  // One row per flight: how it tested the commit (tree, revision, jobs).
+  std::vector<FlightId> order;
+  std::map<FlightId, std::set<std::string>> how;
+  for (const auto& h : *hits) {
+    if (!how.count(h.flight)) order.push_back(h.flight);
+    std::string tree = h.name.starts_with("built_") ? h.name.substr(15) : h.name.substr(9);
+    how[h.flight].insert(tree + " " + h.value.substr(0, 12));
+  }
+  mstch::array rows;
+  for (FlightId id : order) {
+    auto f = st.get_flight(id);
+    if (!f) continue;
+    mstch::map row = flight_row(st, *f);
+    std::string text;
+    for (const auto& x : how[id]) text += (text.empty() ? "" : ", ") + x;
+    row["how"] = text;
+    rows.push_back(std::move(row));
+  }
+  data["results"] = rows;
+  return {200, render_page("Flights that tested " + commit, "search", std::move(data))};
+}
+
 Page bisections_page(const config::Config& cfg, const store::Store& st) {
   auto rows = st.list_bisections({"", "", 100});
   if (!rows) return {500, message_page("Bisections", rows.error().message())};
@@ -372,8 +658,17 @@ Page render(const config::Config& config, const store::Store& store, const std::
     return {404, message_page("Not found", "No page at " + path + ".")};
   }
   if (path == "/" || path == "/branches") return board(config, store, mirrors);
+  if (path.starts_with("/branches/")) {
+    auto name = url_decode(path.substr(10), false);
+    if (!name) return {400, message_page("Bad request", name.error().message())};
+    return branch_page(config, store, mirrors, *name);
+  }
+  if (path == "/flights") return flights_page(config, store, target);
   if (path.starts_with("/flights/")) return flight_page(config, store, mirrors, path.substr(9));
+  if (path == "/queue") return queue_page(config, store);
+  if (path == "/search") return search_page(config, store, target);
   if (path == "/history/job") return job_history(store, target);
+  if (path == "/history/step") return step_history(config, store, target);
   if (path.starts_with("/hosts/")) {
     auto host = url_decode(path.substr(7), false);
     if (!host) return {400, message_page("Bad request", host.error().message())};

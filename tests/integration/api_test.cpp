@@ -645,7 +645,9 @@ TEST(ApiQueryPlans, Issue13_EveryRequestPathQueryUsesAnIndex) {
         "/api/v1/flights/2/report?format=text", "/api/v1/branches", "/api/v1/branches/xen-unstable",
         "/api/v1/hosts", "/api/v1/history/host/h0", "/api/v1/history/job?branch=xen-unstable&job=test-amd64",
         "/api/v1/history/step?branch=xen-unstable&job=test-amd64&testid=work", "/api/v1/frozen", "/",
-        "/flights/2", "/history/job?branch=xen-unstable&job=test-amd64", "/hosts/h0", "/frozen"}) {
+        "/flights/2", "/history/job?branch=xen-unstable&job=test-amd64", "/hosts/h0", "/frozen", "/flights",
+        "/flights?branch=xen-unstable&outcome=perfect&before=2", "/branches/xen-unstable", "/queue",
+        "/history/step?branch=xen-unstable&job=test-amd64&testid=work", "/search?commit=0123abcd"}) {
     auto r = api::handle(ctx, {"GET", target, "", ""});
     EXPECT_EQ(r.status, 200) << target << ": " << r.body;
   }
@@ -685,6 +687,108 @@ TEST_F(ApiTest, Issue15_PagesComeFromTemplatesThatEscapeEveryValue) {
   auto missing = test::http(port, "GET", "/hosts/%3Cb%3E");
   EXPECT_EQ(missing.status, 404);
   EXPECT_NE(missing.body.find("No host &quot;&lt;b&gt;&quot;."), std::string::npos) << missing.body;
+}
+
+// Issue 15 item 3: the flight list (filters, paging), the branch page, the
+// queue with who holds the hosts a waiting job could take, one step over
+// time, and "which flights tested this commit"; the board links to them and
+// shows a running flight's progress. The queue and a running board are also
+// loaded in headless Chromium.
+TEST_F(ApiTest, Issue15_FlightListBranchQueueStepHistoryAndCommitSearchPages) {
+  const std::string go = dir.str("GO");
+  {
+    TearDown();
+    auto cfg = nlohmann::json::parse(test::read_file(dir.path() / "c.json"));
+    cfg["recipes"]["r"]["steps"] = {{{"testid", "work"}, {"run", "while [ ! -e " + go + " ]; do sleep 0.1; done"}}};
+    cfg["jobs"].push_back({{"name", "test-amd64-pair"}, {"recipe", "r"}, {"hosts", {{"host", {"x86"}}}}});
+    test::write_file(dir.path() / "c.json", cfg.dump(2));
+    daemon = std::make_unique<test::Background>(
+        std::vector<std::string>{test::pushgate_binary(), "--config", dir.str("c.json"), "daemon"}, dir.str("daemon.log"));
+    ASSERT_TRUE(test::wait_for_port(port, 10000)) << test::read_file(dir.path() / "daemon.log");
+  }
+  ASSERT_EQ(test::http(port, "POST", "/api/v1/branches/xen-unstable/trigger", "", auth()).status, 202);
+  // One job runs on h0, the other waits for it.
+  test::HttpResult queue;
+  for (int i = 0; i < 400; ++i) {
+    queue = test::http(port, "GET", "/queue");
+    if (queue.body.find("held by flight 1") != std::string::npos) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(queue.status, 200);
+  EXPECT_NE(queue.body.find("<table id=\"waiting\">"), std::string::npos) << queue.body;
+  EXPECT_NE(queue.body.find("held by flight 1 test-amd64"), std::string::npos) << queue.body;
+  EXPECT_NE(queue.body.find("host: x86"), std::string::npos) << queue.body;
+  EXPECT_NE(queue.body.find(" of 60m</td>"), std::string::npos) << "waited against the starve limit: " << queue.body;
+  // mstch escapes '/' in values too (&#x2F;; a browser shows "/").
+  auto board = test::http(port, "GET", "/");
+  EXPECT_NE(board.body.find(">running 0&#x2F;2</a>"), std::string::npos) << board.body;
+  EXPECT_NE(board.body.find("href=\"/branches/xen-unstable\""), std::string::npos) << board.body;
+  auto running = test::http(port, "GET", "/flights");
+  EXPECT_NE(running.body.find("running 0&#x2F;2"), std::string::npos) << running.body;
+
+  if (!std::filesystem::exists("/usr/bin/chromium")) GTEST_FAIL() << "chromium is missing: scripts/setup.sh installs it";
+  auto artifacts = std::filesystem::path(test::pushgate_binary()).parent_path() / "tests" / "test-artifacts";
+  std::filesystem::create_directories(artifacts);
+  std::vector<std::string> chrome{"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                                  "--disable-dev-shm-usage", "--disable-background-networking",
+                                  "--disable-component-update", "--disable-sync", "--no-first-run",
+                                  "--user-data-dir=" + dir.str("chrome"), "--window-size=1200,700"};
+  auto dom_args = chrome;
+  dom_args.push_back("--dump-dom");
+  dom_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/queue");
+  auto dom = test::run(dom_args);
+  ASSERT_EQ(dom.exit_code, 0) << dom.err;
+  EXPECT_NE(dom.out.find("held by flight 1"), std::string::npos) << dom.out;
+  auto shot_args = chrome;
+  shot_args.push_back("--screenshot=" + (artifacts / "queue.png").string());
+  shot_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/queue");
+  EXPECT_EQ(test::run(shot_args).exit_code, 0);
+
+  test::write_file(go, "");
+  auto flights = wait_for_finished_flight();
+  ASSERT_EQ(flights.size(), 1u);
+  ASSERT_EQ(flights[0]["outcome"], "perfect") << flights.dump(2);
+  auto queue_after = test::http(port, "GET", "/queue");
+  EXPECT_NE(queue_after.body.find("No job is waiting for a host."), std::string::npos) << queue_after.body;
+
+  auto list = test::http(port, "GET", "/flights?branch=xen-unstable&outcome=perfect");
+  EXPECT_EQ(list.status, 200);
+  EXPECT_NE(list.body.find("href=\"/flights/1\""), std::string::npos) << list.body;
+  EXPECT_NE(list.body.find("manual (over the API; baseline flight)"), std::string::npos) << list.body;
+  EXPECT_NE(test::http(port, "GET", "/flights?outcome=regressions").body.find("No flights match."), std::string::npos);
+  EXPECT_EQ(test::http(port, "GET", "/flights?before=1").body.find("href=\"/flights/1\""), std::string::npos) << "paging";
+  EXPECT_EQ(test::http(port, "GET", "/flights?branch=nope").status, 404);
+  EXPECT_EQ(test::http(port, "GET", "/flights?outcome=great").status, 400);
+  EXPECT_EQ(test::http(port, "GET", "/flights?before=x").status, 400);
+
+  auto branch = test::http(port, "GET", "/branches/xen-unstable");
+  EXPECT_EQ(branch.status, 200);
+  EXPECT_NE(branch.body.find("<table id=\"flights\">"), std::string::npos) << branch.body;
+  EXPECT_NE(branch.body.find("href=\"/flights/1\""), std::string::npos) << branch.body;
+  EXPECT_NE(branch.body.find("1 tolerable in a row"), std::string::npos) << branch.body;
+  EXPECT_NE(branch.body.find("<table id=\"pushes\">"), std::string::npos);
+  EXPECT_EQ(test::http(port, "GET", "/branches/nope").status, 404);
+
+  auto step = test::http(port, "GET", "/history/step?branch=xen-unstable&job=test-amd64&testid=work");
+  EXPECT_EQ(step.status, 200);
+  EXPECT_NE(step.body.find("href=\"/flights/1/test-amd64/1\">pass</a>"), std::string::npos) << step.body;
+  EXPECT_NE(step.body.find("href=\"/hosts/h0\""), std::string::npos) << step.body;
+  EXPECT_EQ(test::http(port, "GET", "/history/step?branch=xen-unstable&job=test-amd64").status, 404);
+
+  test::GitRepoBuilder xen(dir.str("up/xen.git"));
+  const std::string sha = xen.head_of("master");
+  auto found = test::http(port, "GET", "/search?commit=" + sha.substr(0, 8));
+  EXPECT_EQ(found.status, 200);
+  EXPECT_NE(found.body.find("href=\"/flights/1\""), std::string::npos) << found.body;
+  EXPECT_NE(found.body.find("xen " + sha.substr(0, 12)), std::string::npos) << found.body;
+  auto upper = sha.substr(0, 10);
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  EXPECT_NE(test::http(port, "GET", "/search?commit=" + upper).body.find("href=\"/flights/1\""), std::string::npos);
+  EXPECT_NE(test::http(port, "GET", "/search?commit=00000000").body.find("No flight tested a commit starting with 00000000."),
+            std::string::npos);
+  EXPECT_EQ(test::http(port, "GET", "/search?commit=zz%27").status, 400);
+  EXPECT_EQ(test::http(port, "GET", "/search?commit=abc").status, 400) << "too short to mean anything";
+  EXPECT_EQ(test::http(port, "GET", "/search").status, 200);
 }
 
 // Issue 15 item 1: step logs over HTTP (text, tail, a live view that

@@ -179,6 +179,10 @@ class FaultyStore final : public store::Store {
   Result<std::vector<Notification>> due_notifications(std::int64_t now, int limit) const override {
     return s_.due_notifications(now, limit);
   }
+  Result<std::vector<RevisionHit>> flights_with_revision(const std::vector<std::string>& names, const std::string& prefix,
+                                                         int limit) const override {
+    return s_.flights_with_revision(names, prefix, limit);
+  }
   Result<bool> claim_notification(const Notification& n, std::int64_t until) override {
     return s_.claim_notification(n, until);
   }
