@@ -46,7 +46,6 @@ Result<std::string> url_decode(const std::string& s, bool plus_is_space) {
 
 namespace {
 
-std::string esc(const std::string& s) { return verdict::html_escape(s); }
 
 std::string url(const std::string& s) { return verdict::url_encode(s); }
 
@@ -87,6 +86,7 @@ std::optional<std::map<std::string, std::string>> query_of(const std::string& ta
 }
 
 std::string progress_text(const store::Store& st, FlightId id);
+std::string duration_text(std::int64_t seconds);
 
 Page board(const config::Config& cfg, const store::Store& st, revisions::Mirrors& mirrors) {
   mstch::array branches;
@@ -132,42 +132,224 @@ Page board(const config::Config& cfg, const store::Store& st, revisions::Mirrors
   return {200, render_page("Branches", "board", {{"branches", branches}, {"hosts", hosts}})};
 }
 
+/// What a job waiting for hosts wants, every eligible host and who holds
+/// it, and how long it has waited (SPEC section 4: the starve limit).
+struct WaitInfo {
+  std::string wants;    ///< "host: x86,hvm; src_host: x86"
+  mstch::array eligible;  ///< {host, href, held}
+  std::string holders;  ///< "h0 held by flight 3 build-amd64, h1 free"
+  std::int64_t waited = 0;
+};
+
+WaitInfo describe_wait(const store::Store::Waiter& w, const std::vector<store::Host>& hosts, std::int64_t now) {
+  WaitInfo out;
+  out.waited = w.since ? std::max<std::int64_t>(0, now - w.since) : 0;
+  std::istringstream in(w.roles);  // "role=flag,flag;role=flag"
+  for (std::string part; std::getline(in, part, ';');) {
+    auto eq = part.find('=');
+    std::vector<std::string> flags;
+    std::istringstream fl(eq == std::string::npos ? "" : part.substr(eq + 1));
+    for (std::string x; std::getline(fl, x, ',');) {
+      if (!x.empty()) flags.push_back(x);
+    }
+    std::string list;
+    for (const auto& x : flags) list += (list.empty() ? "" : ",") + x;
+    out.wants += (out.wants.empty() ? "" : "; ") + part.substr(0, eq) + ": " + (list.empty() ? std::string("any host") : list);
+    for (const auto& h : hosts) {
+      bool ok = std::all_of(flags.begin(), flags.end(), [&](const std::string& x) {
+        return std::find(h.flags.begin(), h.flags.end(), x) != h.flags.end() ||
+               x == std::string(scheduler::kHostFlagPrefix) + h.host;
+      });
+      if (!ok) continue;
+      std::string held = h.state != "enabled" ? "(" + h.state + ")"
+                         : h.held_flight      ? "held by flight " + h.held_flight->str() + " " + h.held_job
+                                              : std::string("free");
+      out.eligible.push_back(mstch::map{{"host", h.host}, {"href", url(h.host)}, {"held", held}});
+      out.holders += (out.holders.empty() ? "" : ", ") + h.host + " " + held;
+    }
+  }
+  return out;
+}
+
+/// The median time step `testid` of `job` took in the branch's last few
+/// flights that ran it to pass or fail (not flight `except`); 0 unknown.
+std::int64_t usual_step_seconds(const store::Store& st, const std::string& branch, const std::string& job,
+                                const std::string& testid, FlightId except) {
+  auto runs = st.job_history(branch, job, testid, 6);
+  if (!runs) return 0;
+  std::vector<std::int64_t> took;
+  for (const auto& r : *runs) {
+    if (r.flight == except || (r.step_status != "pass" && r.step_status != "fail")) continue;
+    auto steps = st.list_steps(r.flight);
+    if (!steps) continue;
+    for (const auto& s : *steps) {
+      if (s.job == job && s.testid == testid && s.started && s.finished) took.push_back(*s.finished - *s.started);
+    }
+    if (took.size() >= 5) break;
+  }
+  if (took.empty()) return 0;
+  std::sort(took.begin(), took.end());
+  return took[took.size() / 2];
+}
+
+/// A flight: while it runs or waits, its progress (jobs done, running,
+/// queued; each running step's time against its usual one; each waiting
+/// job's reason) in a part the page refreshes by itself; once judged, the
+/// stored verdict. The grid stays readable at 120 jobs: it scrolls inside
+/// its box with the header row and the job column kept in view.
 Page flight_page(const config::Config& cfg, const store::Store& st, revisions::Mirrors& mirrors,
                  const std::string& number) {
   auto id = FlightId::parse(number);
   if (!id) return {404, message_page("No such flight", "\"" + number + "\" is not a flight number.")};
-  long long n = id->value;
-  if (auto f = st.get_flight(FlightId{n}); !f) return {404, message_page("Flight " + number, f.error().message())};
-  auto rep = push::flight_report(cfg, st, mirrors, FlightId{n});
+  auto fl = st.get_flight(*id);
+  if (!fl) return {404, message_page("Flight " + number, fl.error().message())};
+  auto rep = push::flight_report(cfg, st, mirrors, *id);
   if (!rep) return {500, message_page("Flight " + number, rep.error().message())};
-  std::string html = verdict::render_html(*rep);
-  // Link each job to its history.
-  for (const auto& j : rep->flight.jobs) {
-    std::string cell = "<tr><th>" + esc(j.name) + "</th>";
-    auto pos = html.find(cell);
-    if (pos != std::string::npos) {
-      html.replace(pos, cell.size(), "<tr><th><a href=\"/history/job?branch=" + url(rep->flight.branch) + "&job=" +
-                                         url(j.name) + "\">" + esc(j.name) + "</a></th>");
+  const verdict::Report& r = *rep;
+  auto jobs = st.list_jobs(*id);
+  auto steps = st.list_steps(*id);
+  auto hosts = st.list_hosts();
+  auto waiters = st.waiters();
+  if (!jobs || !steps || !hosts || !waiters) return {500, message_page("Flight " + number, "the store could not be read")};
+  const std::int64_t now = store::now();
+  std::map<std::string, const store::Job*> job_rows;
+  for (const auto& j : *jobs) job_rows[j.job] = &j;
+  std::map<std::string, const store::Step*> step_rows;  // "job\nstepno"
+  for (const auto& s : *steps) step_rows[s.job + "\n" + std::to_string(s.stepno)] = &s;
+  std::map<std::string, const store::Store::Waiter*> waiting;
+  for (const auto& w : *waiters) {
+    if (w.flight == *id) waiting[w.job] = &w;
+  }
+  std::vector<std::string> testids;
+  std::set<std::string> seen;
+  for (const auto& j : r.flight.jobs) {
+    for (const auto& s : j.steps) {
+      if (seen.insert(s.testid).second) testids.push_back(s.testid);
     }
   }
-  // Steps of job attempts a daemon restart interrupted (the jobs ran again).
-  if (auto attempts = st.list_step_attempts(FlightId{n}); attempts && !attempts->empty()) {
-    mstch::array rows;
+  std::map<std::string, std::string> status_of;
+  for (const auto& j : r.flight.jobs) status_of[j.name] = j.status;
+  int done = 0, running = 0, queued = 0;
+  mstch::array job_list;
+  for (const auto& j : r.flight.jobs) {
+    if (waiting.count(j.name)) {
+      // counted as waiting for hosts
+    } else if (j.status == "running" || j.status == "preparing") {
+      ++running;
+    } else if (j.status == "queued") {
+      ++queued;
+    } else {
+      ++done;
+    }
+    const config::Job* cj = cfg.find_job(j.name);
+    mstch::array host_list;
+    std::string reused;
+    if (auto vars = st.list_runvars(*id, j.name)) {
+      for (const auto& v : *vars) {
+        if (cj && cj->hosts.count(v.name) && !v.value.empty()) host_list.push_back(mstch::map{{"host", v.value}, {"href", url(v.value)}});
+        if (v.name == "reused_from") reused = v.value.substr(0, v.value.find('.'));
+      }
+    }
+    mstch::array cells;
+    std::string now_text;
+    for (const auto& t : testids) {
+      const verdict::FlightData::Step* step = nullptr;
+      for (const auto& s : j.steps) {
+        if (s.testid == t) step = &s;
+      }
+      if (!step) {
+        cells.push_back(mstch::map{{"cls", std::string("none")}});
+        continue;
+      }
+      mstch::map cell{{"stepno", step->stepno}, {"text", step->status}, {"title", t},
+                      {"running", step->status == "running"}};
+      std::string cls = step->status == "pass" ? "pass" : step->status == "running" || step->status.empty() ? "running" : "notblocking";
+      for (const auto& c : r.verdict.steps) {
+        if (r.judged && c.flight == r.verdict.flight && c.job == j.name && c.testid == t) {
+          cls = c.category();
+          cls.erase(std::remove(cls.begin(), cls.end(), ' '), cls.end());
+          cell["summary"] = c.summary;
+          if (c.cited) cell["cited"] = c.cited->str();
+        }
+      }
+      cell["cls"] = cls;
+      if (step->status == "running") {
+        auto row = step_rows.find(j.name + "\n" + std::to_string(step->stepno));
+        std::int64_t elapsed = row != step_rows.end() && row->second->started ? now - *row->second->started : 0;
+        std::int64_t usual = usual_step_seconds(st, r.flight.branch, j.name, t, *id);
+        now_text = t + " running " + duration_text(elapsed) + (usual ? " (usually " + duration_text(usual) + ")" : "");
+      }
+      cells.push_back(std::move(cell));
+    }
+    if (auto w = waiting.find(j.name); w != waiting.end()) {
+      WaitInfo info = describe_wait(*w->second, *hosts, now);
+      now_text = "waiting " + duration_text(info.waited) + " of " + duration_text(cfg.daemon.starve_after_seconds) +
+                 " for " + info.wants + (info.holders.empty() ? "; no host has those flags" : "; " + info.holders);
+    } else if (j.status == "queued" && cj) {
+      std::string deps;
+      for (const auto& d : cj->depends) {
+        auto it = status_of.find(d);
+        if (it != status_of.end() && it->second != "pass") deps += (deps.empty() ? "" : ", ") + d + " (" + it->second + ")";
+      }
+      now_text = deps.empty() ? "queued" : "waits for " + deps;
+    } else if (now_text.empty() && reused.empty() && job_rows.count(j.name)) {
+      now_text = job_rows[j.name]->status_reason;
+    }
+    job_list.push_back(mstch::map{{"job", j.name}, {"job_url", url(j.name)}, {"status", j.status},
+                                  {"status_class", css_class(j.status)}, {"hosts", host_list}, {"cells", cells},
+                                  {"reused", reused}, {"now", now_text}});
+  }
+  mstch::array versions;
+  for (const auto& v : r.versions) {
+    auto cell = [](const std::string& rev, const std::string& describe) {
+      std::string shortid = rev.substr(0, 12);
+      return describe.empty() || describe == shortid ? shortid : shortid + " " + describe;
+    };
+    versions.push_back(mstch::map{{"tree", v.tree}, {"tested", cell(v.tested, v.tested_describe)},
+                                  {"baseline", cell(v.baseline, v.baseline_describe)}});
+  }
+  mstch::array earlier, testid_list, attempt_rows;
+  for (const auto& e : r.earlier_verdicts) earlier.push_back(e);
+  for (const auto& t : testids) testid_list.push_back(t);
+  if (auto attempts = st.list_step_attempts(*id)) {
     for (const auto& a : *attempts) {
-      rows.push_back(mstch::map{{"job", a.step.job}, {"attempt", a.attempt}, {"stepno", a.step.stepno},
-                                {"testid", a.step.testid}, {"status", a.step.status},
-                                {"status_class", css_class(a.step.status)}, {"log", a.step.log_path}});
-    }
-    if (auto end = html.rfind("</body>"); end != std::string::npos) {
-      html.insert(end, render_template("attempts", mstch::map{{"attempts", rows}}));
+      attempt_rows.push_back(mstch::map{{"job", a.step.job}, {"attempt", a.attempt}, {"stepno", a.step.stepno},
+                                        {"testid", a.step.testid}, {"status", a.step.status},
+                                        {"status_class", css_class(a.step.status)}, {"log", a.step.log_path}});
     }
   }
-  auto nav = html.find("<body>");
-  if (nav != std::string::npos) {
-    html.insert(nav + 6, "\n<nav><a href=\"/\">branches</a> <a href=\"/api/v1/flights/" + number +
-                             "/report?format=text\">text report</a></nav>");
-  }
-  return {200, html};
+  mstch::map data{{"flight", id->str()},
+                  {"branch_url", url(r.flight.branch)},
+                  {"trigger", r.trigger},
+                  {"judged", r.judged},
+                  {"headline", std::string(verdict::headline(r.verdict.outcome))},
+                  {"pushed", r.pushed},
+                  {"push_text", r.push_text},
+                  {"earlier", earlier},
+                  {"retest", r.retest_flight ? r.retest_flight->str() : std::string()},
+                  {"retest_outcome", r.retest_outcome.empty() ? std::string("unfinished") : r.retest_outcome},
+                  {"retest_of", r.flight.retest_of ? r.flight.retest_of->str() : std::string()},
+                  {"progress", fl->outcome.empty() && running == 0 && done == 0 ? std::string("queued") : std::string("running")},
+                  {"done", done},
+                  {"total", static_cast<int>(r.flight.jobs.size())},
+                  {"running", running},
+                  {"queued", queued},
+                  {"waiting", static_cast<int>(waiting.size())},
+                  {"updated", !r.judged},
+                  {"testids", testid_list},
+                  {"jobs", job_list},
+                  {"versions", versions},
+                  {"has_attempts", !attempt_rows.empty()},
+                  {"attempts", attempt_rows},
+                  {"report", verdict::render_text(r)}};
+  data["extra_nav"] = mstch::array{
+      mstch::map{{"href", "/branches/" + url(r.flight.branch)}, {"text", "branch " + r.flight.branch}},
+      mstch::map{{"href", "/api/v1/flights/" + id->str() + "/report?format=text"}, {"text", std::string("text report")}}};
+  std::string title = r.judged ? r.verdict.subject(r.pushed)
+                               : "[" + r.flight.branch + " test] " + id->str() + ": " +
+                                     (running || done ? "running " : "queued ") + std::to_string(done) + "/" +
+                                     std::to_string(r.flight.jobs.size());
+  return {200, render_page(title, "flight", std::move(data))};
 }
 
 /// /flights/N/JOB/STEP[/log]: the step's log, as text or as a page that
@@ -448,43 +630,14 @@ Page queue_page(const config::Config& cfg, const store::Store& st) {
   for (const auto& w : *waiters) {
     host_waiters.insert({w.flight.value, w.job});
     const store::Flight* f = flight_of(w.flight);
-    // roles: "role=flag,flag;role=flag"
-    std::vector<std::pair<std::string, std::vector<std::string>>> roles;
-    std::istringstream in(w.roles);
-    for (std::string part; std::getline(in, part, ';');) {
-      auto eq = part.find('=');
-      std::vector<std::string> flags;
-      std::istringstream fl(eq == std::string::npos ? "" : part.substr(eq + 1));
-      for (std::string x; std::getline(fl, x, ',');) {
-        if (!x.empty()) flags.push_back(x);
-      }
-      roles.emplace_back(part.substr(0, eq), flags);
-    }
-    std::string wants;
-    mstch::array eligible;
-    for (const auto& [role, flags] : roles) {
-      std::string list;
-      for (const auto& x : flags) list += (list.empty() ? "" : ",") + x;
-      wants += (wants.empty() ? "" : "; ") + role + ": " + (list.empty() ? std::string("any host") : list);
-      for (const auto& h : *hosts) {
-        bool ok = std::all_of(flags.begin(), flags.end(), [&](const std::string& x) {
-          return std::find(h.flags.begin(), h.flags.end(), x) != h.flags.end() || x == std::string(scheduler::kHostFlagPrefix) + h.host;
-        });
-        if (!ok) continue;
-        std::string held = h.state != "enabled" ? "(" + h.state + ")"
-                           : h.held_flight      ? "held by flight " + h.held_flight->str() + " " + h.held_job
-                                                : std::string("free");
-        eligible.push_back(mstch::map{{"host", h.host}, {"href", url(h.host)}, {"held", held}});
-      }
-    }
-    const std::int64_t waited = w.since ? now - w.since : 0;
+    WaitInfo info = describe_wait(w, *hosts, now);
     waiting.push_back(mstch::map{{"flight", w.flight.str()},
                                  {"branch", f ? f->branch : std::string()},
                                  {"job", w.job},
-                                 {"wants", wants},
-                                 {"hosts", eligible},
-                                 {"waited", duration_text(waited)},
-                                 {"waited_class", waited * 4 >= limit * 3 ? std::string("bad") : std::string("pending")}});
+                                 {"wants", info.wants},
+                                 {"hosts", info.eligible},
+                                 {"waited", duration_text(info.waited)},
+                                 {"waited_class", info.waited * 4 >= limit * 3 ? std::string("bad") : std::string("pending")}});
   }
   // Queued jobs of unfinished flights that are not waiting for hosts: they
   // wait for the jobs they depend on (or for their flight's turn).

@@ -553,7 +553,7 @@ TEST_F(ApiTest, WebPagesServeAndRenderInChromium) {
   EXPECT_EQ(flight.status, 200);
   EXPECT_NE(flight.body.find("[xen-unstable baseline test] 1: all pass"), std::string::npos);
   EXPECT_NE(flight.body.find("Not pushed: baseline flight"), std::string::npos) << flight.body;
-  EXPECT_NE(flight.body.find("/history/job?branch=xen-unstable&job=test-amd64"), std::string::npos);
+  EXPECT_NE(flight.body.find("/history/job?branch=xen-unstable&amp;job=test-amd64"), std::string::npos);
   auto history = test::http(port, "GET", "/history/job?branch=xen-unstable&job=test-amd64");
   EXPECT_EQ(history.status, 200);
   EXPECT_NE(history.body.find("href=\"/hosts/h0\""), std::string::npos) << history.body;
@@ -791,6 +791,133 @@ TEST_F(ApiTest, Issue15_FlightListBranchQueueStepHistoryAndCommitSearchPages) {
   EXPECT_EQ(test::http(port, "GET", "/search").status, 200);
 }
 
+// Issue 15 item 2: a running flight's page shows progress, never a
+// verdict: jobs done/running/queued, the running step against its usual
+// time (from the last flight), the host of each job, why each waiting job
+// waits (for hosts, and who holds them; for the job it depends on); the
+// live part refreshes itself. Once judged: the verdict, and no script.
+TEST_F(ApiTest, Issue15_RunningFlightPageShowsProgressAndWaitingReasons) {
+  const std::string go = dir.str("GO");
+  test::write_file(go, "");
+  {
+    TearDown();
+    auto cfg = nlohmann::json::parse(test::read_file(dir.path() / "c.json"));
+    cfg["recipes"]["r"]["steps"] = {{{"testid", "work"}, {"run", "sleep 1; while [ ! -e " + go + " ]; do sleep 0.1; done"}}};
+    cfg["jobs"] = {{{"name", "build-amd64"}, {"recipe", "r"}, {"hosts", {{"host", {"x86"}}}}},
+                   {{"name", "test-amd64"}, {"recipe", "r"}, {"depends", {"build-amd64"}}, {"hosts", {{"host", {"x86"}}}}},
+                   {{"name", "test-other"}, {"recipe", "r"}, {"hosts", {{"host", {"x86"}}}}}};
+    cfg["daemon"]["max_parallel_jobs"] = 4;
+    test::write_file(dir.path() / "c.json", cfg.dump(2));
+    daemon = std::make_unique<test::Background>(
+        std::vector<std::string>{test::pushgate_binary(), "--config", dir.str("c.json"), "daemon"}, dir.str("daemon.log"));
+    ASSERT_TRUE(test::wait_for_port(port, 10000)) << test::read_file(dir.path() / "daemon.log");
+  }
+  // Flight 1 sets the usual times; flight 2 is held at its first job.
+  ASSERT_EQ(test::http(port, "POST", "/api/v1/branches/xen-unstable/trigger", "", auth()).status, 202);
+  ASSERT_EQ(wait_for_finished_flight().size(), 1u);
+  std::filesystem::remove(go);
+  ASSERT_EQ(test::http(port, "POST", "/api/v1/branches/xen-unstable/trigger", "", auth()).status, 202);
+  test::HttpResult page;
+  for (int i = 0; i < 400; ++i) {
+    page = test::http(port, "GET", "/flights/2");
+    if (page.body.find(" running ") != std::string::npos && page.body.find("waiting ") != std::string::npos) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(page.status, 200);
+  EXPECT_EQ(page.body.find("id=\"headline\""), std::string::npos) << "no verdict while it runs: " << page.body;
+  EXPECT_NE(page.body.find("<title>[xen-unstable test] 2: running 0&#x2F;3 - pushgate</title>"), std::string::npos) << page.body;
+  EXPECT_NE(page.body.find("0 of 3 jobs done, 1 running, 1 queued, 1 waiting for hosts."), std::string::npos) << page.body;
+  std::regex usual(R"(work running \d+s \(usually \d+s\))");
+  EXPECT_TRUE(std::regex_search(page.body, usual)) << page.body;
+  EXPECT_NE(page.body.find("waits for build-amd64 (running)"), std::string::npos) << page.body;
+  std::regex held(R"(waiting \d+s of 60m for host: x86; h0 held by flight 2 (build-amd64|test-other))");
+  EXPECT_TRUE(std::regex_search(page.body, held)) << page.body;
+  EXPECT_NE(page.body.find("<a href=\"/hosts/h0\">h0</a>"), std::string::npos) << "the host per job";
+  EXPECT_NE(page.body.find("<div id=\"live\">"), std::string::npos);
+  EXPECT_NE(page.body.find("DOMParser"), std::string::npos) << "the live part refreshes itself";
+  test::write_file(go, "");
+  for (int i = 0; i < 600; ++i) {
+    page = test::http(port, "GET", "/flights/2");
+    if (page.body.find("id=\"headline\"") != std::string::npos) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  // Input == tested ref here: both flights are baseline flights.
+  EXPECT_NE(page.body.find("<title>[xen-unstable baseline test] 2: all pass - pushgate</title>"), std::string::npos)
+      << page.body;
+  EXPECT_EQ(page.body.find("<script>"), std::string::npos) << "a judged flight's page is static";
+  EXPECT_EQ(page.body.find("waiting "), std::string::npos);
+}
+
+// Issue 15 item 2: a 120-job flight's grid in headless Chromium, finished
+// with a regression and a starved job: every job on one row, the verdict's
+// "REGR. vs. F" linked to F, the starved job shown; a screenshot is kept
+// under the build directory.
+TEST(WebGrid, Issue15_AHundredAndTwentyJobFlightInChromium) {
+  TempDir dir;
+  test::GitRepoBuilder xen(dir.str("up/xen.git"));
+  xen.commit_on("master", "xen: import");
+  xen.set_branch("staging", xen.head_of("master"));
+  xen.commit_on("staging", "xen: next");
+  const int port = test::free_port();
+  nlohmann::json jobs = nlohmann::json::array();
+  for (int i = 0; i < 119; ++i) {
+    char name[64];
+    std::snprintf(name, sizeof name, "test-amd64-amd64-xl-qemuu-debianhvm-%03d", i);
+    jobs.push_back({{"name", name}, {"recipe", "r"}, {"hosts", {{"host", {"x86"}}}}});
+  }
+  jobs.push_back({{"name", "test-arm64-arm64-xl"}, {"recipe", "r"}, {"hosts", {{"host", {"arm64"}}}}});
+  nlohmann::json cfg = {
+      {"daemon", {{"state_dir", "state"}, {"listen", "127.0.0.1:" + std::to_string(port)}, {"max_parallel_jobs", 8},
+                  {"retest_regressions", false}, {"bisect", false}}},
+      {"trees", {{{"name", "xen"}, {"upstream", "up/xen.git"}}}},
+      {"branches", {{{"name", "xen-unstable"}, {"tree", "xen"}, {"input", "staging"}, {"tested", "master"}}}},
+      {"recipes", {{"r", {{"steps", {{{"testid", "host-install"}, {"run", "true"}},
+                                     {{"testid", "guest-start"}, {"run", "! grep -qx $PUSHGATE_JOB " + dir.str("FAIL")}}}}}}}},
+      {"jobs", jobs},
+      {"hosts", nlohmann::json::array()}};
+  for (int h = 0; h < 8; ++h) cfg["hosts"].push_back({{"name", "h" + std::to_string(h)}, {"kind", "local"}, {"flags", {"x86"}}});
+  test::write_file(dir.path() / "c.json", cfg.dump(2));
+  std::filesystem::create_directories(dir.path() / "state");
+  // The baseline (the arm64 job starves: no host has the flag), then a
+  // flight where job 7's guest-start now fails but 0-6 pass.
+  test::write_file(dir.path() / "FAIL", "");
+  auto first = test::pushgate({"--config", dir.str("c.json"), "flight", "run", "xen-unstable"});
+  ASSERT_NE(first.exit_code, 1) << first.err;
+  test::write_file(dir.path() / "FAIL", "test-amd64-amd64-xl-qemuu-debianhvm-007\n");
+  auto second = test::pushgate({"--config", dir.str("c.json"), "flight", "run", "xen-unstable"});
+  EXPECT_EQ(second.exit_code, 3) << second.err;
+  test::Background d({test::pushgate_binary(), "--config", dir.str("c.json"), "daemon"}, dir.str("daemon.log"));
+  ASSERT_TRUE(test::wait_for_port(port, 10000)) << test::read_file(dir.path() / "daemon.log");
+  auto page = test::http(port, "GET", "/flights/2");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("<a href=\"/flights/1\">REGR. vs. 1</a>"), std::string::npos) << page.body.substr(0, 4000);
+
+  if (!std::filesystem::exists("/usr/bin/chromium")) GTEST_FAIL() << "chromium is missing: scripts/setup.sh installs it";
+  auto artifacts = std::filesystem::path(test::pushgate_binary()).parent_path() / "tests" / "test-artifacts";
+  std::filesystem::create_directories(artifacts);
+  std::vector<std::string> chrome{"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                                  "--disable-dev-shm-usage", "--disable-background-networking",
+                                  "--disable-component-update", "--disable-sync", "--no-first-run",
+                                  "--user-data-dir=" + dir.str("chrome"), "--window-size=1400,900"};
+  auto dom_args = chrome;
+  dom_args.push_back("--dump-dom");
+  dom_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/flights/2");
+  auto dom = test::run(dom_args);
+  ASSERT_EQ(dom.exit_code, 0) << dom.err;
+  std::size_t rows = 0;
+  for (std::size_t at = dom.out.find("<th class=\"job\">"); at != std::string::npos; at = dom.out.find("<th class=\"job\">", at + 1)) ++rows;
+  EXPECT_EQ(rows, 120u) << "one row per job";
+  EXPECT_NE(dom.out.find("class=\"blocking\""), std::string::npos);
+  EXPECT_NE(dom.out.find(">starved</td>"), std::string::npos) << "the job no host could take";
+  EXPECT_NE(dom.out.find("<div class=\"grid\">"), std::string::npos) << "the grid scrolls inside its box";
+  auto shot_args = chrome;
+  shot_args.push_back("--screenshot=" + (artifacts / "flight-120-jobs.png").string());
+  shot_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/flights/2");
+  EXPECT_EQ(test::run(shot_args).exit_code, 0);
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait(30000), 0);
+}
+
 // Issue 15 item 1: step logs over HTTP (text, tail, a live view that
 // follows a running step), `flight log --follow`, timestamps on every line,
 // links from the grid and the report, and nothing outside the state
@@ -832,10 +959,8 @@ TEST_F(ApiTest, Issue15_StepLogsOverHttpFollowedAndNeverOutsideTheLogs) {
   EXPECT_NE(live.body.find("<script>"), std::string::npos) << "a running step's page follows its log";
   EXPECT_NE(live.body.find("/flights/1/test-amd64/2/log?format=json"), std::string::npos);
   auto page = test::http(port, "GET", "/flights/1");
-  EXPECT_NE(page.body.find("href=\"http://127.0.0.1:" + std::to_string(port) + "/flights/1/test-amd64/1/log\""),
-            std::string::npos) << page.body;
-  EXPECT_NE(page.body.find("href=\"http://127.0.0.1:" + std::to_string(port) + "/flights/1/test-amd64/2\""),
-            std::string::npos) << "a running cell opens the live view";
+  EXPECT_NE(page.body.find("href=\"/flights/1/test-amd64/1/log\""), std::string::npos) << page.body;
+  EXPECT_NE(page.body.find("href=\"/flights/1/test-amd64/2\""), std::string::npos) << "a running cell opens the live view";
   EXPECT_NE(page.body.find("Triggered by manual (over the API; baseline flight)"), std::string::npos);
 
   // `flight log --follow` prints the running step to its end.
