@@ -418,34 +418,64 @@ Page log_page(const config::Config& cfg, const store::Store& st, const std::vect
                            std::move(data))};
 }
 
-Page job_history(const store::Store& st, const std::string& target) {
+/// One job over the branch's last flights: its status, the step that
+/// failed (linked to its log), the host, and one column per tree with the
+/// revision it ran, bold where it changed since the run before.
+Page job_history(const config::Config& cfg, const store::Store& st, const std::string& target) {
   auto parsed = query_of(target);
   if (!parsed) return {400, message_page("Job history", "A query parameter is badly %-escaped.")};
   auto& q = *parsed;
   if (!q.count("branch") || !q.count("job")) return {404, message_page("Job history", "Give ?branch=B&job=J.")};
-  mstch::array runs;
-  if (auto flights = st.list_flights({.branch = q["branch"], .limit = 30})) {
-    for (const auto& f : *flights) {
-      auto jobs = st.list_jobs(f.id);
-      if (!jobs) continue;
-      for (const auto& j : *jobs) {
-        if (j.job != q["job"]) continue;
-        std::string host, revs;
-        if (auto vars = st.list_runvars(f.id, j.job)) {
-          for (const auto& v : *vars) {
-            if (v.name == "host") host = v.value;
-            if (v.name.starts_with("revision_")) revs += v.name.substr(9) + " " + v.value.substr(0, 12) + " ";
+  auto runs = st.job_history(q["branch"], q["job"], "", 30);
+  if (!runs) return {500, message_page("Job history", runs.error().message())};
+  std::vector<std::string> trees;
+  for (const auto& t : cfg.trees) {
+    bool used = std::any_of(runs->begin(), runs->end(), [&](const store::Store::JobRun& r) {
+      return r.runvars.count("built_revision_" + t.name) || r.runvars.count("revision_" + t.name);
+    });
+    if (used) trees.push_back(t.name);
+  }
+  auto revision = [](const store::Store::JobRun& r, const std::string& tree) {
+    auto it = r.runvars.find("built_revision_" + tree);
+    if (it == r.runvars.end()) it = r.runvars.find("revision_" + tree);
+    return it == r.runvars.end() ? std::string() : it->second;
+  };
+  mstch::array rows;
+  for (std::size_t i = 0; i < runs->size(); ++i) {
+    const auto& r = (*runs)[i];
+    std::string failing;
+    int failing_stepno = 0;
+    if (r.job_status != "pass") {
+      if (auto steps = st.list_steps(r.flight)) {
+        for (const auto& s : *steps) {
+          if (s.job == q["job"] && s.status != "pass" && s.status != "running" && failing.empty()) {
+            failing = s.testid + " " + s.status;
+            failing_stepno = s.stepno;
           }
         }
-        runs.push_back(mstch::map{{"flight", f.id.str()}, {"ago", ago(f.created)}, {"status", j.status},
-                                  {"status_class", css_class(j.status)}, {"host", host}, {"host_url", url(host)},
-                                  {"revisions", revs}});
       }
     }
+    mstch::array revs;
+    for (const auto& t : trees) {
+      std::string rev = revision(r, t);
+      bool changed = i + 1 < runs->size() && !rev.empty() && rev != revision((*runs)[i + 1], t);
+      revs.push_back(mstch::map{{"revision", rev.substr(0, 12)}, {"changed", changed}});
+    }
+    std::string host = r.runvars.count("host") ? r.runvars.at("host") : std::string();
+    rows.push_back(mstch::map{{"flight", r.flight.str()}, {"ago", ago(r.created)}, {"status", r.job_status},
+                              {"status_class", css_class(r.job_status)}, {"failing", failing},
+                              {"failing_stepno", failing_stepno}, {"job_url", url(q["job"])}, {"host", host},
+                              {"host_url", url(host)}, {"revisions", revs}});
   }
-  return {200, render_page("History of " + q["job"] + " on " + q["branch"], "job_history", {{"runs", runs}})};
+  mstch::array tree_list;
+  for (const auto& t : trees) tree_list.push_back(t);
+  return {200, render_page("History of " + q["job"] + " on " + q["branch"], "job_history",
+                           {{"runs", rows}, {"trees", tree_list}})};
 }
 
+/// A host: what it ran (flight, branch, job, role, result) and per-branch
+/// totals, then its state changes (quarantine, disable...), not the raw
+/// allocate/release events.
 Page host_page(const store::Store& st, const std::string& host) {
   auto hosts = st.list_hosts();
   if (!hosts) return {500, message_page("Host", hosts.error().message())};
@@ -454,18 +484,53 @@ Page host_page(const store::Store& st, const std::string& host) {
     if (x.host == host) h = &x;
   }
   if (!h) return {404, message_page("No such host", "No host \"" + host + "\".")};
-  mstch::array flags, events;
+  mstch::array flags, uses, changes;
   for (const auto& f : h->flags) flags.push_back(f);
-  if (auto ev = st.host_history(host, 50)) {
+  struct Tally {
+    int jobs = 0, pass = 0, fail = 0, broken = 0, other = 0;
+  };
+  std::map<std::string, Tally> by_branch;
+  std::map<FlightId, std::vector<store::Job>> jobs_of;
+  if (auto ev = st.host_history(host, 200)) {
     for (const auto& e : *ev) {
-      events.push_back(mstch::map{{"ago", ago(e.at)}, {"event", e.event},
-                                  {"flight", e.flight ? e.flight->str() : std::string()}, {"job", e.job},
-                                  {"detail", e.detail}});
+      if (e.event == "release") continue;
+      if (e.event != "allocate" || !e.flight) {
+        changes.push_back(mstch::map{{"ago", ago(e.at)}, {"event", e.event}, {"detail", e.detail}});
+        continue;
+      }
+      if (!jobs_of.count(*e.flight)) {
+        auto jobs = st.list_jobs(*e.flight);
+        jobs_of[*e.flight] = jobs ? *jobs : std::vector<store::Job>{};
+      }
+      std::string branch;
+      if (auto f = st.get_flight(*e.flight)) branch = f->branch;
+      std::string status = "?", reason;
+      for (const auto& j : jobs_of[*e.flight]) {
+        if (j.job == e.job) {
+          status = j.status;
+          reason = j.status_reason;
+        }
+      }
+      if (uses.size() < 50) {
+        uses.push_back(mstch::map{{"ago", ago(e.at)}, {"flight", e.flight->str()}, {"branch", branch},
+                                  {"branch_url", url(branch)}, {"job", e.job}, {"job_url", url(e.job)},
+                                  {"role", e.role}, {"status", status}, {"status_class", css_class(status)},
+                                  {"reason", reason}});
+      }
+      Tally& t = by_branch[branch];
+      ++t.jobs;
+      (status == "pass" ? t.pass : status == "fail" ? t.fail : status == "broken" ? t.broken : t.other)++;
     }
+  }
+  mstch::array branches;
+  for (const auto& [b, t] : by_branch) {
+    branches.push_back(mstch::map{{"branch", b}, {"branch_url", url(b)}, {"jobs", t.jobs}, {"pass", t.pass},
+                                  {"fail", t.fail}, {"broken", t.broken}, {"other", t.other}});
   }
   return {200, render_page("Host " + host, "host",
                            {{"kind", h->kind}, {"state", h->state}, {"state_class", css_class(h->state)},
-                            {"reason", h->state_reason}, {"flags", flags}, {"events", events}})};
+                            {"reason", h->state_reason}, {"flags", flags}, {"uses", uses}, {"by_branch", branches},
+                            {"has_changes", !changes.empty()}, {"changes", changes}})};
 }
 
 Page frozen_page(const config::Config& cfg, const store::Store& st, revisions::Mirrors& mirrors) {
@@ -820,7 +885,7 @@ Page render(const config::Config& config, const store::Store& store, const std::
   if (path.starts_with("/flights/")) return flight_page(config, store, mirrors, path.substr(9));
   if (path == "/queue") return queue_page(config, store);
   if (path == "/search") return search_page(config, store, target);
-  if (path == "/history/job") return job_history(store, target);
+  if (path == "/history/job") return job_history(config, store, target);
   if (path == "/history/step") return step_history(config, store, target);
   if (path.starts_with("/hosts/")) {
     auto host = url_decode(path.substr(7), false);

@@ -559,7 +559,13 @@ TEST_F(ApiTest, WebPagesServeAndRenderInChromium) {
   EXPECT_NE(history.body.find("href=\"/hosts/h0\""), std::string::npos) << history.body;
   auto host = test::http(port, "GET", "/hosts/h0");
   EXPECT_EQ(host.status, 200);
-  EXPECT_NE(host.body.find("allocate"), std::string::npos);
+  // Issue 15 item 3: what the host ran and for which branch, not raw events.
+  EXPECT_NE(host.body.find("<table id=\"branches\">"), std::string::npos) << host.body;
+  EXPECT_NE(host.body.find("job=test-amd64\">test-amd64</a></td><td>host</td><td class=\"good\">pass</td>"), std::string::npos)
+      << host.body;
+  EXPECT_EQ(host.body.find(">allocate<"), std::string::npos) << host.body;
+  // The job history: a column per tree (xen and qemu) with the revision.
+  EXPECT_NE(history.body.find("<th>xen</th><th>qemu</th>"), std::string::npos) << history.body;
   EXPECT_EQ(test::http(port, "GET", "/frozen").status, 200);
   EXPECT_EQ(test::http(port, "GET", "/flights/x").status, 404);
   // Issue 12 item 10: " 1" and "1\0" are no flight numbers, a bad escape is a 400.
@@ -891,6 +897,18 @@ TEST(WebGrid, Issue15_AHundredAndTwentyJobFlightInChromium) {
   auto page = test::http(port, "GET", "/flights/2");
   EXPECT_EQ(page.status, 200);
   EXPECT_NE(page.body.find("<a href=\"/flights/1\">REGR. vs. 1</a>"), std::string::npos) << page.body.substr(0, 4000);
+  // The job's history names the failing step (linked to its log) and marks
+  // the tree that changed between the two runs.
+  const std::string job7 = "test-amd64-amd64-xl-qemuu-debianhvm-007";
+  auto history = test::http(port, "GET", "/history/job?branch=xen-unstable&job=" + job7);
+  EXPECT_NE(history.body.find("<a href=\"/flights/2/" + job7 + "/2/log\">guest-start fail</a>"), std::string::npos)
+      << history.body;
+  EXPECT_NE(history.body.find("<td class=\"changed\"><b>" + xen.head_of("staging").substr(0, 12) + "</b></td>"),
+            std::string::npos) << history.body;
+  EXPECT_NE(history.body.find("<td>" + xen.head_of("master").substr(0, 12) + "</td>"), std::string::npos)
+      << "the oldest run has nothing to differ from";
+  auto host = test::http(port, "GET", "/hosts/h0");
+  EXPECT_NE(host.body.find("<a href=\"/branches/xen-unstable\">xen-unstable</a>"), std::string::npos) << host.body;
 
   if (!std::filesystem::exists("/usr/bin/chromium")) GTEST_FAIL() << "chromium is missing: scripts/setup.sh installs it";
   auto artifacts = std::filesystem::path(test::pushgate_binary()).parent_path() / "tests" / "test-artifacts";
