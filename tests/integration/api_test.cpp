@@ -795,6 +795,25 @@ TEST_F(ApiTest, Issue15_FlightListBranchQueueStepHistoryAndCommitSearchPages) {
   EXPECT_EQ(test::http(port, "GET", "/search?commit=zz%27").status, 400);
   EXPECT_EQ(test::http(port, "GET", "/search?commit=abc").status, 400) << "too short to mean anything";
   EXPECT_EQ(test::http(port, "GET", "/search").status, 200);
+
+  // The same pages in the browser: each renders its table.
+  for (const auto& [target, table] : std::vector<std::pair<std::string, std::string>>{
+           {"/flights?branch=xen-unstable", "flights"},
+           {"/branches/xen-unstable", "pushes"},
+           {"/history/step?branch=xen-unstable&job=test-amd64&testid=work", "history"},
+           {"/history/job?branch=xen-unstable&job=test-amd64", "history"},
+           {"/search?commit=" + sha.substr(0, 8), "results"},
+           {"/hosts/h0", "branches"},
+           {"/frozen", "frozen"},
+           {"/bisections", "bisections"},
+           {"/flights/1", "grid"}}) {
+    auto args = chrome;
+    args.push_back("--dump-dom");
+    args.push_back("http://127.0.0.1:" + std::to_string(port) + target);
+    auto page = test::run(args);
+    EXPECT_EQ(page.exit_code, 0) << target << ": " << page.err;
+    EXPECT_NE(page.out.find("<table id=\"" + table + "\">"), std::string::npos) << target << ": " << page.out;
+  }
 }
 
 // Issue 15 item 2: a running flight's page shows progress, never a
