@@ -581,13 +581,9 @@ TEST_F(ApiTest, WebPagesServeAndRenderInChromium) {
 
   if (!std::filesystem::exists("/usr/bin/chromium")) GTEST_FAIL() << "chromium is missing: scripts/setup.sh installs it";
   // Kept for people to look at, under the build directory (never the checkout).
-  auto artifacts = std::filesystem::path(test::pushgate_binary()).parent_path() / "tests" / "test-artifacts";
-  std::filesystem::create_directories(artifacts);
+  const auto artifacts = test::artifacts_dir();
   std::string shot = (artifacts / "branch-board.png").string();
-  std::vector<std::string> chrome{"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
-                                  "--disable-dev-shm-usage", "--disable-background-networking",
-                                  "--disable-component-update", "--disable-sync", "--no-first-run",
-                                  "--user-data-dir=" + dir.str("chrome"), "--window-size=1200,700"};
+  std::vector<std::string> chrome = test::chromium(dir.str("chrome"), "1200,700");
   auto dom_args = chrome;
   dom_args.push_back("--dump-dom");
   dom_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/");
@@ -733,12 +729,8 @@ TEST_F(ApiTest, Issue15_FlightListBranchQueueStepHistoryAndCommitSearchPages) {
   EXPECT_NE(running.body.find("running 0&#x2F;2"), std::string::npos) << running.body;
 
   if (!std::filesystem::exists("/usr/bin/chromium")) GTEST_FAIL() << "chromium is missing: scripts/setup.sh installs it";
-  auto artifacts = std::filesystem::path(test::pushgate_binary()).parent_path() / "tests" / "test-artifacts";
-  std::filesystem::create_directories(artifacts);
-  std::vector<std::string> chrome{"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
-                                  "--disable-dev-shm-usage", "--disable-background-networking",
-                                  "--disable-component-update", "--disable-sync", "--no-first-run",
-                                  "--user-data-dir=" + dir.str("chrome"), "--window-size=1200,700"};
+  const auto artifacts = test::artifacts_dir();
+  std::vector<std::string> chrome = test::chromium(dir.str("chrome"), "1200,700");
   auto dom_args = chrome;
   dom_args.push_back("--dump-dom");
   dom_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/queue");
@@ -943,12 +935,8 @@ TEST(WebGrid, Issue15_AHundredAndTwentyJobFlightInChromium) {
   EXPECT_NE(host.body.find("<a href=\"/branches/xen-unstable\">xen-unstable</a>"), std::string::npos) << host.body;
 
   if (!std::filesystem::exists("/usr/bin/chromium")) GTEST_FAIL() << "chromium is missing: scripts/setup.sh installs it";
-  auto artifacts = std::filesystem::path(test::pushgate_binary()).parent_path() / "tests" / "test-artifacts";
-  std::filesystem::create_directories(artifacts);
-  std::vector<std::string> chrome{"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
-                                  "--disable-dev-shm-usage", "--disable-background-networking",
-                                  "--disable-component-update", "--disable-sync", "--no-first-run",
-                                  "--user-data-dir=" + dir.str("chrome"), "--window-size=1400,900"};
+  const auto artifacts = test::artifacts_dir();
+  std::vector<std::string> chrome = test::chromium(dir.str("chrome"), "1400,900");
   auto dom_args = chrome;
   dom_args.push_back("--dump-dom");
   dom_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/flights/2");
@@ -1027,11 +1015,9 @@ TEST_F(ApiTest, Issue15_ALogIsFollowedInChromium) {
   ASSERT_TRUE(running);
   // Virtual time runs the page's timers at once; each poll still waits for
   // its answer, so the script keeps following for as long as the step runs.
-  std::vector<std::string> chrome{"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
-                                  "--disable-dev-shm-usage", "--disable-background-networking",
-                                  "--disable-component-update", "--disable-sync", "--no-first-run",
-                                  "--user-data-dir=" + dir.str("chrome"), "--virtual-time-budget=3600000", "--dump-dom",
-                                  "http://127.0.0.1:" + std::to_string(port) + "/flights/1/test-amd64/1"};
+  std::vector<std::string> chrome = test::chromium(dir.str("chrome"));
+  chrome.insert(chrome.end(), {"--virtual-time-budget=3600000", "--dump-dom",
+                               "http://127.0.0.1:" + std::to_string(port) + "/flights/1/test-amd64/1"});
   auto dom = test::run(chrome);
   ASSERT_EQ(dom.exit_code, 0) << dom.err;
   EXPECT_NE(dom.out.find("the step has ended"), std::string::npos) << dom.out;

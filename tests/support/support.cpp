@@ -690,3 +690,19 @@ void Receiver::smtp_session(int fd) {
 }
 
 }  // namespace pushgate::test
+
+namespace pushgate::test {
+
+std::vector<std::string> chromium(const std::string& profile_dir, const std::string& window) {
+  return {"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+          "--user-data-dir=" + profile_dir, "--window-size=" + window};
+}
+
+std::filesystem::path artifacts_dir() {
+  auto dir = std::filesystem::path(pushgate_binary()).parent_path() / "tests" / "test-artifacts";
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace pushgate::test

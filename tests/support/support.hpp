@@ -119,6 +119,13 @@ class Receiver {
   std::thread thread_;
 };
 
+/// Headless Chromium's command line (no sandbox, no network chatter), its
+/// profile in `profile_dir`; add --dump-dom or --screenshot=F and a URL.
+std::vector<std::string> chromium(const std::string& profile_dir, const std::string& window = "1200,700");
+/// Where tests keep screenshots for people to look at: under the build
+/// directory (build/tests/test-artifacts), never the checkout. Created.
+std::filesystem::path artifacts_dir();
+
 /// `git daemon` serving every repository under `base` on 127.0.0.1, with
 /// push enabled. url("x.git") gives git://127.0.0.1:PORT/x.git.
 class GitDaemon {
