@@ -584,16 +584,12 @@ TEST_F(ApiTest, WebPagesServeAndRenderInChromium) {
   const auto artifacts = test::artifacts_dir();
   std::string shot = (artifacts / "branch-board.png").string();
   std::vector<std::string> chrome = test::chromium(dir.str("chrome"), "1200,700");
-  auto dom_args = chrome;
-  dom_args.push_back("--dump-dom");
-  dom_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/");
-  auto dom = test::run(dom_args);
+  auto dom = test::run(test::with_url(chrome, "http://127.0.0.1:" + std::to_string(port) + "/", {"--dump-dom"}));
   ASSERT_EQ(dom.exit_code, 0) << dom.err;
   EXPECT_NE(dom.out.find("xen-unstable"), std::string::npos) << dom.out;
   EXPECT_NE(dom.out.find("class=\"good\""), std::string::npos);  // the perfect flight is coloured
-  auto shot_args = chrome;
-  shot_args.push_back("--screenshot=" + shot);
-  shot_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/flights/1");
+  auto shot_args = test::with_url(chrome, "http://127.0.0.1:" + std::to_string(port) + "/flights/1",
+      {"--screenshot=" + shot});
   auto s = test::run(shot_args);
   EXPECT_EQ(s.exit_code, 0) << s.err;
   EXPECT_GT(std::filesystem::file_size(shot), 1000u) << "screenshot kept at " << shot;
@@ -731,15 +727,11 @@ TEST_F(ApiTest, Issue15_FlightListBranchQueueStepHistoryAndCommitSearchPages) {
   if (!std::filesystem::exists("/usr/bin/chromium")) GTEST_FAIL() << "chromium is missing: scripts/setup.sh installs it";
   const auto artifacts = test::artifacts_dir();
   std::vector<std::string> chrome = test::chromium(dir.str("chrome"), "1200,700");
-  auto dom_args = chrome;
-  dom_args.push_back("--dump-dom");
-  dom_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/queue");
-  auto dom = test::run(dom_args);
+  auto dom = test::run(test::with_url(chrome, "http://127.0.0.1:" + std::to_string(port) + "/queue", {"--dump-dom"}));
   ASSERT_EQ(dom.exit_code, 0) << dom.err;
   EXPECT_NE(dom.out.find("held by flight 1"), std::string::npos) << dom.out;
-  auto shot_args = chrome;
-  shot_args.push_back("--screenshot=" + (artifacts / "queue.png").string());
-  shot_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/queue");
+  auto shot_args = test::with_url(chrome, "http://127.0.0.1:" + std::to_string(port) + "/queue",
+      {"--screenshot=" + (artifacts / "queue.png").string()});
   EXPECT_EQ(test::run(shot_args).exit_code, 0);
 
   test::write_file(go, "");
@@ -799,10 +791,7 @@ TEST_F(ApiTest, Issue15_FlightListBranchQueueStepHistoryAndCommitSearchPages) {
            {"/frozen", "frozen"},
            {"/bisections", "bisections"},
            {"/flights/1", "grid"}}) {
-    auto args = chrome;
-    args.push_back("--dump-dom");
-    args.push_back("http://127.0.0.1:" + std::to_string(port) + target);
-    auto page = test::run(args);
+    auto page = test::run(test::with_url(chrome, "http://127.0.0.1:" + std::to_string(port) + target, {"--dump-dom"}));
     EXPECT_EQ(page.exit_code, 0) << target << ": " << page.err;
     EXPECT_NE(page.out.find("<table id=\"" + table + "\">"), std::string::npos) << target << ": " << page.out;
   }
@@ -937,10 +926,8 @@ TEST(WebGrid, Issue15_AHundredAndTwentyJobFlightInChromium) {
   if (!std::filesystem::exists("/usr/bin/chromium")) GTEST_FAIL() << "chromium is missing: scripts/setup.sh installs it";
   const auto artifacts = test::artifacts_dir();
   std::vector<std::string> chrome = test::chromium(dir.str("chrome"), "1400,900");
-  auto dom_args = chrome;
-  dom_args.push_back("--dump-dom");
-  dom_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/flights/2");
-  auto dom = test::run(dom_args);
+  auto dom = test::run(test::with_url(chrome, "http://127.0.0.1:" + std::to_string(port) + "/flights/2",
+      {"--dump-dom"}));
   ASSERT_EQ(dom.exit_code, 0) << dom.err;
   std::size_t rows = 0;
   for (std::size_t at = dom.out.find("<th class=\"job\">"); at != std::string::npos; at = dom.out.find("<th class=\"job\">", at + 1)) ++rows;
@@ -948,9 +935,8 @@ TEST(WebGrid, Issue15_AHundredAndTwentyJobFlightInChromium) {
   EXPECT_NE(dom.out.find("class=\"blocking\""), std::string::npos);
   EXPECT_NE(dom.out.find(">starved</td>"), std::string::npos) << "the job no host could take";
   EXPECT_NE(dom.out.find("<div class=\"grid\">"), std::string::npos) << "the grid scrolls inside its box";
-  auto shot_args = chrome;
-  shot_args.push_back("--screenshot=" + (artifacts / "flight-120-jobs.png").string());
-  shot_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/flights/2");
+  auto shot_args = test::with_url(chrome, "http://127.0.0.1:" + std::to_string(port) + "/flights/2",
+      {"--screenshot=" + (artifacts / "flight-120-jobs.png").string()});
   EXPECT_EQ(test::run(shot_args).exit_code, 0);
 
   // Flight 4 while it runs: 8 jobs on the 8 hosts, held at host-install,
@@ -966,29 +952,23 @@ TEST(WebGrid, Issue15_AHundredAndTwentyJobFlightInChromium) {
     std::this_thread::sleep_for(50ms);
   }
   EXPECT_NE(live.find("id=\"progress\""), std::string::npos) << live.substr(0, 3000);
-  auto running_args = chrome;
-  running_args.push_back("--dump-dom");
-  running_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/flights/4");
-  auto running_dom = test::run(running_args);
+  auto running_dom = test::run(test::with_url(chrome, "http://127.0.0.1:" + std::to_string(port) + "/flights/4",
+      {"--dump-dom"}));
   ASSERT_EQ(running_dom.exit_code, 0) << running_dom.err;
   EXPECT_NE(running_dom.out.find("0 of 120 jobs done, 8 running, 108 queued, 4 waiting for hosts."), std::string::npos)
       << running_dom.out.substr(0, 3000);
   EXPECT_NE(running_dom.out.find("waiting "), std::string::npos) << "jobs waiting for the 8 hosts";
   EXPECT_NE(running_dom.out.find("held by flight 4"), std::string::npos);
   EXPECT_EQ(running_dom.out.find("id=\"headline\""), std::string::npos) << "no verdict while it runs";
-  auto running_shot = chrome;
-  running_shot.push_back("--screenshot=" + (artifacts / "flight-120-jobs-running.png").string());
-  running_shot.push_back("http://127.0.0.1:" + std::to_string(port) + "/flights/4");
+  auto running_shot = test::with_url(chrome, "http://127.0.0.1:" + std::to_string(port) + "/flights/4",
+      {"--screenshot=" + (artifacts / "flight-120-jobs-running.png").string()});
   EXPECT_EQ(test::run(running_shot).exit_code, 0);
   std::thread release([&] {
     std::this_thread::sleep_for(1500ms);
     std::filesystem::remove(dir.path() / "HOLD");
   });
-  auto follow_args = chrome;
-  follow_args.push_back("--virtual-time-budget=36000000");
-  follow_args.push_back("--dump-dom");
-  follow_args.push_back("http://127.0.0.1:" + std::to_string(port) + "/flights/4");
-  auto followed = test::run(follow_args);
+  auto followed = test::run(test::with_url(chrome, "http://127.0.0.1:" + std::to_string(port) + "/flights/4",
+      {"--virtual-time-budget=36000000", "--dump-dom"}));
   release.join();
   EXPECT_EQ(run.wait(120000), 3) << test::read_file(dir.path() / "run4.log");
   ASSERT_EQ(followed.exit_code, 0) << followed.err;

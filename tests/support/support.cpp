@@ -699,6 +699,13 @@ std::vector<std::string> chromium(const std::string& profile_dir, const std::str
           "--user-data-dir=" + profile_dir, "--window-size=" + window};
 }
 
+std::vector<std::string> with_url(std::vector<std::string> chrome, const std::string& url,
+                                  const std::vector<std::string>& flags) {
+  chrome.insert(chrome.end(), flags.begin(), flags.end());
+  chrome.push_back(url);
+  return chrome;
+}
+
 std::filesystem::path artifacts_dir() {
   auto dir = std::filesystem::path(pushgate_binary()).parent_path() / "tests" / "test-artifacts";
   std::filesystem::create_directories(dir);

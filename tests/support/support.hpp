@@ -122,6 +122,9 @@ class Receiver {
 /// Headless Chromium's command line (no sandbox, no network chatter), its
 /// profile in `profile_dir`; add --dump-dom or --screenshot=F and a URL.
 std::vector<std::string> chromium(const std::string& profile_dir, const std::string& window = "1200,700");
+/// `chrome` with `flags` and then `url` (one Chromium run's argv).
+std::vector<std::string> with_url(std::vector<std::string> chrome, const std::string& url,
+                                  const std::vector<std::string>& flags);
 /// Where tests keep screenshots for people to look at: under the build
 /// directory (build/tests/test-artifacts), never the checkout. Created.
 std::filesystem::path artifacts_dir();
