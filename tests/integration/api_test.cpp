@@ -976,6 +976,18 @@ TEST(WebGrid, Issue15_AHundredAndTwentyJobFlightInChromium) {
       << "the page followed the flight to its verdict: " << followed.out.substr(0, 3000);
   EXPECT_NE(followed.out.find("<title>[xen-unstable test] 4: regressions - trouble: fail/pass/starved - pushgate</title>"), std::string::npos)
       << followed.out.substr(0, 600);
+
+  // A flight made and not started yet: all 120 jobs queued.
+  auto made = test::pushgate({"--config", dir.str("c.json"), "flight", "create", "xen-unstable"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string queued_id = made.out.substr(0, made.out.find_first_not_of("0123456789"));
+  auto queued = test::run(test::with_url(chrome, "http://127.0.0.1:" + std::to_string(port) + "/flights/" + queued_id,
+                                         {"--dump-dom"}));
+  ASSERT_EQ(queued.exit_code, 0) << queued.err;
+  EXPECT_NE(queued.out.find("<title>[xen-unstable test] " + queued_id + ": queued 0/120 - pushgate</title>"), std::string::npos)
+      << queued.out.substr(0, 1500);
+  EXPECT_NE(queued.out.find("<b>queued</b>: 0 of 120 jobs done, 0 running, 120 queued."), std::string::npos)
+      << queued.out.substr(0, 1500);
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait(30000), 0);
 }
