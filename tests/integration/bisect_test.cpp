@@ -519,6 +519,17 @@ TEST_F(Bisect, Issue14_DaemonBisectsTwoJobsTogetherAndResumesAfterKillDashNine) 
   auto listing = test::http(port, "GET", "/bisections");
   EXPECT_EQ(listing.status, 200);
   EXPECT_NE(listing.body.find("/bisections/1"), std::string::npos);
+  // Issue 15: the bisection page in a browser, its graph drawn.
+  if (!std::filesystem::exists("/usr/bin/chromium")) GTEST_FAIL() << "chromium is missing: scripts/setup.sh installs it";
+  const auto chrome = test::chromium(dir.str("chrome"));
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/bisections/1";
+  auto dom = test::run(test::with_url(chrome, url, {"--dump-dom"}));
+  ASSERT_EQ(dom.exit_code, 0) << dom.err;
+  EXPECT_NE(dom.out.find("<table id=\"culprit\">"), std::string::npos) << dom.out.substr(0, 2000);
+  EXPECT_NE(dom.out.find("<svg"), std::string::npos);
+  EXPECT_EQ(test::run(test::with_url(chrome, url, {"--screenshot=" + (test::artifacts_dir() / "bisection.png").string()}))
+                .exit_code,
+            0);
   d->signal(SIGTERM);
   d->wait(30000);
 }
