@@ -46,9 +46,15 @@ struct Event {
 /// -Versions-This / -That the tested and baseline revision of each tree.
 Event flight_event(const verdict::Report& report, const std::string& blessing);
 
-/// The outbox rows an event makes under its branch's channels: none when
-/// the branch is not configured, has no channels, or (a flight) its
-/// blessing is not among the channels' blessings.
+/// Whether an event of `kind` (flight or bisection) on `branch` would
+/// notify anyone: the branch is configured, has channels, and takes this
+/// kind (a flight: its blessing among the channels' blessings). Cheap:
+/// callers ask before making the report an Event needs.
+bool wanted(const config::Config& config, const std::string& kind, const std::string& branch,
+            const std::string& blessing = {});
+
+/// The outbox rows an event makes under its branch's channels: none unless
+/// wanted().
 std::vector<store::Store::Notification> plan(const config::Config& config, const Event& event, std::int64_t now);
 
 /// The message as handed to sendmail or SMTP (RFC 5322): From, To,

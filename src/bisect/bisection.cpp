@@ -283,7 +283,9 @@ notify::Event end_event(const config::Config& config, const Bisection& b) {
 }
 
 /// A bisection that ended (not cancelled) queues its report once (issue 15).
-Status queue_end_notice(const config::Config& config, store::Store& store, std::int64_t id) {
+Status queue_end_notice(const config::Config& config, store::Store& store, const store::Store::BisectionRow& row) {
+  if (!notify::wanted(config, "bisection", row.branch)) return {};  // then no need to load its nodes
+  const std::int64_t id = row.id;
   auto b = load(config, store, id);
   if (!b) return b.error();
   if (!finished(b->status) || b->status == State::cancelled) return {};
@@ -318,7 +320,7 @@ Result<Next> decide_and_save(const config::Config& config, store::Store& store, 
     state["targets"] = json::array();
     for (const auto& t : targets) state["targets"].push_back({{"job", t.first}, {"testid", t.second}, {"status", "doubtful"}, {"reason", reason}});
     if (auto s = store.update_bisection(row.id, to_string(status), reason, state.dump(), {}); !s) return s.error();
-    if (Status s = queue_end_notice(config, store, row.id); !s.ok()) return s;
+    if (Status s = queue_end_notice(config, store, row); !s.ok()) return s;
     return next;
   }
   if (Status s = count_probes(store, row.id, *view, targets); !s.ok()) return s;
@@ -406,7 +408,7 @@ Result<Next> decide_and_save(const config::Config& config, store::Store& store, 
   if (auto s = store.update_bisection(row.id, to_string(status), reason, state.dump(), rows); !s) return s.error();
   if (status != State::running) {
     next.node.reset();
-    if (Status s = queue_end_notice(config, store, row.id); !s.ok()) return s;
+    if (Status s = queue_end_notice(config, store, row); !s.ok()) return s;
   }
   return next;
 }

@@ -88,15 +88,19 @@ Event flight_event(const verdict::Report& r, const std::string& blessing) {
   return e;
 }
 
+bool wanted(const config::Config& config, const std::string& kind, const std::string& branch,
+            const std::string& blessing) {
+  const config::Branch* b = config.find_branch(branch);
+  if (!b || b->notify.empty()) return false;
+  const config::Channels& ch = b->notify;
+  if (kind == "flight") return std::find(ch.blessings.begin(), ch.blessings.end(), blessing) != ch.blessings.end();
+  return kind == "bisection" && ch.bisections;
+}
+
 std::vector<store::Store::Notification> plan(const config::Config& config, const Event& e, std::int64_t now) {
   std::vector<store::Store::Notification> out;
-  const config::Branch* b = config.find_branch(e.branch);
-  if (!b) return out;
-  const config::Channels& ch = b->notify;
-  if (e.kind == "flight" && std::find(ch.blessings.begin(), ch.blessings.end(), e.blessing) == ch.blessings.end()) {
-    return out;
-  }
-  if (e.kind == "bisection" && !ch.bisections) return out;
+  if (!wanted(config, e.kind, e.branch, e.blessing)) return out;
+  const config::Channels& ch = config.find_branch(e.branch)->notify;
   json headers = json::array();
   for (const auto& [k, v] : e.headers) headers.push_back({k, v});
   auto row = [&](const std::string& channel, const std::string& target, const std::string& body) {

@@ -386,12 +386,13 @@ Result<Gate> finish_flight(const config::Config& config, store::Store& store, re
     }
   }
   // The report's notifications are queued with the verdict, in one
-  // transaction: never lost to a crash, never queued twice (issue 15).
+  // transaction: never lost to a crash, never queued twice (issue 15). The
+  // report (a commit log walk) is made only when someone will get it.
   std::vector<store::Store::Notification> notices;
-  if (auto r = report(config, store, mirrors, *g)) {
+  if (notify::wanted(config, "flight", g->flight.branch, g->flight.blessing)) {
+    auto r = report(config, store, mirrors, *g);
+    if (!r) return r.error().with_context("report of flight " + id.str());
     notices = notify::plan(config, notify::flight_event(*r, g->flight.blessing), store::now());
-  } else {
-    return r.error().with_context("report of flight " + id.str());
   }
   // The verdict (and with it the outcome) comes last: a flight without one
   // is resumed after a restart.
