@@ -3,8 +3,6 @@
 // meaning of the merged document and build the typed Config.
 
 #include <pushgate/config.hpp>
-
-#include <unistd.h>
 #include <pushgate/git.hpp>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +20,8 @@
 #include <functional>
 #include <set>
 #include <sstream>
+
+#include <unistd.h>
 
 #include "checks.hpp"
 

@@ -216,6 +216,12 @@ Page flight_page(const config::Config& cfg, const store::Store& st, revisions::M
   for (const auto& j : *jobs) job_rows[j.job] = &j;
   std::map<std::string, const store::Step*> step_rows;  // "job\nstepno"
   for (const auto& s : *steps) step_rows[s.job + "\n" + std::to_string(s.stepno)] = &s;
+  // Every job's runvars in one query (the page is fetched every few
+  // seconds while the flight runs): host roles and reused builds.
+  std::map<std::string, std::vector<const store::Runvar*>> vars_of;
+  auto all_vars = st.list_runvars(*id);
+  if (!all_vars) return {500, message_page("Flight " + number, all_vars.error().message())};
+  for (const auto& v : *all_vars) vars_of[v.job].push_back(&v);
   std::map<std::string, const store::Store::Waiter*> waiting;
   for (const auto& w : *waiters) {
     if (w.flight == *id) waiting[w.job] = &w;
@@ -244,11 +250,9 @@ Page flight_page(const config::Config& cfg, const store::Store& st, revisions::M
     const config::Job* cj = cfg.find_job(j.name);
     mstch::array host_list;
     std::string reused;
-    if (auto vars = st.list_runvars(*id, j.name)) {
-      for (const auto& v : *vars) {
-        if (cj && cj->hosts.count(v.name) && !v.value.empty()) host_list.push_back(mstch::map{{"host", v.value}, {"href", url(v.value)}});
-        if (v.name == "reused_from") reused = v.value.substr(0, v.value.find('.'));
-      }
+    for (const store::Runvar* v : vars_of[j.name]) {
+      if (cj && cj->hosts.count(v->name) && !v->value.empty()) host_list.push_back(mstch::map{{"host", v->value}, {"href", url(v->value)}});
+      if (v->name == "reused_from") reused = v->value.substr(0, v->value.find('.'));
     }
     mstch::array cells;
     std::string now_text;
@@ -490,7 +494,11 @@ Page host_page(const store::Store& st, const std::string& host) {
     int jobs = 0, pass = 0, fail = 0, broken = 0, other = 0;
   };
   std::map<std::string, Tally> by_branch;
-  std::map<FlightId, std::vector<store::Job>> jobs_of;
+  struct FlightRow {
+    std::string branch;
+    std::vector<store::Job> jobs;
+  };
+  std::map<FlightId, FlightRow> flights;  // read once per flight, however many events name it
   if (auto ev = st.host_history(host, 200)) {
     for (const auto& e : *ev) {
       if (e.event == "release") continue;
@@ -498,14 +506,16 @@ Page host_page(const store::Store& st, const std::string& host) {
         changes.push_back(mstch::map{{"ago", ago(e.at)}, {"event", e.event}, {"detail", e.detail}});
         continue;
       }
-      if (!jobs_of.count(*e.flight)) {
-        auto jobs = st.list_jobs(*e.flight);
-        jobs_of[*e.flight] = jobs ? *jobs : std::vector<store::Job>{};
+      if (!flights.count(*e.flight)) {
+        FlightRow row;
+        if (auto f = st.get_flight(*e.flight)) row.branch = f->branch;
+        if (auto jobs = st.list_jobs(*e.flight)) row.jobs = std::move(*jobs);
+        flights.emplace(*e.flight, std::move(row));
       }
-      std::string branch;
-      if (auto f = st.get_flight(*e.flight)) branch = f->branch;
+      const FlightRow& fr = flights.at(*e.flight);
+      const std::string& branch = fr.branch;
       std::string status = "?", reason;
-      for (const auto& j : jobs_of[*e.flight]) {
+      for (const auto& j : fr.jobs) {
         if (j.job == e.job) {
           status = j.status;
           reason = j.status_reason;
