@@ -125,6 +125,23 @@ std::string log_path(const config::Config& config, FlightId flight, const std::s
 /// A job's work directory: STATE_DIR/work/FLIGHT/JOB, fresh for every
 /// attempt (STATE_DIR/work/FLIGHT/JOB.attempt-N for N > 1).
 std::string work_dir(const config::Config& config, FlightId flight, const std::string& job, int attempt = 1);
+/// ABI records (issue 18): a step writes JSON files to $PUSHGATE_ARTIFACTS,
+/// one per key, at DIR/KEY.json ("machine/pc-i440fx-7.2" is
+/// DIR/machine/pc-i440fx-7.2.json). They are kept, canonical, under
+/// STATE/records/FLIGHT/JOB[.attempt-N]/KEY.json with their git blob id.
+std::string records_dir(const config::Config& config, FlightId flight, const std::string& job, int attempt = 1);
+/// True for a record key: segments of [A-Za-z0-9._+:@=,-] joined by '/', no
+/// segment starting with '.', at most 200 characters.
+bool valid_record_key(const std::string& key);
+/// Move the records a step wrote to `from` into `to` (canonical JSON) and
+/// describe them; `from` is emptied. A file that is not a record (not
+/// *.json, not a JSON object or array, a bad key, not a regular file) is
+/// refused: the step is broken, because the recorder is harness, not code
+/// under test.
+Result<std::vector<store::Store::Artifact>> collect_records(const std::string& from, const std::string& to,
+                                                            FlightId flight, const std::string& job, int stepno);
+/// The record's JSON, read from its file.
+Result<std::string> read_record(const store::Store::Artifact& record);
 
 struct RetentionOptions {
   int older_than_days = 90;  ///< flights created before now minus this

@@ -19,6 +19,10 @@ std::string qualify_ref(std::string_view name);
 /// True when `name` (qualified with qualify_ref) is a valid git ref name.
 bool is_valid_ref_name(std::string_view name);
 
+/// The git blob id of `content` (what `git hash-object` prints): the digest
+/// of ABI records, so anyone can check one with git.
+std::string blob_id(std::string_view content);
+
 /// One commit as shown in reports.
 struct Commit {
   std::string id;

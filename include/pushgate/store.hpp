@@ -449,6 +449,40 @@ class Store {
                                            std::int64_t next_at) = 0;
   virtual Result<std::vector<Notification>> notifications_of(const std::string& event, std::int64_t subject_id) const = 0;
 
+  // ABI records (issue 18, SPEC section 10): JSON a step wrote, kept as a
+  // file under the state directory and described here.
+  struct Artifact {
+    FlightId flight;
+    std::string job;
+    int stepno = 0;
+    std::string key;     ///< "machine/pc-i440fx-7.2", "alias/pc"
+    std::string digest;  ///< git blob id of the canonical JSON
+    std::string path;    ///< the file
+    std::int64_t created = 0;
+  };
+  /// Insert or replace the record of (flight, job, key).
+  virtual Result<void> put_artifact(const Artifact& artifact) = 0;
+  /// A flight's records (one job's, when given), by job then key.
+  virtual Result<std::vector<Artifact>> list_artifacts(FlightId flight, const std::string& job = {}) const = 0;
+  /// The newest records of `key` for `job` in finished flights of `branch`, newest first.
+  virtual Result<std::vector<Artifact>> artifact_history(const std::string& branch, const std::string& job,
+                                                         const std::string& key, int limit) const = 0;
+  struct AbiAcceptance {
+    std::int64_t id = 0;
+    std::string branch, key, job;
+    FlightId flight;      ///< whose record was accepted
+    std::string digest;
+    std::optional<FlightId> old_flight;  ///< the reference it replaced
+    std::string old_digest;
+    std::string who, reason;
+    std::int64_t at = 0;
+  };
+  /// Record acceptances (one per job), in one transaction; `id` and `at` are set here.
+  virtual Result<void> accept_abi(const std::vector<AbiAcceptance>& acceptances) = 0;
+  /// Every acceptance of the branch (of one key, when given), oldest first.
+  virtual Result<std::vector<AbiAcceptance>> abi_acceptances(const std::string& branch,
+                                                             const std::string& key = {}) const = 0;
+
  protected:
   Store() = default;
 };

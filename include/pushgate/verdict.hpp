@@ -30,11 +30,17 @@ struct FlightData {
     std::string testid;
     std::string status;
   };
+  /// An ABI record a job's step wrote (issue 18): its key's content digest.
+  struct Record {
+    std::string digest;
+    int stepno = 0;
+  };
   struct Job {
     std::string name;
     std::string status;
     bool build = false;
     std::vector<Step> steps;
+    std::map<std::string, Record> abi;  ///< key -> record
   };
   std::vector<Job> jobs;
   std::map<std::string, std::string> revisions;  ///< tree -> input revision (what the flight was made to test)
@@ -84,6 +90,14 @@ struct Evidence {
   /// job + '\n' + testid -> the oldest finished real flight of the branch in
   /// which that step passed; absent: it never passed.
   std::map<std::string, FlightId> first_pass;
+  /// job + '\n' + key -> the newest ABI acceptance of the branch for it
+  /// (`pushgate abi accept`): the accepted record is the reference until a
+  /// baseline newer than its flight records the key.
+  struct Accepted {
+    FlightId flight;
+    std::string digest;
+  };
+  std::map<std::string, Accepted> abi_accepted;
   /// Did the step pass in an evidence flight created before `before`?
   bool passed_before(const std::string& job, const std::string& testid, FlightId before) const;
 };
@@ -113,6 +127,27 @@ Result<Blocker> parse_blocker(const std::string& s);
 
 /// The testid of the pseudo-item for a job's own status.
 inline constexpr const char* kJobStatusItem = "<job status>";
+/// ABI items are "abi KEY": they take part in heisenbug, allow-list and
+/// bisection rules as steps do ("abi machine/pc-i440fx-7.2").
+inline constexpr const char* kAbiItemPrefix = "abi ";
+bool is_abi_item(const std::string& testid);
+std::string abi_key(const std::string& testid);  ///< "" unless is_abi_item
+
+/// How one of the judged flight's ABI records compares with its reference.
+struct AbiCompared {
+  std::string job, key;
+  int stepno = 0;
+  std::string digest;
+  std::string state;                  ///< same, changed, new, accepted
+  std::optional<FlightId> reference;  ///< the baseline (or accepted) flight whose record it was compared with
+  std::string reference_digest;
+};
+
+/// The reference of job's record `key` for judging flight `f`: the newest
+/// baseline created before `f` that recorded it, unless an acceptance of a
+/// newer flight replaced it; nullopt: first time recorded.
+std::optional<AbiCompared> abi_reference(const FlightData& f, const Evidence& ev, const std::string& job,
+                                         const std::string& key);
 
 /// One non-pass step and what it means.
 struct Classified {
@@ -146,6 +181,7 @@ struct Verdict {
   std::vector<FlightId> baselines;  ///< the baseline flights compared against, newest first
   std::vector<FlightId> same_revisions;  ///< evidence flights of the same built revision
   bool baseline_flight = false;     ///< it tested the tested ref itself
+  std::vector<AbiCompared> abi;     ///< every ABI record of the flight and how it compared
 
   /// `[<branch> test] <flight>: [regressions - |tolerable ]<word>[ - PUSHED]`,
   /// `[<branch> baseline test] ...` for a baseline flight.
@@ -194,7 +230,21 @@ struct Report {
   std::map<std::string, std::string> logs;  ///< "job\nstepno" -> the log's URL (log_url)
   std::string logs_url;                     ///< the flight's page (public base URL + /flights/N)
   std::string trigger;                      ///< why it ran ("cron 0 3 * * *", "manual by alice"); '' unknown
+  /// The ABI records' changes (verdict.abi with state changed or accepted):
+  /// which fields differ, old -> new, from the record files.
+  struct AbiChange {
+    std::string job, key;
+    std::string path;  ///< JSON pointer of the field
+    std::string op;    ///< add, remove, replace
+    std::string old_value, new_value;  ///< JSON text; '' when absent
+  };
+  std::vector<AbiChange> abi_changes;
 };
+
+/// The fields that differ between two records (JSON texts), as JSON
+/// pointers with old and new values. Pure.
+std::vector<Report::AbiChange> abi_diff(const std::string& job, const std::string& key, const std::string& old_json,
+                                        const std::string& new_json);
 
 /// A path segment or query value made safe for a URL (RFC 3986 unreserved kept).
 std::string url_encode(const std::string& text);

@@ -161,6 +161,7 @@ int run(int argc, char** argv) {
   add_daemon_command(app, ctx);
   add_gc_command(app, ctx);
   add_bisect_commands(app, ctx);
+  add_abi_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

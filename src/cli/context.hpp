@@ -78,6 +78,7 @@ std::string human_time(std::int64_t when);
 
 void add_config_commands(CLI::App& app, Context& ctx);
 void add_revision_commands(CLI::App& app, Context& ctx);
+void add_abi_commands(CLI::App& app, Context& ctx);
 void add_flight_commands(CLI::App& app, Context& ctx);
 void add_branch_commands(CLI::App& app, Context& ctx);
 void add_history_commands(CLI::App& app, Context& ctx);

@@ -123,6 +123,7 @@ void show(Context& ctx, FlightId id, bool json) {
   if (!f.trigger_kind.empty()) std::cout << "triggered by " << verdict::trigger_text(f.trigger_kind, f.trigger_detail) << "\n";
   auto steps = must(st.list_steps(id));
   auto attempts = must(st.list_step_attempts(id));
+  auto records = must(st.list_artifacts(id));
   auto line = [](const store::Step& s, const std::string& prefix) {
     std::cout << "      " << prefix << std::right << std::setw(2) << s.stepno << " " << std::left << std::setw(24)
               << s.testid << " " << std::setw(8) << s.status << " " << std::setw(6) << duration(s) << " "
@@ -136,6 +137,11 @@ void show(Context& ctx, FlightId id, bool json) {
     }
     for (const auto& s : steps) {
       if (s.job == job.job) line(s, "");
+    }
+    for (const auto& r : records) {
+      if (r.job == job.job) {
+        std::cout << "      ABI record " << r.key << " " << r.digest.substr(0, 12) << " (step " << r.stepno << ")\n";
+      }
     }
   }
   for (const auto& n : must(st.notifications_of("flight", id.value))) {

@@ -422,6 +422,10 @@ class Runner {
       std::string outputs = workdir + "/.outputs-" + std::to_string(stepno);
       std::filesystem::remove(outputs, ec);
       ctx.env["PUSHGATE_OUTPUTS"] = outputs;
+      const std::string records_in = workdir + "/.artifacts-" + std::to_string(stepno);
+      std::filesystem::remove_all(records_in, ec);
+      std::filesystem::create_directories(records_in, ec);
+      ctx.env["PUSHGATE_ARTIFACTS"] = records_in;
       ctx.env["PUSHGATE_STEPNO"] = std::to_string(stepno);
       ctx.env["PUSHGATE_TESTID"] = step.testid;
       if (host) {
@@ -457,6 +461,20 @@ class Runner {
         out = hosts::StepOutcome::broken("interrupted by shutdown");
         cut_short = true;
       }
+      // ABI records: kept from a step that ran to its end (passed or
+      // failed); one the harness got wrong makes the step broken.
+      if (out.status == "pass" || out.status == "fail") {
+        auto records = collect_records(records_in, records_dir(cfg_, id_, job, attempt), id_, job, stepno);
+        if (!records) {
+          out = hosts::StepOutcome::broken("ABI records: " + records.error().to_string());
+        } else {
+          for (const auto& r : *records) {
+            check(st_.put_artifact(r));
+            hosts::append_log(log, "pushgate: ABI record " + r.key + " " + r.digest);
+          }
+        }
+      }
+      std::filesystem::remove_all(records_in, ec);
       if (!out.message.empty()) hosts::append_log(log, "pushgate: " + out.message);
       check(st_.put_step({id_, job, stepno, step.testid, out.status, started, store::now(), log}));
       double secs = std::chrono::duration<double>(Clock::now() - t0).count();

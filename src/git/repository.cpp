@@ -89,6 +89,15 @@ bool is_valid_ref_name(std::string_view name) {
   return valid != 0;
 }
 
+std::string blob_id(std::string_view content) {
+  ensure_init();
+  git_oid oid;
+  if (git_odb_hash(&oid, content.data(), content.size(), GIT_OBJECT_BLOB) < 0) return {};
+  char hex[GIT_OID_HEXSZ + 1] = {};
+  git_oid_tostr(hex, sizeof hex, &oid);
+  return hex;
+}
+
 struct Repository::Impl {
   RepoPtr repo;
   std::string path;

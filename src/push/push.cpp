@@ -1,4 +1,5 @@
 #include <pushgate/push.hpp>
+#include <pushgate/flight.hpp>
 #include <pushgate/notify.hpp>
 
 #include <algorithm>
@@ -471,6 +472,30 @@ Result<verdict::Report> report(const config::Config& config, const store::Store&
     }
   }
   r.logs_url = config.daemon.public_url + "/flights/" + g.flight.id.str();
+  // Issue 18: what changed in each changed ABI record, read from the files.
+  for (const auto& a : g.verdict.abi) {
+    if (a.state != "changed" || !a.reference) continue;
+    auto ours = store.list_artifacts(g.flight.id, a.job);
+    auto theirs = store.list_artifacts(*a.reference, a.job);
+    if (!ours || !theirs) continue;
+    auto find = [&](const std::vector<store::Store::Artifact>& v) -> const store::Store::Artifact* {
+      for (const auto& x : v) {
+        if (x.key == a.key) return &x;
+      }
+      return nullptr;
+    };
+    const auto* o = find(*ours);
+    const auto* t = find(*theirs);
+    auto new_text = o ? flight::read_record(*o) : Result<std::string>(Status::not_found("no record"));
+    auto old_text = t ? flight::read_record(*t) : Result<std::string>(Status::not_found("no record"));
+    if (!new_text || !old_text) {
+      r.abi_changes.push_back({a.job, a.key, "/", "unknown", "", "(a record file is gone: " +
+                               (!new_text ? new_text.error() : old_text.error()).message() + ")"});
+      continue;
+    }
+    auto changes = verdict::abi_diff(a.job, a.key, *old_text, *new_text);
+    r.abi_changes.insert(r.abi_changes.end(), changes.begin(), changes.end());
+  }
   r.trigger = verdict::trigger_text(fl->trigger_kind, fl->trigger_detail);
   std::optional<PushResult> push = g.push;
   if (push && push->state == "intent") {  // finished since by reconciliation?

@@ -1009,10 +1009,87 @@ class SqliteStore final : public Store {
     return notification_rows(q);
   }
 
+  Result<void> put_artifact(const Artifact& a) override {
+    Stmt q(db_, "INSERT INTO artifacts (flight, job, stepno, key, content, created, digest, path)"
+                " VALUES (?1, ?2, ?3, ?4, '', ?5, ?6, ?7) ON CONFLICT (flight, job, key) DO UPDATE SET"
+                " stepno = excluded.stepno, created = excluded.created, digest = excluded.digest, path = excluded.path");
+    q.bind(1, a.flight.value).bind(2, a.job).bind(3, a.stepno).bind(4, a.key).bind(5, a.created ? a.created : now());
+    q.bind(6, a.digest).bind(7, a.path);
+    return q.exec();
+  }
+
+  Result<std::vector<Artifact>> list_artifacts(FlightId flight, const std::string& job) const override {
+    Stmt q(db_, std::string(kArtifactColumns) + " WHERE flight = ?1 AND (?2 = '' OR job = ?2) ORDER BY job, key");
+    q.bind(1, flight.value).bind(2, job);
+    return artifact_rows(q);
+  }
+
+  Result<std::vector<Artifact>> artifact_history(const std::string& branch, const std::string& job,
+                                                 const std::string& key, int limit) const override {
+    // artifacts_key gives the key's rows newest flight first; the flights' primary key filters them.
+    Stmt q(db_, "SELECT a.flight, a.job, a.stepno, a.key, a.digest, a.path, a.created FROM artifacts a"
+                " JOIN flights f ON f.flight = a.flight WHERE a.key = ?1 AND a.job = ?2 AND f.branch = ?3"
+                " AND f.finished IS NOT NULL ORDER BY a.flight DESC LIMIT ?4");
+    q.bind(1, key).bind(2, job).bind(3, branch).bind(4, limit);
+    return artifact_rows(q);
+  }
+
+  Result<void> accept_abi(const std::vector<AbiAcceptance>& acceptances) override {
+    Durable durable(*this);
+    Transaction tx(db_);
+    if (!tx.status().ok()) return tx.status();
+    for (const AbiAcceptance& a : acceptances) {
+      Stmt q(db_, "INSERT INTO abi_acceptances (branch, key, job, flight, digest, old_flight, old_digest, who, reason, at)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+      q.bind(1, a.branch).bind(2, a.key).bind(3, a.job).bind(4, a.flight.value).bind(5, a.digest);
+      q.bind(6, a.old_flight ? std::optional<std::int64_t>(a.old_flight->value) : std::nullopt);
+      q.bind(7, a.old_digest).bind(8, a.who).bind(9, a.reason).bind(10, a.at ? a.at : now());
+      if (Status s = q.exec(); !s.ok()) return s;
+    }
+    return tx.commit();
+  }
+
+  Result<std::vector<AbiAcceptance>> abi_acceptances(const std::string& branch, const std::string& key) const override {
+    Stmt q(db_, "SELECT id, branch, key, job, flight, digest, old_flight, old_digest, who, reason, at"
+                " FROM abi_acceptances WHERE branch = ?1 AND (?2 = '' OR key = ?2) ORDER BY id");
+    q.bind(1, branch).bind(2, key);
+    std::vector<AbiAcceptance> out;
+    while (q.step()) {
+      AbiAcceptance a;
+      a.id = q.col_int(0);
+      a.branch = q.col_text(1);
+      a.key = q.col_text(2);
+      a.job = q.col_text(3);
+      a.flight = FlightId{q.col_int(4)};
+      a.digest = q.col_text(5);
+      if (auto old = q.col_opt_int(6)) a.old_flight = FlightId{*old};
+      a.old_digest = q.col_text(7);
+      a.who = q.col_text(8);
+      a.reason = q.col_text(9);
+      a.at = q.col_int(10);
+      out.push_back(std::move(a));
+    }
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
+
  private:
   static constexpr const char* kNotificationColumns =
       "SELECT notification, event, subject_id, channel, target, title, headers, body, state, attempts, next_at,"
       " created, sent_at, last_error FROM notifications";
+
+  static constexpr const char* kArtifactColumns =
+      "SELECT flight, job, stepno, key, digest, path, created FROM artifacts";
+
+  static Result<std::vector<Artifact>> artifact_rows(Stmt& q) {
+    std::vector<Artifact> out;
+    while (q.step()) {
+      out.push_back({FlightId{q.col_int(0)}, q.col_text(1), static_cast<int>(q.col_int(2)), q.col_text(3),
+                     q.col_text(4), q.col_text(5), q.col_int(6)});
+    }
+    if (!q.status().ok()) return q.status();
+    return out;
+  }
 
   static Result<std::vector<Notification>> notification_rows(Stmt& q) {
     std::vector<Notification> out;
@@ -1082,6 +1159,10 @@ class SqliteStore final : public Store {
     Stmt drop_vars(db_, "DELETE FROM runvars" + outputs);
     drop_vars.bind(1, flight.value).bind(2, job);
     if (Status s = drop_vars.exec(); !s.ok()) return s;
+    // The attempt's ABI records go with it: only a finished attempt's count.
+    Stmt drop_records(db_, "DELETE FROM artifacts WHERE flight = ?1 AND job = ?2");
+    drop_records.bind(1, flight.value).bind(2, job);
+    if (Status s = drop_records.exec(); !s.ok()) return s;
     if (count_restart) {
       Stmt v(db_, "INSERT INTO runvars (flight, job, name, value, synth) VALUES (?1, ?2, 'restarts', '1', 1)"
                   " ON CONFLICT (flight, job, name) DO NOTHING");

@@ -193,6 +193,7 @@ struct Judge {
   const AllowList& allow;
   std::vector<Classified> out;
   std::set<std::int64_t> judged;  // flights whose items are already listed
+  std::vector<AbiCompared> abi;   // ours' records, compared
 
   /// Did step `testid` of `job` pass in flight `h` (the whole job, for the pseudo-item)?
   static bool passed_in(const FlightData& h, const std::string& job, const std::string& testid, bool pseudo) {
@@ -243,6 +244,43 @@ struct Judge {
     if (c.priority < 0) {
       c.priority = 10;
       c.summary = "baseline untested";
+    }
+  }
+
+  /// Issue 18: each ABI record against its reference. A changed record is
+  /// a regression "changed vs. F"; a key recorded for the first time is
+  /// not an item; rules 6 and 7 apply as to steps.
+  void judge_abi(const FlightData& f, const FlightData::Job& j, const std::vector<const FlightData*>& others,
+                 std::vector<const FlightData*>& heisen_sources) {
+    for (const auto& [key, rec] : j.abi) {
+      std::optional<AbiCompared> ref = abi_reference(f, ev, j.name, key);
+      AbiCompared seen = ref ? *ref : AbiCompared{j.name, key, 0, "", "new", std::nullopt, ""};
+      seen.stepno = rec.stepno;
+      seen.digest = rec.digest;
+      bool changed = ref && ref->reference_digest != rec.digest;
+      if (changed) seen.state = "changed";
+      if (f.id == ours.id) abi.push_back(seen);
+      if (!changed) continue;
+      Classified c{f.id, j.name, rec.stepno, kAbiItemPrefix + key, "fail"};
+      c.summary = "changed vs. " + ref->reference->str();
+      c.cited = ref->reference;
+      c.blocker = Blocker::regression;
+      c.priority = 100;
+      for (const FlightData* h : others) {
+        const FlightData::Job* hj = h->job(j.name);
+        if (!hj) continue;
+        auto hr = hj->abi.find(key);
+        if (hr != hj->abi.end() && hr->second.digest == ref->reference_digest) {
+          c.summary = "pass in " + h->id.str();
+          c.cited = h->id;
+          c.heisenbug = true;
+          c.blocker = Blocker::none;
+          if (h->id != ours.id) heisen_sources.push_back(h);
+          break;
+        }
+      }
+      if (c.blocker != Blocker::none && allow.allows(j.name, c.testid)) c.allowable = true;
+      out.push_back(std::move(c));
     }
   }
 
@@ -297,6 +335,7 @@ struct Judge {
         if (c.blocker != Blocker::none && allow.allows(j.name, s.testid)) c.allowable = true;
         out.push_back(std::move(c));
       }
+      judge_abi(f, j, others, heisen_sources);
     }
     // Each H that excused one of f's items is judged too, once, by these rules.
     for (const FlightData* h : heisen_sources) judge(*h);
@@ -306,7 +345,7 @@ struct Judge {
 }  // namespace
 
 Verdict classify(const FlightData& ours, const Evidence& ev, const AllowList& allow) {
-  Judge judge{ours, ev, allow, {}, {}};
+  Judge judge{ours, ev, allow, {}, {}, {}};
   judge.judge(ours);
   // Each (job, testid) once, in its most severe category (ours first on a tie).
   std::vector<Classified> items;
@@ -320,6 +359,7 @@ Verdict classify(const FlightData& ours, const Evidence& ev, const AllowList& al
   v.flight = ours.id;
   v.branch = ours.branch;
   v.steps = std::move(items);
+  v.abi = std::move(judge.abi);
   for (const auto& b : ev.baselines) v.baselines.push_back(b.id);
   for (const auto& h : ev.same_revisions) v.same_revisions.push_back(h.id);
   std::vector<std::string> statuses;

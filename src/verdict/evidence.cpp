@@ -94,6 +94,8 @@ Result<FlightData> load_flight(const store::Store& store, FlightId id) {
   if (!steps) return steps.error();
   auto all = read_runvars(store, id);
   if (!all) return all.error();
+  auto records = store.list_artifacts(id);
+  if (!records) return records.error();
   FlightData d;
   d.id = id;
   d.branch = f->branch;
@@ -115,6 +117,9 @@ Result<FlightData> load_flight(const store::Store& store, FlightId id) {
     FlightData::Job job{j.job, j.status, build_jobs.count(j.job) > 0 || j.job.starts_with("build-"), {}};
     for (const auto& s : *steps) {
       if (s.job == j.job) job.steps.push_back({s.stepno, s.testid, s.status});
+    }
+    for (const auto& r : *records) {
+      if (r.job == j.job) job.abi[r.key] = {r.digest, r.stepno};
     }
     d.jobs.push_back(std::move(job));
   }
@@ -181,6 +186,12 @@ Result<Evidence> gather(const store::Store& store, const FlightData& flight, con
     if (Status s = ask(h); !s.ok()) return s;
   }
   ev.first_pass = std::move(first_pass);
+  bool any_record = std::any_of(flight.jobs.begin(), flight.jobs.end(), [](const auto& j) { return !j.abi.empty(); });
+  if (any_record) {
+    auto accepted = store.abi_acceptances(flight.branch);
+    if (!accepted) return accepted.error();
+    for (const auto& a : *accepted) ev.abi_accepted[a.job + "\n" + a.key] = {a.flight, a.digest};  // oldest first: the newest wins
+  }
   return ev;
 }
 

@@ -176,6 +176,29 @@ std::string render_text(const Report& r) {
       o << "\n";
     }
   }
+  if (!v.abi.empty()) {
+    // Issue 18: the records that differ from their reference, field by field.
+    int same = 0, fresh = 0;
+    std::ostringstream changed;
+    for (const auto& a : v.abi) {
+      if (a.state == "same" || a.state == "accepted") ++same;
+      if (a.state == "new") ++fresh;
+      if (a.state != "changed") continue;
+      changed << " " << a.job << " abi " << a.key << ": changed vs. " << (a.reference ? a.reference->str() : "?") << " ("
+              << a.reference_digest.substr(0, 12) << " -> " << a.digest.substr(0, 12) << ")\n";
+      for (const auto& c : r.abi_changes) {
+        if (c.job != a.job || c.key != a.key) continue;
+        if (c.op == "add") changed << "   + " << c.path << ": " << c.new_value << "\n";
+        else if (c.op == "remove") changed << "   - " << c.path << ": " << c.old_value << "\n";
+        else changed << "   " << c.path << ": " << c.old_value << " -> " << c.new_value << "\n";
+      }
+    }
+    if (!changed.str().empty()) {
+      o << "ABI records that differ from the baseline's:\n" << changed.str()
+        << " (a release manager who means the change: pushgate abi accept " << v.branch << " KEY --reason ...)\n";
+    }
+    o << "ABI records: " << v.abi.size() << " (" << same << " as the reference, " << fresh << " recorded the first time)\n\n";
+  }
   o << "version targeted for testing:\n";
   for (const auto& ver : r.versions) {
     o << " " << pad(ver.tree, 20) << ver.tested << (ver.tested_describe.empty() ? "" : " (" + ver.tested_describe + ")")
@@ -267,6 +290,17 @@ std::string render_json(const Report& r) {
   }
   j["jobs"] = nlohmann::json::array();
   for (const auto& job : r.flight.jobs) j["jobs"].push_back({{"job", job.name}, {"status", job.status}});
+  j["abi"] = nlohmann::json::array();
+  for (const auto& a : v.abi) {
+    nlohmann::json changes = nlohmann::json::array();
+    for (const auto& c : r.abi_changes) {
+      if (c.job != a.job || c.key != a.key) continue;
+      changes.push_back({{"path", c.path}, {"op", c.op}, {"old", c.old_value}, {"new", c.new_value}});
+    }
+    j["abi"].push_back({{"job", a.job}, {"key", a.key}, {"stepno", a.stepno}, {"digest", a.digest}, {"state", a.state},
+                        {"reference", a.reference ? nlohmann::json(a.reference->value) : nlohmann::json(nullptr)},
+                        {"reference_digest", a.reference_digest}, {"changes", changes}});
+  }
   return j.dump(2);
 }
 

@@ -33,7 +33,13 @@ json to_json(const Verdict& v) {
                      {"cited", c.cited ? json(c.cited->value) : json(nullptr)}, {"blocker", to_string(c.blocker)},
                      {"allowable", c.allowable}, {"heisenbug", c.heisenbug}, {"priority", c.priority}});
   }
-  return {{"flight", v.flight.value},       {"branch", v.branch},
+  json abi = json::array();
+  for (const AbiCompared& a : v.abi) {
+    abi.push_back({{"job", a.job}, {"key", a.key}, {"stepno", a.stepno}, {"digest", a.digest}, {"state", a.state},
+                   {"reference", a.reference ? json(a.reference->value) : json(nullptr)},
+                   {"reference_digest", a.reference_digest}});
+  }
+  return {{"flight", v.flight.value},       {"branch", v.branch}, {"abi", abi},
           {"outcome", to_string(v.outcome)}, {"job_word", v.job_word},
           {"baselines", ids(v.baselines)},   {"same_revisions", ids(v.same_revisions)},
           {"baseline_flight", v.baseline_flight}, {"items", items}};
@@ -67,6 +73,18 @@ Result<Verdict> verdict_from_json(const json& j) {
       c.heisenbug = i.at("heisenbug").get<bool>();
       c.priority = i.at("priority").get<int>();
       v.steps.push_back(std::move(c));
+    }
+    // Verdicts stored before issue 18 have no "abi".
+    for (const json& a : j.value("abi", json::array())) {
+      AbiCompared c;
+      c.job = a.at("job").get<std::string>();
+      c.key = a.at("key").get<std::string>();
+      c.stepno = a.at("stepno").get<int>();
+      c.digest = a.at("digest").get<std::string>();
+      c.state = a.at("state").get<std::string>();
+      if (!a.at("reference").is_null()) c.reference = FlightId{a.at("reference").get<std::int64_t>()};
+      c.reference_digest = a.at("reference_digest").get<std::string>();
+      v.abi.push_back(std::move(c));
     }
     return v;
   } catch (const json::exception& e) {

@@ -193,6 +193,20 @@ class FaultyStore final : public store::Store {
     return s_.notifications_of(e, id);
   }
 
+  Result<void> put_artifact(const store::Store::Artifact& a) override { return s_.put_artifact(a); }
+  Result<std::vector<store::Store::Artifact>> list_artifacts(FlightId f, const std::string& j) const override {
+    return s_.list_artifacts(f, j);
+  }
+  Result<std::vector<store::Store::Artifact>> artifact_history(const std::string& b, const std::string& j,
+                                                               const std::string& k, int n) const override {
+    return s_.artifact_history(b, j, k, n);
+  }
+  Result<void> accept_abi(const std::vector<store::Store::AbiAcceptance>& a) override { return s_.accept_abi(a); }
+  Result<std::vector<store::Store::AbiAcceptance>> abi_acceptances(const std::string& b,
+                                                                   const std::string& k) const override {
+    return s_.abi_acceptances(b, k);
+  }
+
  private:
   static void at(bool crash) {
     if (crash) _exit(137);
