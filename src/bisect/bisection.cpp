@@ -148,6 +148,13 @@ Result<View> compute(const config::Config& config, const store::Store& store, re
   auto steps = [&](FlightId f) -> const std::vector<store::Step>& {
     return once(steps_of, f, [&](FlightId x) { return store.list_steps(x); });
   };
+  std::map<std::int64_t, std::vector<store::Store::Artifact>> records_of;
+  auto record_digest = [&](FlightId f, const std::string& job, const std::string& key) -> std::optional<std::string> {
+    for (const auto& r : once(records_of, f, [&](FlightId x) { return store.list_artifacts(x); })) {
+      if (r.job == job && r.key == key) return r.digest;
+    }
+    return std::nullopt;
+  };
   auto jobs = [&](FlightId f) -> const std::vector<store::Job>& {
     return once(jobs_of, f, [&](FlightId x) { return store.list_jobs(x); });
   };
@@ -174,6 +181,25 @@ Result<View> compute(const config::Config& config, const store::Store& store, re
         bool counted = false;
         for (std::size_t ti = 0; ti < targets.size(); ++ti) {
           if (targets[ti].first != job) continue;
+          if (verdict::is_abi_item(targets[ti].second)) {
+            // An ABI item (issue 18): the record as at the basis passes,
+            // another fails; no record says nothing unless the job could
+            // not get that far.
+            const std::string key = verdict::abi_key(targets[ti].second);
+            auto reference = record_digest(row.basis_flight, job, key);
+            auto probe = record_digest(f, job, key);
+            std::string job_status;
+            for (const auto& j : jobs(f)) {
+              if (j.job == job) job_status = j.status;
+            }
+            Tally& t = n.tallies[ti];
+            if (probe && reference && *probe == *reference) ++t.pass;
+            else if (probe && reference) ++t.fail;
+            else if (!probe && (job_status == "blocked" || job_status == "fail")) ++t.untestable;
+            else continue;
+            counted = true;
+            continue;
+          }
           const store::Step* step = nullptr;
           for (const auto& s : steps(f)) {
             if (s.job == job && s.testid == targets[ti].second) step = &s;
@@ -502,6 +528,26 @@ Result<std::int64_t> start(const config::Config& config, store::Store& store, Fl
   if (!steps) return steps.error();
   for (const auto& t : targets) {
     if (!config.find_job(t.first)) return Status::invalid_argument("unknown job \"" + t.first + "\"");
+    if (verdict::is_abi_item(t.second)) {
+      // An ABI item: both flights recorded the key, differently.
+      auto ours = store.list_artifacts(flight, t.first);
+      auto base = store.list_artifacts(*basis, t.first);
+      if (!ours) return ours.error();
+      if (!base) return base.error();
+      auto digest = [&](const std::vector<store::Store::Artifact>& v) -> std::string {
+        for (const auto& r : v) {
+          if (r.key == verdict::abi_key(t.second)) return r.digest;
+        }
+        return {};
+      };
+      std::string a = digest(*ours), b = digest(*base);
+      if (a.empty() || b.empty() || a == b) {
+        return Status::invalid_argument(t.first + " " + t.second + ": flights " + basis->str() + " and " + flight.str() +
+                                            " did not both record it, differently",
+                                        "a bisection of an ABI item looks for the commit that changed the record");
+      }
+      continue;
+    }
     bool failed = std::any_of(steps->begin(), steps->end(), [&](const store::Step& s) {
       return s.job == t.first && s.testid == t.second && s.status == "fail";
     });

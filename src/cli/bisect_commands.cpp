@@ -7,6 +7,9 @@
 #include <pushgate/bisect.hpp>
 #include <pushgate/flight.hpp>
 
+#include <pushgate/push.hpp>
+#include <pushgate/verdict.hpp>
+
 #include "context.hpp"
 
 namespace pushgate::cli {
@@ -30,6 +33,14 @@ std::int64_t find_failure(Context& ctx, const BisectArgs& a) {
   auto flights = must(ctx.store().list_flights({.branch = a.branch, .blessings = {"real"}, .limit = 200}));
   for (const auto& f : flights) {
     if (!f.finished) continue;
+    if (verdict::is_abi_item(a.testid)) {  // issue 18: the verdict says where a record changed
+      auto gate = must(push::stored_gate(ctx.config(), ctx.store(), f.id));
+      if (!gate) continue;
+      for (const auto& r : gate->verdict.abi) {
+        if (r.job == a.job && r.key == verdict::abi_key(a.testid) && r.state == "changed") return f.id.value;
+      }
+      continue;
+    }
     auto steps = must(ctx.store().list_steps(f.id));
     for (const auto& s : steps) {
       if (s.job == a.job && s.testid == a.testid && s.status == "fail") return f.id.value;

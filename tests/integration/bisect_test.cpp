@@ -28,8 +28,9 @@ using namespace std::chrono_literals;
 
 // The step: fails iff culprit-xen (culprit-qemu) names an ancestor of the
 // tested xen (qemu) revision; `flaky` names a revision that fails from its
-// second run on; `basis-breaks` a revision that fails from now on. Every run
-// is logged to runs.log.
+// second run on; `basis-breaks` a revision that fails from now on; with
+// `abi`, it records alias/pc, changed from culprit-abi on. Every run is
+// logged to runs.log.
 constexpr const char* kBoot = R"SH(set -u
 d=$PUSHGATE_CONFIG_DIR
 x=${PUSHGATE_RV_revision_xen:-}
@@ -43,6 +44,11 @@ if [ -f $d/flaky ] && [ "$x" = "$(cat $d/flaky)" ]; then
   [ $n -ge 2 ] && exit 1
 fi
 if [ -f $d/basis-breaks ] && [ "$x" = "$(cat $d/basis-breaks)" ]; then exit 1; fi
+if [ -f $d/abi ]; then
+  m=pc-i440fx-7.2
+  if [ -f $d/culprit-abi ] && git --git-dir=$PUSHGATE_MIRROR_XEN merge-base --is-ancestor $(cat $d/culprit-abi) $x; then m=pc-i440fx-8.0; fi
+  mkdir -p $PUSHGATE_ARTIFACTS/alias && echo "{\"alias\": \"pc\", \"machine\": \"$m\"}" > $PUSHGATE_ARTIFACTS/alias/pc.json
+fi
 if [ -f $d/culprit-xen ] && git --git-dir=$PUSHGATE_MIRROR_XEN merge-base --is-ancestor $(cat $d/culprit-xen) $x; then exit 1; fi
 if [ -f $d/culprit-qemu ] && git --git-dir=$PUSHGATE_MIRROR_QEMU merge-base --is-ancestor $(cat $d/culprit-qemu) $q; then exit 1; fi
 exit 0
@@ -171,6 +177,31 @@ TEST_F(Bisect, Issue14_LinearRangeNamesTheCulpritAndItsParent) {
   auto st = store::Store::open({dir.str("state/pushgate.db")}).value();
   for (const auto& f : b["flights"]) EXPECT_EQ(st->get_flight(FlightId{f.get<std::int64_t>()}).value().blessing, "real-bisect");
   EXPECT_EQ(xen->head_of("master"), tested);
+}
+
+// Issue 18: an ABI item is bisected as a step is: the probes' records are
+// compared with the basis flight's, and the commit that changed it is named.
+TEST_F(Bisect, Issue18_BisectionNamesTheCommitThatChangedAnAbiRecord) {
+  mark("abi", "1");
+  baseline();
+  std::vector<std::string> c;
+  for (int i = 0; i < 10; ++i) c.push_back(commit("change " + std::to_string(i)));
+  mark("culprit-abi", c[3]);
+  regress();
+  // A step that did not change is refused, as a step that passed is.
+  EXPECT_EQ(pg({"bisect", "start", "xen-unstable", "test-amd64-xl", "abi machine/none"}).exit_code, 2);
+  auto s = pg({"bisect", "start", "xen-unstable", "test-amd64-xl", "abi alias/pc", "--json"});
+  ASSERT_EQ(s.exit_code, 0) << s.out << s.err;
+  std::string id = std::to_string(json::parse(s.out)["id"].get<int>());
+  auto r = pg({"bisect", "run", id, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  json b = json::parse(r.out);
+  EXPECT_EQ(b["status"], "complete") << b.dump(2);
+  ASSERT_TRUE(b["culprit"].is_object()) << b.dump(2);
+  EXPECT_EQ(b["culprit"]["commit"], c[3]);
+  EXPECT_EQ(b["not_present"], c[2]);
+  EXPECT_EQ(b["testids"], json::array({"abi alias/pc"}));
+  EXPECT_LE(b["flights"].size(), bound(10)) << b.dump(2);
 }
 
 // Issue 15 item 5: the end of a bisection is mailed once, with the culprit

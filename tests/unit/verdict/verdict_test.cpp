@@ -584,3 +584,96 @@ TEST(Report, ProgressInsteadOfAVerdictWhileRunning) {
 
 }  // namespace
 }  // namespace pushgate::verdict
+
+// Issue 18: ABI records as items, with rules 6 and 7 and acceptances.
+namespace pushgate::verdict {
+namespace {
+
+FlightData::Job recorded(const std::map<std::string, std::string>& records) {
+  FlightData::Job j = job("test-amd64-amd64-qemuu-abi", "pass", {{"abi-record", "pass"}});
+  for (const auto& [k, d] : records) j.abi[k] = {d, 1};
+  return j;
+}
+
+Verdict judge(const FlightData& ours, const std::vector<FlightData>& history, const std::vector<std::string>& allow = {},
+              std::map<std::string, Evidence::Accepted> accepted = {}) {
+  Evidence ev = select_evidence(ours, history, kTree, kBasis);
+  ev.abi_accepted = std::move(accepted);
+  return classify(ours, ev, AllowList(allow));
+}
+
+const Classified* item(const Verdict& v, const std::string& testid) {
+  for (const auto& c : v.steps) {
+    if (c.testid == testid) return &c;
+  }
+  return nullptr;
+}
+
+TEST(AbiItems, Issue18_ChangedSameNewHeisenbugAllowableAndAccepted) {
+  const std::vector<FlightData> history{base(5, {recorded({{"alias/pc", "d72"}, {"machine/x", "m1"}})}),
+                                        base(7, {recorded({{"alias/pc", "d72"}})})};
+  // Changed vs. the newest baseline that recorded the key; the same is no
+  // item; a key first recorded is "new", no item.
+  Verdict v = judge(flight(10, {recorded({{"alias/pc", "d80"}, {"machine/x", "m1"}, {"cpu/y", "c1"}})}), history);
+  ASSERT_NE(item(v, "abi alias/pc"), nullptr);
+  EXPECT_EQ(item(v, "abi alias/pc")->summary, "changed vs. 7");
+  EXPECT_EQ(item(v, "abi alias/pc")->category(), "blocking");
+  EXPECT_EQ(item(v, "abi machine/x"), nullptr);
+  EXPECT_EQ(item(v, "abi cpu/y"), nullptr);
+  EXPECT_EQ(v.outcome, Outcome::regressions);
+  ASSERT_EQ(v.abi.size(), 3u);
+  for (const auto& a : v.abi) {
+    if (a.key == "alias/pc") { EXPECT_EQ(a.state, "changed"); }
+    if (a.key == "machine/x") {
+      EXPECT_EQ(a.state, "same");
+      EXPECT_EQ(a.reference, FlightId{5}) << "7 did not record it: the newest baseline that did";
+    }
+    if (a.key == "cpu/y") { EXPECT_EQ(a.state, "new"); }
+  }
+  // Rule 6: another flight of the same revisions recorded the reference: intermittent.
+  std::vector<FlightData> with_heisen = history;
+  with_heisen.push_back(flight(9, {recorded({{"alias/pc", "d72"}})}));
+  v = judge(flight(10, {recorded({{"alias/pc", "d80"}})}), with_heisen);
+  ASSERT_NE(item(v, "abi alias/pc"), nullptr);
+  EXPECT_EQ(item(v, "abi alias/pc")->summary, "pass in 9");
+  EXPECT_EQ(item(v, "abi alias/pc")->category(), "intermittent");
+  EXPECT_EQ(v.outcome, Outcome::tolerable);
+  // Rule 7: the allow list names ABI items as it names steps.
+  v = judge(flight(10, {recorded({{"alias/pc", "d80"}})}), history, {"test-@-@-qemuu-abi abi alias/@@"});
+  EXPECT_EQ(item(v, "abi alias/pc")->category(), "allowable");
+  EXPECT_EQ(v.outcome, Outcome::tolerable);
+  // An acceptance of a flight newer than the baseline is the reference...
+  std::map<std::string, Evidence::Accepted> acc{{"test-amd64-amd64-qemuu-abi\nalias/pc", {FlightId{8}, "d80"}}};
+  v = judge(flight(10, {recorded({{"alias/pc", "d80"}})}), history, {}, acc);
+  EXPECT_EQ(item(v, "abi alias/pc"), nullptr);
+  EXPECT_EQ(v.outcome, Outcome::perfect);
+  EXPECT_EQ(v.abi.at(0).state, "accepted");
+  // ...and something else is still a change, against the accepted flight.
+  v = judge(flight(10, {recorded({{"alias/pc", "d90"}})}), history, {}, acc);
+  ASSERT_NE(item(v, "abi alias/pc"), nullptr);
+  EXPECT_EQ(item(v, "abi alias/pc")->summary, "changed vs. 8");
+  // An acceptance older than the baseline is superseded by the baseline's record.
+  std::map<std::string, Evidence::Accepted> old{{"test-amd64-amd64-qemuu-abi\nalias/pc", {FlightId{3}, "d80"}}};
+  v = judge(flight(10, {recorded({{"alias/pc", "d80"}})}), history, {}, old);
+  ASSERT_NE(item(v, "abi alias/pc"), nullptr);
+  EXPECT_EQ(item(v, "abi alias/pc")->summary, "changed vs. 7");
+  // The stored verdict keeps the comparison.
+  auto back = verdict_from_json(to_json(v));
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->abi.size(), 1u);
+  EXPECT_EQ(back->abi[0].reference_digest, "d72");
+}
+
+TEST(AbiItems, Issue18_DiffSaysWhichFieldsChanged) {
+  auto d = abi_diff("j", "k", R"({"a": 1, "b": {"c": "x", "gone": true}, "list": ["p", "q"], "same": [1, 2]})",
+                    R"({"a": 2, "b": {"c": "x", "new~/": 1}, "list": ["p", "q", "r"], "same": [1, 2]})");
+  std::vector<std::string> got;
+  for (const auto& c : d) got.push_back(c.op + " " + c.path + " " + c.old_value + " " + c.new_value);
+  EXPECT_EQ(got, (std::vector<std::string>{"replace /a 1 2", "remove /b/gone true ", "add /b/new~0~1  1",
+                                           "add /list/2  \"r\""}));
+  EXPECT_TRUE(abi_diff("j", "k", "[1,2]", "[1, 2]").empty());
+  EXPECT_EQ(abi_diff("j", "k", "[1,2]", "[2,1]").at(0).op, "replace") << "same elements, another order";
+}
+
+}  // namespace
+}  // namespace pushgate::verdict
