@@ -10,6 +10,7 @@ install(TARGETS pushgate RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 # /etc/pushgate: the example an operator edits (conffiles in the package).
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/config/etc/pushgate/ DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/pushgate)
 install(PROGRAMS ${PROJECT_SOURCE_DIR}/config/example/scripts/build.sh ${PROJECT_SOURCE_DIR}/config/example/scripts/test.sh
+        ${PROJECT_SOURCE_DIR}/config/example/scripts/abi-record
         DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/pushgate/scripts)
 
 # systemd: the service (Type=notify, watchdog), retention timer, user, directories.
@@ -69,6 +70,7 @@ foreach(f IN LISTS etc_files)
 endforeach()
 string(APPEND conffiles "${CMAKE_INSTALL_FULL_SYSCONFDIR}/pushgate/scripts/build.sh\n")
 string(APPEND conffiles "${CMAKE_INSTALL_FULL_SYSCONFDIR}/pushgate/scripts/test.sh\n")
+string(APPEND conffiles "${CMAKE_INSTALL_FULL_SYSCONFDIR}/pushgate/scripts/abi-record\n")
 file(WRITE ${CMAKE_BINARY_DIR}/debian/conffiles "${conffiles}")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/config/debian/postinst ${PROJECT_SOURCE_DIR}/config/debian/prerm

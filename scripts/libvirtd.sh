@@ -14,6 +14,12 @@ if [[ -c /dev/kvm ]] && getent group kvm >/dev/null; then
 fi
 # The system daemons are looked for by their sockets: a test may run a
 # private libvirtd of its own (as another user), which pgrep would also find.
+# A socket left by a daemon that died (a machine restored from a snapshot,
+# a killed container) is not a daemon: one that nobody answers is removed.
+if [[ -S /run/libvirt/libvirt-sock ]] && ! timeout 10 virsh -c qemu:///system uri >/dev/null 2>&1; then
+  rm -f /run/libvirt/libvirt-sock /run/libvirt/libvirt-sock-ro /run/libvirt/libvirt-admin-sock /run/libvirt/virtlogd-sock \
+    /run/libvirt/virtlogd-admin-sock
+fi
 [[ -S /run/libvirt/virtlogd-sock ]] || virtlogd -d
 [[ -S /run/libvirt/libvirt-sock ]] || libvirtd -d
 for _ in $(seq 50); do

@@ -44,7 +44,7 @@ packages=(
   # croniter as the independent oracle for cron times, time zones for DST,
   # headless Chromium to load the web pages
   sqlite3 util-linux openssh-server openssh-client libvirt-daemon-system qemu-system-x86
-  python3-croniter chromium
+  python3 python3-croniter chromium
 )
 missing=()
 for p in "${packages[@]}"; do

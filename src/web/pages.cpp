@@ -346,6 +346,23 @@ Page flight_page(const config::Config& cfg, const store::Store& st, revisions::M
                   {"has_attempts", !attempt_rows.empty()},
                   {"attempts", attempt_rows},
                   {"report", verdict::render_text(r)}};
+  // Issue 18: each ABI record and how it compared; a changed one with its fields.
+  mstch::array abi_rows;
+  for (const auto& a : r.verdict.abi) {
+    std::string changes;
+    for (const auto& c : r.abi_changes) {
+      if (c.job != a.job || c.key != a.key) continue;
+      changes += (changes.empty() ? "" : "; ") + c.path + ": " + (c.op == "add" ? "+ " + c.new_value
+                                                                 : c.op == "remove" ? "- " + c.old_value
+                                                                                    : c.old_value + " -> " + c.new_value);
+    }
+    abi_rows.push_back(mstch::map{{"job", a.job}, {"key", a.key}, {"state", a.state},
+                                  {"state_class", a.state == "changed" ? std::string("blocking") : std::string("pass")},
+                                  {"reference", a.reference ? a.reference->str() : std::string()},
+                                  {"digest", a.digest.substr(0, 12)}, {"changes", changes}});
+  }
+  data["has_abi"] = !abi_rows.empty();
+  data["abi"] = abi_rows;
   data["extra_nav"] = mstch::array{
       mstch::map{{"href", "/branches/" + url(r.flight.branch)}, {"text", "branch " + r.flight.branch}},
       mstch::map{{"href", "/api/v1/flights/" + id->str() + "/report?format=text"}, {"text", std::string("text report")}}};
