@@ -39,6 +39,20 @@ Result<std::optional<std::int64_t>> move_done_by_another(const store::Store& sto
   return std::optional<std::int64_t>{};
 }
 
+/// A later push of the same ref recorded `p.new_rev` as where the ref was
+/// when it started (its old revision): the ref did reach our new revision,
+/// and then moved on. Its id.
+Result<std::optional<std::int64_t>> moved_on_from(const store::Store& store, const store::Store::Push& p) {
+  auto recent = store.pushes(p.branch, 200);
+  if (!recent) return recent.error();
+  for (const auto& q : *recent) {
+    if (q.id > p.id && q.ref == p.ref && q.url == p.url && q.old_rev == p.new_rev && q.state != "refused") {
+      return std::optional<std::int64_t>(q.id);
+    }
+  }
+  return std::optional<std::int64_t>{};
+}
+
 /// One push to `url`, with SPEC section 6's reading of an attempt whose
 /// outcome the error alone does not tell: the remote is read again; at the
 /// new revision -> done; at the old -> tried again (backoff), then failed;
@@ -195,8 +209,22 @@ Result<std::optional<store::Store::Push>> finish_intent(const config::Config& co
       message = r.state == "done" ? "pushed after a restart" : r.message;
     }
   } else {
-    state = "refused";
-    message = "after a restart " + p.ref + " is at " + (now.empty() ? "nothing" : now) + ", neither old nor new";
+    // Found by the soak: pushed, killed before the outcome, and a later push
+    // (which started from our new revision) moved the ref on meanwhile. That
+    // move happened; only another push recording the very same move makes
+    // it not ours.
+    auto other = move_done_by_another(store, p);
+    if (!other) return other.error();
+    auto later = *other ? Result<std::optional<std::int64_t>>(std::optional<std::int64_t>{}) : moved_on_from(store, p);
+    if (!later) return later.error();
+    if (*later) {
+      state = "done";
+      message = "found pushed after a restart: push " + std::to_string(**later) + " moved " + p.ref + " on from " +
+                p.new_rev.substr(0, 12) + " since";
+    } else {
+      state = "refused";
+      message = "after a restart " + p.ref + " is at " + (now.empty() ? "nothing" : now) + ", neither old nor new";
+    }
   }
   if (auto f = store.finish_push(p.id, state, message); !f) return f.error();
   p.state = state;

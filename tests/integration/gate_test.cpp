@@ -512,5 +512,41 @@ TEST_F(Gate, Issue11_AMoveIsRecordedAsDoneOnce) {
   EXPECT_EQ(dones, 1);
 }
 
+// Found by the soak (2 runs in 3 under load): a process pushed, was killed
+// before recording the outcome, and a later push moved the ref on from the
+// new revision before the intent was reconciled. The move happened: done,
+// not refused; no move is left recorded zero times.
+TEST_F(Gate, Issue11_APushTheRefHasMovedOnFromSinceIsDone) {
+  nlohmann::json v;
+  flight(v);
+  std::string good = commit("good change");
+  std::string next = commit("next change");
+  auto cfg = config::load(dir.str("c.json")).config.value();
+  auto real = store::Store::open({cfg.daemon.database}).value();
+  auto dead = real->record_push_intent(intent_to(cfg, std::nullopt, good)).value();
+  xen->set_branch("master", good);  // pushed, then killed before the outcome
+  auto later = intent_to(cfg, std::nullopt, next);  // from good, where master is now
+  auto later_id = real->record_push_intent(later).value();
+  xen->set_branch("master", next);
+  ASSERT_TRUE(real->finish_push(later_id, "done", "pushed").has_value());
+  revisions::Mirrors mirrors(cfg);
+  auto done = push::reconcile(cfg, *real, mirrors).value();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].id, dead);
+  EXPECT_EQ(done[0].state, "done") << done[0].message;
+  EXPECT_NE(done[0].message.find("moved refs/heads/master on"), std::string::npos) << done[0].message;
+  int dones = 0;
+  for (const auto& p : real->pushes("xen-unstable", 10).value()) dones += p.state == "done";
+  EXPECT_EQ(dones, 2);
+  // A dead intent for a ref someone moved elsewhere is still refused.
+  std::string elsewhere = xen->commit_on("other", "elsewhere", {{"CHANGES", "x\n"}});
+  auto stray = intent_to(cfg, std::nullopt, elsewhere);
+  stray.old_rev = good;  // as if made before the later push
+  ASSERT_TRUE(real->record_push_intent(stray).has_value());
+  done = push::reconcile(cfg, *real, mirrors).value();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].state, "refused") << done[0].message;
+}
+
 }  // namespace
 }  // namespace pushgate

@@ -153,9 +153,16 @@ TEST(Soak, KillDashNineAtFiftyMomentsLosesAndRepeatsNoPush) {
       auto ff = test::run({"git", "--git-dir=" + up, "merge-base", "--is-ancestor", m.from, m.to});
       EXPECT_EQ(ff.exit_code, 0) << ref << " moved " << m.from << " -> " << m.to << " without fast-forward";
       auto it = done.find(ref + " " + m.from + " " + m.to);
+      std::string rows;  // every push of that move, to tell why
+      for (const auto& p : pushes) {
+        if (p.ref == ref && (p.new_rev == m.to || p.old_rev == m.to)) {
+          rows += "\n  push " + std::to_string(p.id) + " " + p.branch + " " + p.old_rev.substr(0, 12) + " -> " +
+                  p.new_rev.substr(0, 12) + " " + p.state + ": " + p.message;
+        }
+      }
       EXPECT_TRUE(it != done.end() && it->second == 1)
           << ref << " " << m.from << " -> " << m.to << " is recorded as done " << (it == done.end() ? 0 : it->second)
-          << " times";
+          << " times" << rows;
       if (it != done.end()) done.erase(it);
     }
   }
