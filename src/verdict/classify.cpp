@@ -247,6 +247,15 @@ struct Judge {
     }
   }
 
+  /// Rule 6: `c` is a heisenbug, excused by what flight `h` did; `h` is judged too.
+  void excuse(Classified& c, const FlightData* h, std::vector<const FlightData*>& heisen_sources) const {
+    c.summary = "pass in " + h->id.str();
+    c.cited = h->id;
+    c.heisenbug = true;
+    c.blocker = Blocker::none;
+    if (h->id != ours.id) heisen_sources.push_back(h);
+  }
+
   /// Issue 18: each ABI record against its reference. A changed record is
   /// a regression "changed vs. F"; a key recorded for the first time is
   /// not an item; rules 6 and 7 apply as to steps.
@@ -271,11 +280,7 @@ struct Judge {
         if (!hj) continue;
         auto hr = hj->abi.find(key);
         if (hr != hj->abi.end() && hr->second.digest == ref->reference_digest) {
-          c.summary = "pass in " + h->id.str();
-          c.cited = h->id;
-          c.heisenbug = true;
-          c.blocker = Blocker::none;
-          if (h->id != ours.id) heisen_sources.push_back(h);
+          excuse(c, h, heisen_sources);
           break;
         }
       }
@@ -322,11 +327,7 @@ struct Judge {
         if (c.blocker != Blocker::none && c.priority < 500) {
           for (const FlightData* h : others) {
             if (passed_in(*h, j.name, s.testid, pseudo)) {
-              c.summary = "pass in " + h->id.str();
-              c.cited = h->id;
-              c.heisenbug = true;
-              c.blocker = Blocker::none;
-              if (h->id != ours.id) heisen_sources.push_back(h);
+              excuse(c, h, heisen_sources);
               break;
             }
           }
