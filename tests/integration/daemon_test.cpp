@@ -789,7 +789,9 @@ TEST(ExampleConfigDaemon, NewStagingCommitIsTestedAndPushedObservedThroughTheApi
   nlohmann::json branch;
   ASSERT_TRUE(poll([&] {
     branch = get("/api/v1/branches/xen-unstable");
-    return branch.contains("last_push") && branch["last_push"]["new"] == good && branch["tested_revision"] == good;
+    // The ref moves before the push's outcome is committed: wait for both.
+    return branch.contains("last_push") && branch["last_push"]["new"] == good && branch["tested_revision"] == good &&
+           branch["last_push"]["state"] != "intent";
   })) << branch.dump(2) << "\n" << test::read_file(root.path() / "daemon.log");
   EXPECT_EQ(branch["last_push"]["state"], "done");
   // The outcome is recorded after the push (a crash between them must not
