@@ -61,7 +61,8 @@ set(CPACK_DEBIAN_PACKAGE_SECTION devel)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # git: the mirror transport for local upstreams; ssh for bare-metal hosts; tzdata for cron.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "git, openssh-client, tzdata, systemd")
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "graphviz, libvirt-daemon-system")
+# python3 and QEMU: the example ABI recorder (/etc/pushgate/scripts/abi-record, docs/abi.md).
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "graphviz, libvirt-daemon-system, python3, qemu-system-x86")
 # Everything installed under /etc is a conffile: an upgrade keeps the operator's edits.
 file(GLOB_RECURSE etc_files RELATIVE ${PROJECT_SOURCE_DIR}/config/etc/pushgate ${PROJECT_SOURCE_DIR}/config/etc/pushgate/*)
 set(conffiles "")
