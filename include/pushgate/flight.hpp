@@ -133,13 +133,16 @@ std::string records_dir(const config::Config& config, FlightId flight, const std
 /// True for a record key: segments of [A-Za-z0-9._+:@=,-] joined by '/', no
 /// segment starting with '.', at most 200 characters.
 bool valid_record_key(const std::string& key);
-/// Move the records a step wrote to `from` into `to` (canonical JSON) and
-/// describe them; `from` is emptied. A file that is not a record (not
+/// Copy the records a step wrote to `from` into `to` (canonical JSON) and
+/// describe them; the caller removes `from`. A file that is not a record (not
 /// *.json, not a JSON object or array, a bad key, not a regular file) is
 /// refused: the step is broken, because the recorder is harness, not code
 /// under test.
 Result<std::vector<store::Store::Artifact>> collect_records(const std::string& from, const std::string& to,
                                                             FlightId flight, const std::string& job, int stepno);
+/// The record of `job` and `key` among a flight's records; nullptr: none.
+const store::Store::Artifact* find_record(const std::vector<store::Store::Artifact>& records, const std::string& job,
+                                          const std::string& key);
 /// The record's JSON, read from its file.
 Result<std::string> read_record(const store::Store::Artifact& record);
 

@@ -245,6 +245,10 @@ struct Report {
 /// pointers with old and new values. Pure.
 std::vector<Report::AbiChange> abi_diff(const std::string& job, const std::string& key, const std::string& old_json,
                                         const std::string& new_json);
+/// One change for people: "+ PATH: NEW", "- PATH: OLD", "PATH: OLD -> NEW".
+std::string change_text(const Report::AbiChange& change);
+/// One change as JSON (schemas/verdict.schema.json, abi[].changes[]).
+nlohmann::json to_json(const Report::AbiChange& change);
 
 /// A path segment or query value made safe for a URL (RFC 3986 unreserved kept).
 std::string url_encode(const std::string& text);

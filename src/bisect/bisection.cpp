@@ -150,10 +150,8 @@ Result<View> compute(const config::Config& config, const store::Store& store, re
   };
   std::map<std::int64_t, std::vector<store::Store::Artifact>> records_of;
   auto record_digest = [&](FlightId f, const std::string& job, const std::string& key) -> std::optional<std::string> {
-    for (const auto& r : once(records_of, f, [&](FlightId x) { return store.list_artifacts(x); })) {
-      if (r.job == job && r.key == key) return r.digest;
-    }
-    return std::nullopt;
+    const auto* r = flight::find_record(once(records_of, f, [&](FlightId x) { return store.list_artifacts(x); }), job, key);
+    return r ? std::optional<std::string>(r->digest) : std::nullopt;
   };
   auto jobs = [&](FlightId f) -> const std::vector<store::Job>& {
     return once(jobs_of, f, [&](FlightId x) { return store.list_jobs(x); });
@@ -534,14 +532,9 @@ Result<std::int64_t> start(const config::Config& config, store::Store& store, Fl
       auto base = store.list_artifacts(*basis, t.first);
       if (!ours) return ours.error();
       if (!base) return base.error();
-      auto digest = [&](const std::vector<store::Store::Artifact>& v) -> std::string {
-        for (const auto& r : v) {
-          if (r.key == verdict::abi_key(t.second)) return r.digest;
-        }
-        return {};
-      };
-      std::string a = digest(*ours), b = digest(*base);
-      if (a.empty() || b.empty() || a == b) {
+      const auto* a = flight::find_record(*ours, t.first, verdict::abi_key(t.second));
+      const auto* b = flight::find_record(*base, t.first, verdict::abi_key(t.second));
+      if (!a || !b || a->digest == b->digest) {
         return Status::invalid_argument(t.first + " " + t.second + ": flights " + basis->str() + " and " + flight.str() +
                                             " did not both record it, differently",
                                         "a bisection of an ABI item looks for the commit that changed the record");

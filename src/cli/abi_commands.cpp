@@ -77,11 +77,10 @@ void list(Context& ctx, const AbiArgs& a) {
   }
 }
 
-const store::Store::Artifact& find_record(const std::vector<store::Store::Artifact>& records, FlightId f,
-                                          const std::string& job, const std::string& key) {
-  for (const auto& r : records) {
-    if (r.job == job && r.key == key) return r;
-  }
+/// The record of `job` and `key` in flight `f`, else exit 2.
+const store::Store::Artifact& must_find_record(const std::vector<store::Store::Artifact>& records, FlightId f,
+                                               const std::string& job, const std::string& key) {
+  if (const auto* r = flight::find_record(records, job, key)) return *r;
   fail(Status::not_found("flight " + f.str() + " has no ABI record " + key + " of " + job,
                          "`pushgate abi list " + f.str() + "` lists them"),
        kUsage);
@@ -91,7 +90,7 @@ void show(Context& ctx, const AbiArgs& a) {
   FlightId f{a.flight};
   must(ctx.store().get_flight(f), kUsage);
   const auto records = must(ctx.store().list_artifacts(f, a.job));
-  const auto& r = find_record(records, f, a.job, a.key);
+  const auto& r = must_find_record(records, f, a.job, a.key);
   std::string text = must(flight::read_record(r));
   if (!a.against) {
     std::cout << text;  // the record itself, canonical JSON (its shape is the recorder's)
@@ -100,20 +99,16 @@ void show(Context& ctx, const AbiArgs& a) {
   FlightId other{a.against};
   must(ctx.store().get_flight(other), kUsage);
   const auto others = must(ctx.store().list_artifacts(other, a.job));
-  const auto& o = find_record(others, other, a.job, a.key);
+  const auto& o = must_find_record(others, other, a.job, a.key);
   auto changes = verdict::abi_diff(a.job, a.key, must(flight::read_record(o)), text);
   if (a.json) {
     nlohmann::json j = nlohmann::json::array();
-    for (const auto& c : changes) j.push_back({{"path", c.path}, {"op", c.op}, {"old", c.old_value}, {"new", c.new_value}});
+    for (const auto& c : changes) j.push_back(verdict::to_json(c));
     print_json(j);
     return;
   }
   if (changes.empty()) std::cout << a.key << " of " << a.job << ": the same in flights " << other.str() << " and " << f.str() << "\n";
-  for (const auto& c : changes) {
-    if (c.op == "add") std::cout << "+ " << c.path << ": " << c.new_value << "\n";
-    else if (c.op == "remove") std::cout << "- " << c.path << ": " << c.old_value << "\n";
-    else std::cout << "  " << c.path << ": " << c.old_value << " -> " << c.new_value << "\n";
-  }
+  for (const auto& c : changes) std::cout << verdict::change_text(c) << "\n";
 }
 
 /// The newest judged flight of the branch in which `key` changed.

@@ -22,6 +22,20 @@ std::string records_dir(const config::Config& config, FlightId flight, const std
          (attempt > 1 ? ".attempt-" + std::to_string(attempt) : "");
 }
 
+namespace {
+
+/// The whole file; false when it cannot be opened.
+bool read_all(const fs::path& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::stringstream text;
+  text << in.rdbuf();
+  out = text.str();
+  return true;
+}
+
+}  // namespace
+
 bool valid_record_key(const std::string& key) {
   if (key.empty() || key.size() > 200) return false;
   std::size_t start = 0;
@@ -66,10 +80,9 @@ Result<std::vector<store::Store::Artifact>> collect_records(const std::string& f
       return Status::invalid_argument("record key \"" + key + "\" is not valid",
                                       "segments of letters, digits and ._+:@=,- joined by '/'");
     }
-    std::ifstream in(file, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+    std::string text;
+    if (!read_all(file, text)) return Status::internal("cannot read record " + rel);
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !(j.is_object() || j.is_array())) {
       return Status::invalid_argument("record " + rel + " is not a JSON object or array");
     }
@@ -87,19 +100,24 @@ Result<std::vector<store::Store::Artifact>> collect_records(const std::string& f
     }
     out.push_back({flight, job, stepno, key, git::blob_id(canonical), dest.string(), store::now()});
   }
-  fs::remove_all(from, ec);
   return out;
 }
 
+const store::Store::Artifact* find_record(const std::vector<store::Store::Artifact>& records, const std::string& job,
+                                          const std::string& key) {
+  for (const auto& r : records) {
+    if (r.job == job && r.key == key) return &r;
+  }
+  return nullptr;
+}
+
 Result<std::string> read_record(const store::Store::Artifact& record) {
-  std::ifstream in(record.path, std::ios::binary);
-  if (!in) {
+  std::string text;
+  if (!read_all(record.path, text)) {
     return Status::not_found("the file of record " + record.key + " of " + record.job + " in flight " +
                              record.flight.str() + " (" + record.path + ") is gone");
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return text;
 }
 
 }  // namespace pushgate::flight

@@ -506,14 +506,8 @@ Result<verdict::Report> report(const config::Config& config, const store::Store&
     auto ours = store.list_artifacts(g.flight.id, a.job);
     auto theirs = store.list_artifacts(*a.reference, a.job);
     if (!ours || !theirs) continue;
-    auto find = [&](const std::vector<store::Store::Artifact>& v) -> const store::Store::Artifact* {
-      for (const auto& x : v) {
-        if (x.key == a.key) return &x;
-      }
-      return nullptr;
-    };
-    const auto* o = find(*ours);
-    const auto* t = find(*theirs);
+    const auto* o = flight::find_record(*ours, a.job, a.key);
+    const auto* t = flight::find_record(*theirs, a.job, a.key);
     auto new_text = o ? flight::read_record(*o) : Result<std::string>(Status::not_found("no record"));
     auto old_text = t ? flight::read_record(*t) : Result<std::string>(Status::not_found("no record"));
     if (!new_text || !old_text) {

@@ -92,6 +92,16 @@ void walk_diff(const std::string& job, const std::string& key, const json& befor
 
 }  // namespace
 
+std::string change_text(const Report::AbiChange& c) {
+  if (c.op == "add") return "+ " + c.path + ": " + c.new_value;
+  if (c.op == "remove") return "- " + c.path + ": " + c.old_value;
+  return c.path + ": " + c.old_value + " -> " + c.new_value;
+}
+
+json to_json(const Report::AbiChange& c) {
+  return {{"path", c.path}, {"op", c.op}, {"old", c.old_value}, {"new", c.new_value}};
+}
+
 std::vector<Report::AbiChange> abi_diff(const std::string& job, const std::string& key, const std::string& old_json,
                                         const std::string& new_json) {
   std::vector<Report::AbiChange> out;

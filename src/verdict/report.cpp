@@ -188,9 +188,7 @@ std::string render_text(const Report& r) {
               << a.reference_digest.substr(0, 12) << " -> " << a.digest.substr(0, 12) << ")\n";
       for (const auto& c : r.abi_changes) {
         if (c.job != a.job || c.key != a.key) continue;
-        if (c.op == "add") changed << "   + " << c.path << ": " << c.new_value << "\n";
-        else if (c.op == "remove") changed << "   - " << c.path << ": " << c.old_value << "\n";
-        else changed << "   " << c.path << ": " << c.old_value << " -> " << c.new_value << "\n";
+        changed << "   " << change_text(c) << "\n";
       }
     }
     if (!changed.str().empty()) {
@@ -295,7 +293,7 @@ std::string render_json(const Report& r) {
     nlohmann::json changes = nlohmann::json::array();
     for (const auto& c : r.abi_changes) {
       if (c.job != a.job || c.key != a.key) continue;
-      changes.push_back({{"path", c.path}, {"op", c.op}, {"old", c.old_value}, {"new", c.new_value}});
+      changes.push_back(to_json(c));
     }
     j["abi"].push_back({{"job", a.job}, {"key", a.key}, {"stepno", a.stepno}, {"digest", a.digest}, {"state", a.state},
                         {"reference", a.reference ? nlohmann::json(a.reference->value) : nlohmann::json(nullptr)},

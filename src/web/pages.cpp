@@ -352,9 +352,7 @@ Page flight_page(const config::Config& cfg, const store::Store& st, revisions::M
     std::string changes;
     for (const auto& c : r.abi_changes) {
       if (c.job != a.job || c.key != a.key) continue;
-      changes += (changes.empty() ? "" : "; ") + c.path + ": " + (c.op == "add" ? "+ " + c.new_value
-                                                                 : c.op == "remove" ? "- " + c.old_value
-                                                                                    : c.old_value + " -> " + c.new_value);
+      changes += (changes.empty() ? "" : "; ") + verdict::change_text(c);
     }
     abi_rows.push_back(mstch::map{{"job", a.job}, {"key", a.key}, {"state", a.state},
                                   {"state_class", a.state == "changed" ? std::string("blocking") : std::string("pass")},
